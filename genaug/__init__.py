@@ -1,0 +1,26 @@
+"""genaug: train a generator on a small labelled image dataset, sample labelled synthetic shards,
+mix them into tf.data pipelines and measure whether they helped.
+
+The public API is imported lazily so that ``genaug --help`` does not start TensorFlow.
+"""
+
+from genaug.errors import GenaugError
+from genaug.version import __version__
+
+_LAZY = {
+    "DatasetInfo": "genaug.data",
+    "LabelledArrays": "genaug.data",
+    "load_arrays": "genaug.data",
+    "load_dataset": "genaug.data",
+    "labelled_subset": "genaug.data",
+}
+
+__all__ = ["GenaugError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'genaug' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+import sys
+
+from genaug.cli import main
+
+sys.exit(main())

@@ -1,0 +1,347 @@
+"""Real data sources: every dataset becomes ``{"image": uint8[H, W, C], "label": int64[]}``.
+
+Sources (the ``data`` spec):
+  * ``digits``: scikit-learn's 1,797 8x8 handwritten digits, the embedded default (0..16 -> 0..255).
+  * ``tfds:NAME[/CONFIG]``: any TFDS image-classification dataset, through ``tfds.load``.
+  * ``folder:PATH``: one sub-folder per class of PNG/JPEG files (``train``/``test`` sub-folders optional).
+  * ``npz:PATH``: arrays ``x`` (uint8 NxHxW[xC]) and ``y`` (integer labels), optional ``class_names``.
+
+Datasets are small enough to hold in memory, so every source is loaded as arrays once and served
+through ``tf.data.Dataset.from_tensor_slices``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from genaug.errors import GenaugError
+
+SPLITS = ("train", "test")
+# The split contract for sources without their own splits (digits, npz, flat folders).
+SPLIT_TEST_SIZE = 0.25
+SPLIT_RANDOM_STATE = 0
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a loaded split is.
+
+    Attributes:
+        name: the data spec it was loaded from, e.g. ``"digits"``.
+        image_shape: ``(H, W, C)`` of every image.
+        class_names: one name per label value.
+        split: the split loaded.
+        split_sizes: number of examples in each split of the source.
+        class_counts: examples per class in the loaded split (after any label subsetting).
+    """
+
+    name: str
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    split: str
+    split_sizes: dict[str, int]
+    class_counts: tuple[int, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelledArrays:
+    """A split held in memory: ``x`` uint8 NxHxWxC, ``y`` int64 N, and its ``info``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    info: DatasetInfo
+
+    def fingerprint(self) -> str:
+        """sha256 of the images and labels, to record which data a run saw."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.x).tobytes())
+        digest.update(self.y.astype("<i8").tobytes())
+        return digest.hexdigest()
+
+    def to_dataset(self):
+        """The ``tf.data.Dataset`` of ``{"image": uint8[H,W,C], "label": int64[]}`` elements."""
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices({"image": self.x, "label": self.y})
+
+
+def load_arrays(
+    data: str,
+    split: str = "train",
+    *,
+    image_size: tuple[int, int] | None = None,
+    labels_per_class: int | None = None,
+    label_fraction: float | None = None,
+    seed: int = 0,
+) -> LabelledArrays:
+    """Loads one split of a data source into memory.
+
+    Args:
+        data: the source spec (``digits``, ``tfds:NAME[/CONFIG]``, ``folder:PATH``, ``npz:PATH``).
+        split: ``"train"`` or ``"test"``.
+        image_size: ``(H, W)`` to resize every image to; required for folders of mixed sizes.
+        labels_per_class: keep a seeded, stratified subset of K examples per class (scarce labels).
+        label_fraction: keep a seeded, stratified fraction F of each class instead.
+        seed: seed of the label subset.
+
+    Returns:
+        The split's arrays and info.
+
+    Raises:
+        GenaugError: on an unknown spec or split, a missing path, or malformed data.
+
+    Example:
+        >>> arrays = load_arrays("digits", "train")
+        >>> arrays.x.shape, arrays.info.num_classes
+        ((1347, 8, 8, 1), 10)
+    """
+    if split not in SPLITS:
+        raise GenaugError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    kind, _, arg = data.partition(":")
+    loaders = {"digits": _load_digits, "tfds": _load_tfds, "folder": _load_folder, "npz": _load_npz}
+    if kind not in loaders or (kind == "digits") == bool(arg):
+        raise GenaugError(
+            f"bad data spec {data!r}: expected digits, tfds:NAME[/CONFIG], folder:PATH or npz:PATH"
+        )
+    x, y, class_names, split_sizes = loaders[kind](arg, split, image_size)
+    if image_size is not None and x.shape[1:3] != tuple(image_size):
+        x = resize_images(x, image_size)
+    if labels_per_class is not None or label_fraction is not None:
+        keep = labelled_subset(y, labels_per_class=labels_per_class, label_fraction=label_fraction, seed=seed)
+        x, y = x[keep], y[keep]
+    info = DatasetInfo(
+        name=data,
+        image_shape=tuple(int(d) for d in x.shape[1:]),
+        class_names=tuple(class_names),
+        split=split,
+        split_sizes=split_sizes,
+        class_counts=tuple(int(c) for c in np.bincount(y, minlength=len(class_names))),
+    )
+    return LabelledArrays(x=x, y=y, info=info)
+
+
+def load_dataset(data: str, split: str = "train", **kwargs):
+    """Loads a split as a ``tf.data.Dataset`` plus its :class:`DatasetInfo`.
+
+    Takes the same arguments as :func:`load_arrays`. Elements are
+    ``{"image": uint8[H, W, C], "label": int64[]}``.
+
+    Example:
+        >>> ds, info = load_dataset("digits", "test")
+        >>> info.class_counts[0], ds.element_spec["image"].shape
+        (45, TensorShape([8, 8, 1]))
+    """
+    arrays = load_arrays(data, split, **kwargs)
+    return arrays.to_dataset(), arrays.info
+
+
+def labelled_subset(
+    y: np.ndarray,
+    *,
+    labels_per_class: int | None = None,
+    label_fraction: float | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Sorted indices of a seeded, stratified subset of ``y``: the scarce-label simulation.
+
+    The same ``(y, K or F, seed)`` always gives the same indices.
+
+    Raises:
+        GenaugError: if both or neither option is given, K exceeds the smallest class or F is not in
+            (0, 1].
+    """
+    if (labels_per_class is None) == (label_fraction is None):
+        raise GenaugError("give exactly one of --labels-per-class and --label-fraction")
+    counts = np.bincount(y)
+    present = np.flatnonzero(counts)
+    if labels_per_class is not None:
+        smallest = int(counts[present].min())
+        if labels_per_class < 1 or labels_per_class > smallest:
+            raise GenaugError(
+                f"--labels-per-class {labels_per_class} must be between 1 and the smallest class "
+                f"size ({smallest})"
+            )
+    elif not 0.0 < label_fraction <= 1.0:
+        raise GenaugError(f"--label-fraction {label_fraction} must be in (0, 1]")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in present:
+        members = np.flatnonzero(y == label)
+        k = labels_per_class or max(1, round(label_fraction * len(members)))
+        keep.append(rng.choice(members, size=k, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def resize_images(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resizes uint8 NxHxWxC images to ``size`` (H, W) with PIL's area-aware filter."""
+    from PIL import Image
+
+    height, width = size
+    out = np.empty((len(x), height, width, x.shape[-1]), np.uint8)
+    for i, image in enumerate(x):
+        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        out[i] = np.asarray(pil.resize((width, height), Image.Resampling.BOX)).reshape(out.shape[1:])
+    return out
+
+
+def _stratified_split(y: np.ndarray, split: str) -> tuple[np.ndarray, dict[str, int]]:
+    from sklearn.model_selection import train_test_split
+
+    train, test = train_test_split(
+        np.arange(len(y)), test_size=SPLIT_TEST_SIZE, random_state=SPLIT_RANDOM_STATE, stratify=y
+    )
+    return (train if split == "train" else test), {"train": len(train), "test": len(test)}
+
+
+def _load_digits(_arg, split, _image_size):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int64)
+    index, sizes = _stratified_split(labels, split)
+    return images[index], labels[index], [str(i) for i in range(10)], sizes
+
+
+def _load_tfds(arg, split, _image_size):
+    import tensorflow_datasets as tfds
+
+    name = arg
+    try:
+        ds, info = tfds.load(name, split=split, with_info=True)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise GenaugError(f"unknown tfds dataset {name!r}") from None
+    except (ValueError, KeyError) as err:  # e.g. a split the dataset does not have
+        raise GenaugError(f"tfds:{name}: {str(err).splitlines()[0]}") from None
+    except Exception as err:  # download failures have many types; name the dataset and the cause
+        raise GenaugError(f"tfds:{name} could not be loaded: {str(err).splitlines()[0]}") from None
+    image_key, label_key = info.supervised_keys or ("image", "label")
+    # Batched numpy iteration, not batch_size=-1: TF 2.21 aborts batching mock data by sys.maxsize.
+    batches = list(tfds.as_numpy(ds.map(lambda e: (e[image_key], e[label_key])).batch(4096)))
+    if not batches:
+        raise GenaugError(f"tfds:{name}: split {split!r} is empty")
+    images = np.concatenate([b[0] for b in batches])
+    labels = np.concatenate([b[1] for b in batches]).astype(np.int64)
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise GenaugError(f"tfds:{name}: {image_key!r} is not a uint8 image feature")
+    names = [str(n) for n in info.features[label_key].names]
+    sizes = {s: info.splits[s].num_examples for s in SPLITS if s in info.splits}
+    sizes.setdefault(split, len(labels))  # metadata without split statistics (e.g. mock data)
+    return images, labels, names, sizes
+
+
+def _load_npz(arg, split, _image_size):
+    path = Path(arg)
+    if not path.is_file():
+        raise GenaugError(f"npz file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except Exception as err:
+        raise GenaugError(f"{path}: not a readable npz file ({err})") from None
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise GenaugError(f"{path}: missing array {key!r} (expected 'x' and 'y')")
+    x, y = arrays["x"], arrays["y"]
+    x = _validated_pixels(x, f"{path}: x")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise GenaugError(f"{path}: y must be a 1-D integer array, got {y.dtype} {y.shape}")
+    if len(y) != len(x):
+        raise GenaugError(f"{path}: x has {len(x)} images but y has {len(y)} labels")
+    if len(y) and y.min() < 0:
+        raise GenaugError(f"{path}: y has negative labels (min {y.min()})")
+    num_classes = int(y.max()) + 1 if len(y) else 0
+    if "class_names" in arrays:
+        names = [str(n) for n in arrays["class_names"]]
+        if len(names) < num_classes:
+            raise GenaugError(f"{path}: label {num_classes - 1} has no entry in class_names")
+    else:
+        names = [str(i) for i in range(num_classes)]
+    y = y.astype(np.int64)
+    index, sizes = _stratified_split(y, split)
+    return x[index], y[index], names, sizes
+
+
+def _validated_pixels(x: np.ndarray, what: str) -> np.ndarray:
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise GenaugError(f"{what} must be NxHxW or NxHxWxC with C in (1, 3), got shape {x.shape}")
+    if x.dtype != np.uint8:
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise GenaugError(f"{what} has dtype {x.dtype}; expected uint8 pixels")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise GenaugError(f"{what} contains NaN or infinite pixels")
+        if x.size and (x.min() < 0 or x.max() > 255 or np.any(x != np.round(x))):
+            raise GenaugError(f"{what} has pixels outside the integers 0..255")
+        x = x.astype(np.uint8)
+    return x
+
+
+def _load_folder(arg, split, image_size):
+    root = Path(arg)
+    if not root.is_dir():
+        raise GenaugError(f"folder not found: {root}")
+    has_splits = all((root / s).is_dir() for s in SPLITS)
+    base = root / split if has_splits else root
+    class_dirs = sorted(p for p in base.iterdir() if p.is_dir())
+    if not class_dirs:
+        raise GenaugError(f"{base}: no class sub-folders")
+    names = [p.name for p in class_dirs]
+    files, labels = [], []
+    for label, class_dir in enumerate(class_dirs):
+        members = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not members:
+            raise GenaugError(f"{class_dir}: empty class folder (no PNG/JPEG files)")
+        files += members
+        labels += [label] * len(members)
+    images = [_read_image(f, image_size) for f in files]
+    channels = {im.shape[-1] for im in images}
+    if image_size is not None and len(channels) > 1:
+        images = [np.repeat(im, 3, axis=-1) if im.shape[-1] == 1 else im for im in images]
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        first = images[0].shape
+        odd = next(f for f, im in zip(files, images, strict=True) if im.shape != first)
+        raise GenaugError(
+            f"{base}: images differ in size or channels ({files[0].name} is {first}, {odd} is "
+            f"{next(im.shape for im in images if im.shape != first)}); pass --image-size HxW"
+        )
+    x = np.stack(images)
+    y = np.asarray(labels, np.int64)
+    if has_splits:
+        sizes = {s: _count_images(root / s) for s in SPLITS}
+        return x, y, names, sizes
+    index, sizes = _stratified_split(y, split)
+    return x[index], y[index], names, sizes
+
+
+def _count_images(folder: Path) -> int:
+    return sum(1 for p in folder.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _read_image(path: Path, image_size: tuple[int, int] | None) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as pil:
+            pil.load()
+            mode = "L" if pil.mode in ("1", "L", "I;16", "I") else "RGB"
+            pil = pil.convert(mode)
+            if image_size is not None:
+                pil = pil.resize((image_size[1], image_size[0]), Image.Resampling.BOX)
+            image = np.asarray(pil, np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise GenaugError(f"{path}: not a readable image ({type(err).__name__})") from None
+    return image[..., None] if image.ndim == 2 else image
