@@ -1,0 +1,241 @@
+"""Deep convolutional GANs (Radford et al., 2016) with the options small data needs."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from models import losses
+from models.diffaugment import diff_augment
+from models.generator import SyntheticGenerator
+from models.networks import build_discriminator, build_generator
+from models.replicas import per_replica
+
+
+def _loss_scaled(optimizer: keras.optimizers.Optimizer, policy_name: str) -> keras.optimizers.Optimizer:
+    """Wraps ``optimizer`` for float16 compute so small gradients do not underflow."""
+    if policy_name == "mixed_float16" and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _unwrapped(optimizer):
+    return (
+        optimizer.inner_optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else optimizer
+    )
+
+
+@keras.saving.register_keras_serializable(package="genaug")
+class DCGAN(keras.Model):
+    """A DCGAN whose ``train_step`` does one simultaneous D and G update from one generator forward.
+
+    Both tapes watch the same fake batch, so each step costs one G forward; G's gradient is taken
+    through D's weights before D's update of the same step is applied.
+
+    Args:
+        image_shape: ``(H, W, C)``, 8..64 pixels square.
+        latent_dim: size of z.
+        num_classes: if set, G embeds the label and D is a projection discriminator.
+        g_filters: generator width.
+        d_filters: discriminator width.
+        loss: ``"ns"`` (non-saturating, default), ``"hinge"``, ``"wgan-gp"`` or ``"lsgan"``.
+        spectral_norm: spectral normalisation on D's layers.
+        diffaugment: DiffAugment policy, some of ``("color", "translation", "cutout")``.
+        ema_decay: keep an exponential moving average of G's weights (used for sampling); 0 = off.
+        r1_gamma: weight of the R1 penalty on real images; 0 = off.
+        gp_weight: weight of the gradient penalty of ``wgan-gp``.
+        d_dropout: dropout on D's features.
+        seed: seed of every random draw in training.
+
+    Example:
+        >>> gan = ConditionalDCGAN((8, 8, 1), num_classes=10, diffaugment=("translation",))
+        >>> gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+        ...             g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+        >>> gan.fit(train_ds, epochs=1)
+        >>> images, labels = gan.generate(10, labels=range(10), seed=0)
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        latent_dim: int = 64,
+        num_classes: int | None = None,
+        g_filters: int = 64,
+        d_filters: int = 64,
+        loss: str = "ns",
+        spectral_norm: bool = False,
+        diffaugment: tuple[str, ...] = (),
+        ema_decay: float = 0.0,
+        r1_gamma: float = 0.0,
+        gp_weight: float = 10.0,
+        d_dropout: float = 0.0,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if loss not in losses.GAN_LOSSES:
+            raise ValueError(f"unknown GAN loss {loss!r}: expected one of {', '.join(losses.GAN_LOSSES)}")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        self.image_shape = tuple(image_shape)
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.g_filters = g_filters
+        self.d_filters = d_filters
+        self.loss = loss
+        self.spectral_norm = spectral_norm
+        self.diffaugment = tuple(diffaugment)
+        self.ema_decay = ema_decay
+        self.r1_gamma = r1_gamma
+        self.gp_weight = gp_weight
+        self.d_dropout = d_dropout
+        self.seed = seed
+        self.generator = build_generator(self.image_shape, latent_dim, num_classes, g_filters)
+        self.discriminator = build_discriminator(
+            self.image_shape, num_classes, d_filters, spectral_norm, d_dropout
+        )
+        self.ema_generator = None
+        if ema_decay:
+            self.ema_generator = build_generator(
+                self.image_shape, latent_dim, num_classes, g_filters, name="ema_generator"
+            )
+            # Left "trainable" so its weights list in the generator's order; no optimizer touches it.
+            self.ema_generator.set_weights(self.generator.get_weights())
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        self.d_optimizer = self.g_optimizer = None
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    def compile(
+        self,
+        d_optimizer: keras.optimizers.Optimizer,
+        g_optimizer: keras.optimizers.Optimizer,
+        **kwargs,
+    ):
+        """Sets D's and G's optimizers (loss-scaled under ``mixed_float16``); other arguments, such as
+        ``jit_compile`` and ``steps_per_execution``, go to ``keras.Model.compile``."""
+        super().compile(optimizer=None, **kwargs)
+        self.d_optimizer = _loss_scaled(d_optimizer, self.dtype_policy.name)
+        self.g_optimizer = _loss_scaled(g_optimizer, self.dtype_policy.name)
+
+    def get_compile_config(self):
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(_unwrapped(self.d_optimizer)),
+            "g_optimizer": keras.saving.serialize_keras_object(_unwrapped(self.g_optimizer)),
+            "jit_compile": self.jit_compile,
+            "steps_per_execution": self.steps_per_execution,
+        }
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        d_optimizer = keras.saving.deserialize_keras_object(config.pop("d_optimizer"))
+        g_optimizer = keras.saving.deserialize_keras_object(config.pop("g_optimizer"))
+        self.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, **config)
+        # Build the slots now so that a loaded file restores both optimizers' state.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def _g_inputs(self, z, labels):
+        return [z, labels] if self.num_classes else z
+
+    def _critic(self, labels):
+        """D on (augmented) images, with the labels bound, as a function of the images alone."""
+
+        def critic(images):
+            if self.diffaugment:
+                images = diff_augment(images, self.diffaugment, self.seed_generator)
+            return self.discriminator([images, labels] if self.num_classes else images, training=True)
+
+        return critic
+
+    def train_step(self, data):
+        real = ops.cast(data["image"], "float32")
+        labels = data.get("label") if self.num_classes else None
+        batch = ops.shape(real)[0]
+        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        critic = self._critic(labels)
+        with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
+            fake = self.generator(self._g_inputs(z, labels), training=True)
+            real_logits, fake_logits = critic(real), critic(fake)
+            d_loss = losses.discriminator_loss(self.loss, real_logits, fake_logits)
+            g_loss = losses.generator_loss(self.loss, fake_logits)
+            if self.loss == "wgan-gp":
+                alpha = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator)
+                d_loss += self.gp_weight * losses.gradient_penalty(
+                    critic, real, ops.stop_gradient(fake), alpha
+                )
+            if self.r1_gamma:
+                d_loss += self.r1_gamma * losses.r1_penalty(critic, real)
+            d_scaled = self.d_optimizer.scale_loss(per_replica(d_loss))
+            g_scaled = self.g_optimizer.scale_loss(per_replica(g_loss))
+        d_weights = self.discriminator.trainable_weights
+        g_weights = self.generator.trainable_weights
+        d_grads = d_tape.gradient(d_scaled, d_weights)
+        g_grads = g_tape.gradient(g_scaled, g_weights)
+        self.d_optimizer.apply(d_grads, d_weights)
+        self.g_optimizer.apply(g_grads, g_weights)
+        if self.ema_generator is not None:
+            self._update_ema()
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(ops.mean(real_logits))
+        self.d_fake_tracker.update_state(ops.mean(fake_logits))
+        return {m.name: m.result() for m in self.metrics}
+
+    def _update_ema(self):
+        decay = self.ema_decay
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights, strict=True):
+            if weight.trainable:
+                average.assign(decay * average + (1.0 - decay) * ops.cast(weight, average.dtype))
+            else:  # batch-norm statistics are copied, not averaged
+                average.assign(weight)
+
+    def call(self, inputs, training=False):
+        """``G(z)`` or ``G([z, labels])`` in [-1, 1], from the EMA generator when there is one."""
+        generator = self.ema_generator if self.ema_generator is not None else self.generator
+        return generator(inputs, training=training)
+
+    def export_generator(self) -> SyntheticGenerator:
+        """The (EMA) generator as a standalone sampler (shares weights with this model)."""
+        network = self.ema_generator if self.ema_generator is not None else self.generator
+        return SyntheticGenerator(network, self.latent_dim, self.num_classes)
+
+    def generate(self, n: int, labels=None, **kwargs):
+        """See :meth:`SyntheticGenerator.generate`."""
+        return self.export_generator().generate(n, labels, **kwargs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_shape": self.image_shape,
+            "latent_dim": self.latent_dim,
+            "num_classes": self.num_classes,
+            "g_filters": self.g_filters,
+            "d_filters": self.d_filters,
+            "loss": self.loss,
+            "spectral_norm": self.spectral_norm,
+            "diffaugment": self.diffaugment,
+            "ema_decay": self.ema_decay,
+            "r1_gamma": self.r1_gamma,
+            "gp_weight": self.gp_weight,
+            "d_dropout": self.d_dropout,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="genaug")
+class ConditionalDCGAN(DCGAN):
+    """A :class:`DCGAN` with a label-embedding generator and a projection discriminator."""
+
+    def __init__(self, image_shape, num_classes: int, **kwargs):
+        if not num_classes:
+            raise ValueError("ConditionalDCGAN needs num_classes >= 1")
+        super().__init__(image_shape, num_classes=num_classes, **kwargs)

@@ -1,0 +1,116 @@
+"""``SyntheticGenerator``: what a trained model exports for sampling (``generator.keras``)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from models.scaling import from_model_range
+
+
+@keras.saving.register_keras_serializable(package="genaug")
+class SyntheticGenerator(keras.Model):
+    """A generator network plus what sampling needs to know: latent size, classes, output range.
+
+    Args:
+        network: functional model taking ``z`` or ``[z, label]``.
+        latent_dim: size of z.
+        num_classes: number of classes the network is conditioned on, or ``None`` (unconditional).
+        output_activation: applied to the network's output to reach [-1, 1]: ``"tanh"`` for a VAE
+            decoder's pre-activations, ``None`` when the network already ends in tanh.
+
+    Example:
+        >>> images, labels = generator.generate(20, labels=[3] * 20, seed=7)  # uint8 NxHxWxC
+    """
+
+    def __init__(
+        self,
+        network: keras.Model,
+        latent_dim: int,
+        num_classes: int | None = None,
+        output_activation: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.network = network
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.output_activation = output_activation
+        self.built = True
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.network.output.shape[1:])
+
+    def call(self, inputs, training=False):
+        images = self.network(inputs, training=training)
+        return ops.tanh(images) if self.output_activation == "tanh" else images
+
+    def latents(self, n: int, seed: int, truncation: float | None = None, temperature: float = 1.0):
+        """``n`` latent vectors, a pure function of ``seed``: standard normal, optionally truncated
+        (values beyond ``truncation`` resampled) and scaled by ``temperature``."""
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((n, self.latent_dim)).astype(np.float32)
+        if truncation is not None:
+            if truncation <= 0:
+                raise ValueError(f"truncation must be positive, got {truncation}")
+            outside = np.abs(z) > truncation
+            while outside.any():
+                z[outside] = rng.standard_normal(int(outside.sum())).astype(np.float32)
+                outside = np.abs(z) > truncation
+        return z * np.float32(temperature)
+
+    def generate(
+        self,
+        n: int,
+        labels=None,
+        *,
+        seed: int = 0,
+        truncation: float | None = None,
+        temperature: float = 1.0,
+        batch_size: int = 512,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Generates ``n`` uint8 images; the same arguments always give the same images.
+
+        Args:
+            n: number of images.
+            labels: conditioning labels (length ``n``) for a conditional generator; default cycles
+                through the classes. Must be ``None`` for an unconditional one.
+            seed: seed of the latent vectors.
+            truncation: resample latent values whose magnitude exceeds this (the truncation trick).
+            temperature: scale of the latent vectors.
+            batch_size: images per forward pass (does not change the result).
+
+        Returns:
+            ``(images uint8[n, H, W, C], labels int64[n] or None)``.
+        """
+        if self.num_classes:
+            labels = np.arange(n) % self.num_classes if labels is None else np.asarray(labels)
+            if labels.shape != (n,) or labels.min(initial=0) < 0 or labels.max(initial=0) >= self.num_classes:
+                raise ValueError(f"labels must be {n} integers in [0, {self.num_classes})")
+            labels = labels.astype(np.int64)
+        elif labels is not None:
+            raise ValueError("this generator is unconditional: labels must be None")
+        z = self.latents(n, seed, truncation, temperature)
+        out = np.empty((n, *self.image_shape), np.uint8)
+        for start in range(0, n, batch_size):
+            part = slice(start, start + batch_size)
+            inputs = [z[part], labels[part].astype(np.int32)] if self.num_classes else z[part]
+            out[part] = from_model_range(self.predict_on_batch(inputs))
+        return out, labels
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "network": keras.saving.serialize_keras_object(self.network),
+            "latent_dim": self.latent_dim,
+            "num_classes": self.num_classes,
+            "output_activation": self.output_activation,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        return cls(**config)

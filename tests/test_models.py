@@ -1,0 +1,266 @@
+"""Fast tests of the four models on tiny networks (8x8 digits-sized data)."""
+
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import DCGAN, VAE, ConditionalDCGAN, ConditionalVAE, SyntheticGenerator
+from models.diffaugment import diff_augment
+from models.networks import build_discriminator, build_encoder, build_generator, upsampling_plan
+
+TINY_GAN = dict(latent_dim=4, g_filters=8, d_filters=8)
+TINY_VAE = dict(latent_dim=4, base_filters=8)
+
+
+def _data(shape=(8, 8, 1), n=32, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(-1, 1, (n, *shape)).astype("float32")
+    labels = (np.arange(n) % classes).astype("int64")
+    return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels}).batch(8)
+
+
+def _compiled(model, **kwargs):
+    if isinstance(model, DCGAN):
+        model.compile(
+            d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3), **kwargs
+        )
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), **kwargs)
+    return model
+
+
+def _finite(history):
+    return all(np.isfinite(v).all() for v in history.history.values())
+
+
+@pytest.mark.parametrize("size", [8, 16, 28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_network_shapes(size, channels):
+    shape = (size, size, channels)
+    g = build_generator(shape, latent_dim=4, num_classes=3, base_filters=4)
+    assert g([np.zeros((2, 4)), np.array([0, 2])]).shape == (2, *shape)
+    d = build_discriminator(shape, num_classes=3, base_filters=4, spectral_norm=True)
+    assert d([np.zeros((2, *shape)), np.array([0, 2])]).shape == (2, 1)
+    z_mean, z_log_var = build_encoder(shape, latent_dim=4, base_filters=4)(np.zeros((2, *shape)))
+    assert z_mean.shape == z_log_var.shape == (2, 4)
+
+
+@pytest.mark.parametrize("shape", [(12, 12, 1), (8, 16, 1), (8, 8, 2), (4, 4, 1)])
+def test_unsupported_shapes_are_named(shape):
+    with pytest.raises(ValueError, match="unsupported"):
+        upsampling_plan(shape)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        lambda: VAE((8, 8, 1), **TINY_VAE),
+        lambda: ConditionalVAE((8, 8, 1), num_classes=3, **TINY_VAE),
+        lambda: DCGAN((8, 8, 1), **TINY_GAN),
+        lambda: ConditionalDCGAN((8, 8, 1), num_classes=3, **TINY_GAN),
+    ],
+    ids=["vae", "cvae", "dcgan", "cdcgan"],
+)
+def test_each_model_trains_and_generates(model):
+    model = _compiled(model())
+    assert _finite(model.fit(_data(), epochs=1, verbose=0))
+    images, labels = model.generate(6, seed=1)
+    assert images.dtype == np.uint8 and images.shape == (6, 8, 8, 1)
+    assert (labels is None) == (model.num_classes is None)
+
+
+@pytest.mark.parametrize("loss", ["ns", "hinge", "wgan-gp", "lsgan"])
+def test_gan_losses_give_finite_steps(loss):
+    model = _compiled(ConditionalDCGAN((8, 8, 1), num_classes=3, loss=loss, **TINY_GAN))
+    history = model.fit(_data(), epochs=1, verbose=0)
+    assert _finite(history) and set(history.history) == {"d_loss", "g_loss", "d_real", "d_fake"}
+
+
+def test_gan_small_data_options_together():
+    model = ConditionalDCGAN(
+        (8, 8, 1),
+        num_classes=3,
+        spectral_norm=True,
+        diffaugment=("color", "translation", "cutout"),
+        ema_decay=0.9,
+        r1_gamma=1.0,
+        d_dropout=0.2,
+        **TINY_GAN,
+    )
+    before = [w.numpy().copy() for w in model.ema_generator.trainable_weights]
+    assert _finite(_compiled(model).fit(_data(), epochs=1, verbose=0))
+    after = model.ema_generator.trainable_weights
+    assert any(not np.allclose(b, a.numpy()) for b, a in zip(before, after, strict=True))
+    # The EMA lags the live generator, so the sampling weights differ from the trained ones.
+    assert not np.allclose(after[0].numpy(), model.generator.trainable_weights[0].numpy())
+
+
+def test_separate_learning_rates():
+    model = ConditionalDCGAN((8, 8, 1), num_classes=3, **TINY_GAN)
+    model.compile(d_optimizer=keras.optimizers.Adam(4e-4), g_optimizer=keras.optimizers.Adam(1e-4))
+    model.fit(_data(), epochs=1, verbose=0)
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(4e-4)
+    assert float(model.g_optimizer.learning_rate) == pytest.approx(1e-4)
+
+
+def test_diffaugment_shapes_and_effects():
+    images = tf.ones((4, 8, 8, 1)) * 0.5
+    seed = keras.random.SeedGenerator(0)
+    cut = diff_augment(images, ("cutout",), seed)
+    assert cut.shape == images.shape and bool(tf.reduce_any(cut == 0.0))
+    moved = diff_augment(images, ("translation",), seed)
+    assert moved.shape == images.shape
+    assert set(np.unique(moved.numpy())) <= {0.0, 0.5}
+    with pytest.raises(ValueError, match="unknown DiffAugment policy 'blur'"):
+        diff_augment(images, ("blur",), seed)
+
+
+def test_conditional_generate_honours_labels():
+    model = ConditionalDCGAN((8, 8, 1), num_classes=3, **TINY_GAN)
+    images, labels = model.generate(6, labels=[2, 2, 2, 0, 0, 0], seed=4)
+    assert labels.tolist() == [2, 2, 2, 0, 0, 0] and images.shape == (6, 8, 8, 1)
+    # Same latent vectors, different label -> different images: the label reaches the network.
+    z = model.export_generator().latents(2, seed=9)
+    a = model.generator([z, np.array([0, 0])]).numpy()
+    b = model.generator([z, np.array([1, 1])]).numpy()
+    assert not np.allclose(a, b)
+    with pytest.raises(ValueError, match=r"labels must be 2 integers in \[0, 3\)"):
+        model.generate(2, labels=[0, 3])
+
+
+def test_generate_is_deterministic_and_batch_independent():
+    model = ConditionalVAE((8, 8, 1), num_classes=3, **TINY_VAE)
+    first, _ = model.generate(10, seed=5, batch_size=3)
+    second, _ = model.generate(10, seed=5, batch_size=10)
+    other, _ = model.generate(10, seed=6)
+    assert np.array_equal(first, second) and not np.array_equal(first, other)
+    truncated = model.export_generator().latents(1000, seed=0, truncation=0.5)
+    assert np.abs(truncated).max() <= 0.5
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        lambda: ConditionalVAE((8, 8, 1), num_classes=3, **TINY_VAE),
+        lambda: ConditionalDCGAN((8, 8, 1), num_classes=3, ema_decay=0.9, spectral_norm=True, **TINY_GAN),
+        lambda: DCGAN((8, 8, 1), **TINY_GAN),
+    ],
+    ids=["cvae", "cdcgan", "dcgan"],
+)
+def test_save_load_round_trip(model, tmp_path, recwarn):
+    model = _compiled(model())
+    model.fit(_data(), epochs=1, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert type(loaded) is type(model)
+    assert np.array_equal(model.generate(8, seed=2)[0], loaded.generate(8, seed=2)[0])
+    assert not [w for w in recwarn if "compile" in str(w.message)]  # compiles again, silently
+    assert _finite(loaded.fit(_data(), epochs=1, verbose=0))
+    # The generator alone exports and reloads for sampling.
+    model.export_generator().save(tmp_path / "generator.keras")
+    generator = keras.models.load_model(tmp_path / "generator.keras", safe_mode=True)
+    assert isinstance(generator, SyntheticGenerator)
+    assert np.array_equal(model.generate(8, seed=3)[0], generator.generate(8, seed=3)[0])
+
+
+def test_gan_optimizer_state_survives_save(tmp_path):
+    model = _compiled(ConditionalDCGAN((8, 8, 1), num_classes=3, **TINY_GAN))
+    model.fit(_data(), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert int(loaded.d_optimizer.iterations) == int(model.d_optimizer.iterations) == 4
+    for a, b in zip(model.g_optimizer.variables, loaded.g_optimizer.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_vae_fit_with_validation_and_evaluate():
+    model = _compiled(ConditionalVAE((8, 8, 1), num_classes=3, **TINY_VAE))
+    history = model.fit(_data(), validation_data=_data(seed=1), epochs=2, verbose=0)
+    assert {"val_loss", "val_reconstruction_loss", "val_kl_loss"} <= set(history.history)
+    results = model.evaluate(_data(seed=2), return_dict=True, verbose=0)
+    assert np.isfinite(results["loss"])
+    assert model({"image": np.zeros((2, 8, 8, 1)), "label": np.array([0, 1])}).shape == (2, 8, 8, 1)
+
+
+@pytest.mark.parametrize("model_cls", [ConditionalVAE, ConditionalDCGAN])
+def test_xla_jit_compile_step(model_cls):
+    tiny = TINY_VAE if model_cls is ConditionalVAE else TINY_GAN
+    model = _compiled(model_cls((8, 8, 1), num_classes=3, **tiny), jit_compile=True)
+    assert _finite(model.fit(_data(), epochs=1, verbose=0))
+
+
+def _run_isolated(code: str) -> str:
+    """Runs ``code`` in a fresh interpreter (global precision policy, logical devices)."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+COMMON = """
+import numpy as np, keras, tensorflow as tf
+from models import ConditionalDCGAN, ConditionalVAE
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (16, 8, 8, 1)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices({"image": x, "label": np.arange(16) % 3}).batch(16)
+def update_norm(model, build_and_compile):
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    model.fit(data(), epochs=1, verbose=0)
+    return float(np.sqrt(sum(((w.numpy() - b) ** 2).sum() for w, b in zip(model.trainable_weights, before))))
+"""
+
+
+def test_mixed_precision_step_is_loss_scaled():
+    out = _run_isolated(
+        COMMON
+        + """
+norms = {}
+for policy in ("float32", "mixed_float16"):
+    keras.mixed_precision.set_global_policy(policy)
+    gan = ConditionalDCGAN((8, 8, 1), num_classes=3, latent_dim=4, g_filters=8, d_filters=8)
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+    assert gan(([np.zeros((1, 4)), np.zeros(1)])).dtype == "float32"
+    norms[policy] = update_norm(gan, None)
+    if policy == "mixed_float16":
+        assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+        vae = ConditionalVAE((8, 8, 1), num_classes=3, latent_dim=4, base_filters=8)
+        vae.compile(optimizer=keras.optimizers.SGD(0.01))
+        assert isinstance(vae.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert np.isfinite(vae.fit(data(), epochs=1, verbose=0).history["loss"][-1])
+print(norms["mixed_float16"] / norms["float32"])
+"""
+    )
+    # Without scale_loss/unscaling, updates would be ~32768x off; float16 rounding moves them a little.
+    assert 0.5 < float(out.split()[-1]) < 2.0
+
+
+def test_mirrored_strategy_scales_loss_by_global_batch():
+    out = _run_isolated(
+        """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+        + COMMON
+        + """
+norms = {}
+for name, strategy in (("one", tf.distribute.get_strategy()),
+                       ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+    with strategy.scope():
+        gan = ConditionalDCGAN((8, 8, 1), num_classes=3, latent_dim=4, g_filters=8, d_filters=8,
+                               ema_decay=0.5)
+        gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+    norms[name] = update_norm(gan, None)
+    assert strategy.num_replicas_in_sync == (2 if name == "mirrored" else 1)
+print(norms["mirrored"] / norms["one"])
+"""
+    )
+    # Summing two replicas' unscaled gradients would give about 2x the single-device update.
+    assert 0.6 < float(out.split()[-1]) < 1.4
