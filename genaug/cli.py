@@ -40,7 +40,66 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("data", help="digits | tfds:NAME[/CONFIG] | folder:PATH | npz:PATH")
     info.add_argument("--image-size", type=_image_size, metavar="HxW")
     info.set_defaults(handler=_info)
+
+    train = commands.add_parser("train", help="train a generator; writes a run directory")
+    train.add_argument("--data", help="data spec (default: digits)")
+    train.add_argument("--model", choices=("vae", "cvae", "dcgan", "cdcgan"))
+    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--config", metavar="FILE", help="YAML or JSON config (sections data/model/optim/run)")
+    train.add_argument("--preset", choices=("default", "smoke"), default="default")
+    train.add_argument("--image-size", type=_image_size, metavar="HxW")
+    _add_label_options(train)
+    train.add_argument("--strategy", choices=("auto", "default", "mirrored", "multi_worker", "tpu"))
+    train.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
+    train.add_argument("--jit", choices=("auto", "on", "off"))
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
+    train.add_argument(
+        "--nan-rollback", action="store_true", help="on NaN, reload last checkpoint at half LR"
+    )
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(handler=_train)
     return parser
+
+
+def _train_config(args: argparse.Namespace):
+    from trainers import config as cfg
+
+    config = cfg.PRESETS[args.preset]
+    if args.config:
+        config = cfg.load(args.config, config)
+    overrides = {
+        "data": {
+            "data": args.data,
+            "labels_per_class": args.labels_per_class,
+            "label_fraction": args.label_fraction,
+            "image_size": args.image_size,
+        },
+        "model": {"kind": args.model},
+        "optim": {"epochs": args.epochs, "batch_size": args.batch_size},
+        "run": {
+            "out": args.out,
+            "seed": args.seed,
+            "strategy": args.strategy,
+            "precision": args.precision,
+            "jit": args.jit,
+            "quiet": args.quiet or None,
+            "nan_rollback": args.nan_rollback or None,
+        },
+    }
+    given = {k: {f: v for f, v in section.items() if v is not None} for k, section in overrides.items()}
+    return cfg.from_dict(given, config)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from trainers import train
+
+    run = train(_train_config(args), resume=args.resume, overwrite=args.overwrite)
+    print(run.summary())
+    return 0
 
 
 def _info(args: argparse.Namespace) -> int:

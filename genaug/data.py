@@ -57,11 +57,13 @@ class DatasetInfo:
 
 @dataclasses.dataclass(frozen=True)
 class LabelledArrays:
-    """A split held in memory: ``x`` uint8 NxHxWxC, ``y`` int64 N, and its ``info``."""
+    """A split held in memory: ``x`` uint8 NxHxWxC, ``y`` int64 N, its ``info``, and ``indices``:
+    the positions of these examples within the full split (a subset when labels are scarce)."""
 
     x: np.ndarray
     y: np.ndarray
     info: DatasetInfo
+    indices: np.ndarray
 
     def fingerprint(self) -> str:
         """sha256 of the images and labels, to record which data a run saw."""
@@ -117,6 +119,7 @@ def load_arrays(
     x, y, class_names, split_sizes = loaders[kind](arg, split, image_size)
     if image_size is not None and x.shape[1:3] != tuple(image_size):
         x = resize_images(x, image_size)
+    keep = np.arange(len(y))
     if labels_per_class is not None or label_fraction is not None:
         keep = labelled_subset(y, labels_per_class=labels_per_class, label_fraction=label_fraction, seed=seed)
         x, y = x[keep], y[keep]
@@ -128,7 +131,7 @@ def load_arrays(
         split_sizes=split_sizes,
         class_counts=tuple(int(c) for c in np.bincount(y, minlength=len(class_names))),
     )
-    return LabelledArrays(x=x, y=y, info=info)
+    return LabelledArrays(x=x, y=y, info=info, indices=keep)
 
 
 def load_dataset(data: str, split: str = "train", **kwargs):

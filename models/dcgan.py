@@ -11,6 +11,7 @@ from models.diffaugment import diff_augment
 from models.generator import SyntheticGenerator
 from models.networks import build_discriminator, build_generator
 from models.replicas import per_replica
+from models.seeding import SeedStateMixin
 
 
 def _loss_scaled(optimizer: keras.optimizers.Optimizer, policy_name: str) -> keras.optimizers.Optimizer:
@@ -27,7 +28,7 @@ def _unwrapped(optimizer):
 
 
 @keras.saving.register_keras_serializable(package="genaug")
-class DCGAN(keras.Model):
+class DCGAN(SeedStateMixin, keras.Model):
     """A DCGAN whose ``train_step`` does one simultaneous D and G update from one generator forward.
 
     Both tapes watch the same fake batch, so each step costs one G forward; G's gradient is taken

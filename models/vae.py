@@ -9,10 +9,11 @@ from keras import ops
 from models.generator import SyntheticGenerator
 from models.networks import build_encoder, build_generator
 from models.replicas import per_replica
+from models.seeding import SeedStateMixin
 
 
 @keras.saving.register_keras_serializable(package="genaug")
-class VAE(keras.Model):
+class VAE(SeedStateMixin, keras.Model):
     """A convolutional VAE on images in [-1, 1] with a Bernoulli likelihood.
 
     The decoder outputs pre-activations ``a``; the image is ``tanh(a)`` and the likelihood of the

@@ -1,0 +1,220 @@
+"""Trainer tests: config validation, the run directory, resume after SIGKILL and the NaN guard."""
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from genaug.errors import GenaugError
+from trainers import PRESETS, train
+from trainers import config as cfg
+
+
+def smoke(out, **sections) -> cfg.TrainConfig:
+    """The smoke preset on 10 digits per class, with ``sections`` overlaid."""
+    raw = {"data": {"labels_per_class": 10}, "run": {"out": str(out), "quiet": True}}
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return cfg.from_dict(raw, PRESETS["smoke"])
+
+
+# ---- config ----------------------------------------------------------------------------------
+
+
+def test_unknown_config_key_is_named():
+    with pytest.raises(GenaugError, match="unknown config key 'model.latnet_dim'"):
+        cfg.from_dict({"model": {"latnet_dim": 3}})
+    with pytest.raises(GenaugError, match="unknown config key 'optimiser'"):
+        cfg.from_dict({"optimiser": {}})
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"optim": {"epochs": "ten"}}, "'optim.epochs' must be int or NoneType, got 'ten'"),
+        ({"model": {"spectral_norm": 1}}, "'model.spectral_norm' must be bool"),
+        ({"model": {"diffaugment": "cutout"}}, "'model.diffaugment' must be tuple"),
+        ({"run": {"seed": None}}, "'run.seed' must not be null"),
+    ],
+)
+def test_wrong_types_are_named(raw, message):
+    with pytest.raises(GenaugError, match=message):
+        cfg.from_dict(raw)
+
+
+def test_yaml_config_and_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  kind: cdcgan\n  diffaugment: [color]\noptim:\n  d_learning_rate: 1\n")
+    config = cfg.resolve(cfg.load(path))
+    assert config.model.diffaugment == ("color",) and config.optim.d_learning_rate == 1.0
+    assert config.model.ema_decay == cfg.MODEL_DEFAULTS["gan"]["ema_decay"]  # filled per model
+    assert cfg.resolve(cfg.TrainConfig()).optim.learning_rate == cfg.MODEL_DEFAULTS["vae"]["learning_rate"]
+    with pytest.raises(GenaugError, match="unknown model 'gan'"):
+        cfg.resolve(cfg.from_dict({"model": {"kind": "gan"}}))
+
+
+def test_bad_config_file(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(GenaugError, match="bad.json: not valid json"):
+        cfg.load(tmp_path / "bad.json")
+    with pytest.raises(GenaugError, match="config file not found"):
+        cfg.load(tmp_path / "missing.yaml")
+
+
+# ---- the run directory -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["vae", "cvae", "dcgan", "cdcgan"])
+def test_train_writes_the_run_directory(kind, tmp_path):
+    run = train(smoke(tmp_path / kind, model={"kind": kind}))
+    out = run.directory
+    for name in ("config.json", "run.json", "model.keras", "generator.keras", "history.csv"):
+        assert (out / name).is_file(), name
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    assert any((out / "logs").rglob("events.out.tfevents.*"))
+    info = json.loads((out / "run.json").read_text())
+    assert info["epochs_completed"] == 2 and info["seed"] == 0
+    assert len(info["train_indices"]) == 100 and info["dataset"]["class_counts"] == [10] * 10
+    assert set(info["versions"]) >= {"tensorflow", "keras"}
+    with open(out / "history.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2
+    generator = keras.models.load_model(out / "generator.keras", safe_mode=True)
+    images, labels = generator.generate(10, seed=0)
+    assert images.shape == (10, 8, 8, 1) and (labels is not None) == kind.startswith("c")
+    resolved = json.loads((out / "config.json").read_text())
+    assert resolved["model"]["latent_dim"] == 4 and resolved["optim"]["epochs"] == 2
+
+
+def test_rerun_continues_and_refuses_a_different_run(tmp_path):
+    out = tmp_path / "run"
+    train(smoke(out))
+    run = train(smoke(out, optim={"epochs": 3}))  # same run, more epochs: continues from epoch 2
+    with open(out / "history.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]
+    assert run.info["epochs_completed"] == 3
+    with pytest.raises(GenaugError, match=r"holds a different run \(differs in model.kind\).*--overwrite"):
+        train(smoke(out, model={"kind": "vae"}))
+    assert train(smoke(out, model={"kind": "vae"}), overwrite=True).info["model"] == "vae"
+
+
+def test_resume_needs_a_checkpoint_and_dirs_must_be_usable(tmp_path):
+    with pytest.raises(GenaugError, match="--resume: no checkpoint"):
+        train(smoke(tmp_path / "new"), resume=True)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(GenaugError, match="not empty and holds no genaug run"):
+        train(smoke(tmp_path / "busy"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(GenaugError, match="cannot write the run directory"):
+        train(smoke(blocker / "run"))
+
+
+def test_cli_train_errors_are_one_line(run_cli, tmp_path):
+    code, _, err = run_cli("train", "--data", "npz:/nope.npz", "--out", tmp_path / "r", "--preset", "smoke")
+    assert code == 1 and err.strip() == "genaug: error: npz file not found: /nope.npz"
+    (tmp_path / "c.json").write_text('{"model": {"kind": "cvae", "colour": 1}}')
+    code, _, err = run_cli("train", "--config", tmp_path / "c.json", "--out", tmp_path / "r")
+    assert code == 1 and "unknown config key 'model.colour'" in err
+
+
+# ---- non-finite losses -------------------------------------------------------------------------
+
+
+class PoisonOnce(keras.callbacks.Callback):
+    """Sets a weight to NaN at the start of ``epoch`` (once), forcing a non-finite loss."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.done = epoch, False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch and not self.done:
+            self.done = True
+            weight = self.model.trainable_weights[0]
+            weight.assign(np.full(weight.shape, np.nan, weight.dtype))
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = smoke(tmp_path / "run", optim={"epochs": 3})
+    with pytest.raises(
+        GenaugError, match=r"non-finite \w+ at epoch 2, batch 1; the last good checkpoint \(epoch 1\)"
+    ):
+        train(config, extra_callbacks=[PoisonOnce(epoch=1)])
+    state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())
+    assert state["epoch"] == 1
+    model = keras.models.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    assert all(np.isfinite(w.numpy()).all() for w in model.weights)
+
+
+def test_nan_rollback_resumes_at_lower_learning_rate(tmp_path, capsys):
+    config = smoke(tmp_path / "run", optim={"epochs": 3}, run={"nan_rollback": True})
+    run = train(config, extra_callbacks=[PoisonOnce(epoch=1)])
+    assert run.info["rollbacks"] == 1 and run.info["epochs_completed"] == 3
+    assert float(run.model.optimizer.learning_rate) == pytest.approx(5e-4)
+    assert "rolled back to epoch 1" in capsys.readouterr().out
+
+
+# ---- crash safety ------------------------------------------------------------------------------
+
+
+def _train_cli(out, epochs):
+    return [
+        sys.executable,
+        "-m",
+        "genaug",
+        "train",
+        "--preset",
+        "smoke",
+        "--model",
+        "cdcgan",
+        "--labels-per-class",
+        "20",
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    epochs = 12
+    subprocess.run(_train_cli(tmp_path / "whole", epochs), check=True, capture_output=True, timeout=600)
+    state = tmp_path / "cut" / "checkpoints" / "state.json"
+    process = subprocess.Popen(
+        _train_cli(tmp_path / "cut", epochs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["epoch"] >= 3):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(state.read_text())["epoch"]
+    assert 3 <= killed_at < epochs, "the kill must land mid-run"
+    result = subprocess.run(
+        _train_cli(tmp_path / "cut", epochs) + ["--resume"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / "cut" / "history.csv") as f:
+        epochs_logged = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs_logged == list(range(epochs))
+    whole = keras.models.load_model(tmp_path / "whole" / "model.keras")
+    cut = keras.models.load_model(tmp_path / "cut" / "model.keras")
+    # Same seed, same per-epoch data order, restored optimizer and RNG state: the same weights.
+    for a, b in zip(whole.weights, cut.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_smoke_preset_is_small():
+    smoke_config = cfg.resolve(dataclasses.replace(PRESETS["smoke"]))
+    assert smoke_config.optim.epochs == 2 and smoke_config.model.latent_dim == 4

@@ -1,0 +1,85 @@
+"""Callbacks that turn ``fit`` into an inspectable, crash-safe run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from genaug import atomic
+from genaug.grids import default_scale, image_grid, save_png
+
+CHECKPOINT = "last.keras"
+STATE = "state.json"
+
+
+def finite(logs: dict | None) -> bool:
+    return all(math.isfinite(float(v)) for v in (logs or {}).values())
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Saves the whole model (weights, both optimizers, EMA, SeedGenerator state) after every
+    epoch whose losses are finite, atomically, then records the epoch in ``state.json``.
+
+    The ``.keras`` file is renamed into place before ``state.json`` names its epoch, so a crash
+    at any instant leaves a checkpoint that matches the state file or is one epoch ahead of it.
+    """
+
+    def __init__(self, directory: Path):
+        super().__init__()
+        self.directory = Path(directory)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not finite(logs):
+            return
+        with atomic.atomic_path(self.directory / CHECKPOINT) as tmp:
+            self.model.save(tmp)
+        atomic.write_json(self.directory / STATE, {"epoch": epoch + 1, "logs": dict(logs or {})})
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training at the first batch whose logged losses are NaN or infinite and remembers where."""
+
+    def __init__(self):
+        super().__init__()
+        self.tripped_at: tuple[int, int, str] | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for key, value in (logs or {}).items():
+            if not math.isfinite(float(value)):
+                self.tripped_at = (self._epoch + 1, batch + 1, key)
+                self.model.stop_training = True
+                return
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Every ``every`` epochs (and at the end) writes ``samples/epoch_NNNN.png`` and a TensorBoard image
+    from fixed latent vectors: one row per class for conditional models, 10x10 otherwise."""
+
+    def __init__(self, directory: Path, log_dir: Path, every: int, seed: int, total_epochs: int):
+        super().__init__()
+        self.directory, self.every, self.seed, self.total = Path(directory), every, seed, total_epochs
+        self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "samples"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not finite(logs) or ((epoch + 1) % self.every and epoch + 1 != self.total):
+            return
+        generator = self.model.export_generator()
+        classes = generator.num_classes
+        if classes:
+            rows = min(classes, 20)
+            labels = np.repeat(np.arange(rows), 10)
+            images, _ = generator.generate(len(labels), labels, seed=self.seed)
+        else:
+            images, _ = generator.generate(100, seed=self.seed)
+        grid = image_grid(images, cols=10, scale=default_scale(images.shape[1]))
+        save_png(self.directory / f"epoch_{epoch + 1:04d}.png", grid)
+        with self.writer.as_default():
+            tf.summary.image("samples", grid[None], step=epoch + 1)

@@ -1,0 +1,53 @@
+"""Resolving ``auto`` for the distribution strategy, the precision policy and XLA."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from genaug.errors import GenaugError
+
+
+def _gpus():
+    return tf.config.list_physical_devices("GPU")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``auto`` is MirroredStrategy with more than one GPU, else the default strategy.
+
+    ``multi_worker`` reads the cluster from the ``TF_CONFIG`` environment variable (see README);
+    ``tpu`` connects to the TPU the environment names.
+    """
+    if name == "auto":
+        name = "mirrored" if len(_gpus()) > 1 else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.OpError) as err:
+            raise GenaugError(f"--strategy tpu: no TPU found ({str(err).splitlines()[0]})") from None
+        return tf.distribute.TPUStrategy(resolver)
+    raise GenaugError(f"unknown strategy {name!r}")
+
+
+def resolve_precision(name: str) -> str:
+    """``auto`` is mixed_float16 on GPUs with compute capability >= 7.0 (tensor cores), else float32."""
+    if name != "auto":
+        return name
+    gpus = _gpus()
+    if gpus and all(
+        tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0)) >= (7, 0) for g in gpus
+    ):
+        return "mixed_float16"
+    return "float32"
+
+
+def resolve_jit(name: str) -> bool:
+    """``auto`` compiles the train step with XLA on GPUs and on CPU (measured faster on both, see README)."""
+    return name != "off"
