@@ -13,6 +13,10 @@ _LAZY = {
     "load_arrays": "genaug.data",
     "load_dataset": "genaug.data",
     "labelled_subset": "genaug.data",
+    "train": "trainers",
+    "sample": "genaug.sampler",
+    "load_synthetic": "genaug.shards",
+    "verify": "genaug.shards",
 }
 
 __all__ = ["GenaugError", "__version__", *_LAZY]

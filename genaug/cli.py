@@ -6,6 +6,7 @@ This is the only module that reads the command line or sets process-wide logging
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -62,7 +63,98 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(handler=_train)
+
+    sample = commands.add_parser("sample", help="sample a synthetic labelled dataset from a run")
+    sample.add_argument("run", help="run directory written by genaug train")
+    sample.add_argument("--out", required=True, help="synthetic dataset directory")
+    count = sample.add_mutually_exclusive_group(required=True)
+    count.add_argument("--per-class", type=int, metavar="N")
+    count.add_argument("--num", type=int, metavar="N")
+    sample.add_argument(
+        "--class-balance",
+        default="uniform",
+        metavar="uniform|match|JSON",
+        help='split of --num: uniform, match (real train prior) or {"class": count}',
+    )
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--shards", type=int, metavar="K")
+    sample.add_argument("--worker-index", type=int, default=0, metavar="I")
+    sample.add_argument("--num-workers", type=int, default=1, metavar="W")
+    sample.add_argument("--min-confidence", type=float, metavar="P")
+    sample.add_argument(
+        "--min-distance",
+        default="auto",
+        metavar="D|auto|off",
+        help="memorisation guard threshold (default auto: 1st pct of test-to-train distances)",
+    )
+    sample.add_argument("--truncation", type=float)
+    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--overwrite", action="store_true")
+    sample.add_argument("--quiet", action="store_true")
+    sample.set_defaults(handler=_sample)
+
+    verify = commands.add_parser("verify", help="check a synthetic dataset's counts and checksums")
+    verify.add_argument("synthetic")
+    verify.set_defaults(handler=_verify)
     return parser
+
+
+def _class_balance(text: str):
+    if text in ("uniform", "match"):
+        return text
+    try:
+        mapping = json.loads(text)
+    except json.JSONDecodeError:
+        raise GenaugError(f"--class-balance {text!r}: expected uniform, match or a JSON mapping") from None
+    if not isinstance(mapping, dict):
+        raise GenaugError("--class-balance JSON must map class names (or indices) to counts")
+    return mapping
+
+
+def _min_distance(text: str):
+    if text in ("auto", "off"):
+        return None if text == "off" else text
+    try:
+        return float(text)
+    except ValueError:
+        raise GenaugError(f"--min-distance {text!r}: expected a number, auto or off") from None
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from genaug.sampler import sample
+
+    manifest = sample(
+        args.run,
+        args.out,
+        per_class=args.per_class,
+        num=args.num,
+        class_balance=_class_balance(args.class_balance),
+        seed=args.seed,
+        num_shards=args.shards,
+        worker_index=args.worker_index,
+        num_workers=args.num_workers,
+        min_confidence=args.min_confidence,
+        min_distance=_min_distance(args.min_distance),
+        truncation=args.truncation,
+        temperature=args.temperature,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    if manifest:
+        rates = [r for r in manifest["filters"]["acceptance_rate"] if r is not None]
+        print(
+            f"wrote {manifest['num_examples']} images in {len(manifest['shards'])} shards to {args.out} "
+            f"(filter acceptance {min(rates):.0%}..{max(rates):.0%})"
+        )
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from genaug.shards import verify
+
+    manifest = verify(args.synthetic)
+    print(f"ok: {manifest['num_examples']} examples in {len(manifest['shards'])} shards, checksums match")
+    return 0
 
 
 def _train_config(args: argparse.Namespace):
@@ -132,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genaug: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug, not bad input: still one line, with the way to the traceback
+        if args.debug:
+            raise
+        print(f"genaug: internal error: {type(err).__name__}: {err} (rerun with --debug)", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

@@ -32,3 +32,24 @@ def image_folder(tmp_path):
             pixels = rng.integers(0, 256, (8, 8), dtype=np.uint8)
             Image.fromarray(pixels).save(root / name / f"{i}.png")
     return root
+
+
+def _smoke_run(root, kind, epochs):
+    from trainers import PRESETS, train
+    from trainers import config as cfg
+
+    raw = {
+        "model": {"kind": kind},
+        "data": {"labels_per_class": 20},
+        "optim": {"epochs": epochs},
+        "run": {"out": str(root / kind), "quiet": True, "sample_every": epochs},
+    }
+    return train(cfg.from_dict(raw, PRESETS["smoke"])).directory
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory):
+    """Trained smoke runs on 20 digits per class, a conditional and an unconditional VAE, trained
+    long enough (60 epochs, seconds) that their samples resemble every class."""
+    root = tmp_path_factory.mktemp("runs")
+    return {kind: _smoke_run(root, kind, 60) for kind in ("cvae", "vae")}

@@ -130,7 +130,9 @@ def test_cli_train_errors_are_one_line(run_cli, tmp_path):
 
 
 class PoisonOnce(keras.callbacks.Callback):
-    """Sets a weight to NaN at the start of ``epoch`` (once), forcing a non-finite loss."""
+    """Sets every weight to NaN at the start of ``epoch`` (once), forcing a non-finite loss.
+
+    (One weight is not enough: oneDNN's fused ReLU turns a NaN activation into 0.)"""
 
     def __init__(self, epoch):
         super().__init__()
@@ -139,8 +141,8 @@ class PoisonOnce(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if epoch == self.epoch and not self.done:
             self.done = True
-            weight = self.model.trainable_weights[0]
-            weight.assign(np.full(weight.shape, np.nan, weight.dtype))
+            for weight in self.model.trainable_weights:
+                weight.assign(np.full(weight.shape, np.nan, weight.dtype))
 
 
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):

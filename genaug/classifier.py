@@ -1,0 +1,83 @@
+"""The small CNN classifier recipe used as the sampler's oracle and as evaluate's downstream model.
+
+Recipe (fixed, so numbers are comparable): uint8 input rescaled to [-1, 1]; conv 32 (3x3) ReLU;
+conv 64 (3x3, stride 2) ReLU; conv 128 (3x3, stride 2) ReLU; flatten; dense 128 ReLU (the
+``features`` layer); dropout 0.3; dense logits. Adam 1e-3, batch 64, sparse cross-entropy.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+FEATURES_LAYER = "features"
+
+
+def build_classifier(image_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """The recipe above as an uncompiled functional model taking uint8 images, giving logits."""
+    image = keras.Input(image_shape, name="image")
+    h = layers.Rescaling(1 / 127.5, offset=-1.0)(image)
+    h = layers.Conv2D(32, 3, padding="same", activation="relu")(h)
+    h = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(h)
+    h = layers.Conv2D(128, 3, strides=2, padding="same", activation="relu")(h)
+    h = layers.Dense(128, activation="relu", name=FEATURES_LAYER)(layers.Flatten()(h))
+    logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.3)(h))
+    model = keras.Model(image, logits, name="classifier")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=["accuracy"],
+    )
+    return model
+
+
+def train_classifier(
+    train: tf.data.Dataset | tuple[np.ndarray, np.ndarray],
+    image_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    seed: int,
+    epochs: int = 30,
+    batch_size: int = 64,
+) -> keras.Model:
+    """Trains the recipe from a seed.
+
+    Args:
+        train: ``(x uint8, y)`` arrays, or a dataset of ``(x, y)`` / ``(x, y, sample_weight)`` batches.
+        image_shape: ``(H, W, C)``.
+        num_classes: number of labels.
+        seed: seeds initialisation, shuffling and dropout.
+        epochs: passes over the data.
+        batch_size: used for arrays.
+    """
+    keras.utils.set_random_seed(seed)
+    model = build_classifier(image_shape, num_classes)
+    if isinstance(train, tuple):
+        x, y = train
+        model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+    else:
+        model.fit(train, epochs=epochs, verbose=0)
+    return model
+
+
+def predict_proba(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Class probabilities (float32 N x classes) for uint8 images."""
+    logits = (
+        np.concatenate(
+            [model.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        )
+        if len(images)
+        else np.zeros((0, model.output.shape[-1]), np.float32)
+    )
+    return keras.ops.convert_to_numpy(keras.ops.softmax(logits)).astype(np.float32)
+
+
+def penultimate_features(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """The ``features`` layer's activations (float64 N x 128): the domain feature space for fidelity."""
+    extractor = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
+    parts = [
+        extractor.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(parts).astype(np.float64)

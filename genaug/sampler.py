@@ -1,0 +1,469 @@
+"""``sample``: a trained run -> a deterministic, resumable, TFDS-format synthetic labelled dataset.
+
+Every shard is a pure function of (generator, seed, shard index, settings): its labels come from a
+seeded plan, its latent vectors from ``SeedSequence([seed, shard, round])``. Shards are written under
+a temporary name and renamed; a record per shard (``.genaug/shard-K.json``) lets a rerun skip shards
+whose checksum is already right. Metadata and ``manifest.json`` are written once every shard exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from genaug import atomic, shards
+from genaug.data import load_arrays
+from genaug.errors import GenaugError
+from genaug.version import __version__
+
+EXAMPLES_PER_SHARD = 10_000
+MAX_ROUNDS = 100
+STATE_DIR = ".genaug"
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleSettings:
+    """Everything that determines the bytes of the shards (recorded in the manifest)."""
+
+    counts_per_class: tuple[int, ...]
+    seed: int
+    num_shards: int
+    min_confidence: float | None
+    min_distance: float | None
+    truncation: float | None
+    temperature: float
+    generator_sha256: str
+
+
+def generator_fingerprint(generator) -> str:
+    """sha256 over the generator's weights, in order."""
+    digest = hashlib.sha256()
+    for weight in generator.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def class_counts(
+    num_classes: int,
+    *,
+    per_class: int | None = None,
+    num: int | None = None,
+    class_balance: str | dict = "uniform",
+    prior: tuple[int, ...] | None = None,
+    class_names: tuple[str, ...] = (),
+) -> tuple[int, ...]:
+    """How many images each class gets: ``per_class``, or ``num`` split uniformly, by the real prior
+    (``"match"``), or a ``{class name or index: count}`` mapping (which may leave classes at 0)."""
+    if isinstance(class_balance, dict):
+        counts = [0] * num_classes
+        for key, count in class_balance.items():
+            index = class_names.index(key) if key in class_names else _class_index(key, num_classes)
+            if not isinstance(count, int) or count < 0:
+                raise GenaugError(f"--class-balance: count for class {key!r} must be a non-negative integer")
+            counts[index] = count
+        if not sum(counts):
+            raise GenaugError("--class-balance asks for no images")
+        return tuple(counts)
+    if (per_class is None) == (num is None):
+        raise GenaugError("give exactly one of --per-class and --num")
+    if per_class is not None:
+        if per_class < 1:
+            raise GenaugError(f"--per-class must be at least 1, got {per_class}")
+        return (per_class,) * num_classes
+    if num < 1:
+        raise GenaugError(f"--num must be at least 1, got {num}")
+    if class_balance == "uniform":
+        weights = np.ones(num_classes)
+    elif class_balance == "match":
+        weights = np.asarray(prior, np.float64)
+    else:
+        raise GenaugError(f"--class-balance {class_balance!r}: expected uniform, match or a JSON mapping")
+    exact = num * weights / weights.sum()
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(-(exact - counts), kind="stable")[: num - counts.sum()]] += 1  # largest remainders
+    return tuple(int(c) for c in counts)
+
+
+def _class_index(key, num_classes: int) -> int:
+    try:
+        index = int(key)
+    except (TypeError, ValueError):
+        raise GenaugError(f"--class-balance: unknown class {key!r}") from None
+    if not 0 <= index < num_classes:
+        raise GenaugError(f"--class-balance: unknown class {key!r}")
+    return index
+
+
+def label_plan(counts: tuple[int, ...], seed: int, num_shards: int) -> list[np.ndarray]:
+    """The labels of every shard: all labels, shuffled by ``seed``, cut into ``num_shards`` pieces."""
+    labels = np.repeat(np.arange(len(counts)), counts)
+    labels = np.random.default_rng(seed).permutation(labels)
+    bounds = np.linspace(0, len(labels), num_shards + 1).astype(int)
+    return [labels[bounds[k] : bounds[k + 1]] for k in range(num_shards)]
+
+
+class _RunSource:
+    """What sampling needs from a run directory: generator, dataset facts, training images, oracle."""
+
+    def __init__(self, run_dir: Path):
+        import keras
+
+        import models  # noqa: F401  (registers the classes for loading)
+
+        self.dir = run_dir
+        for name in ("generator.keras", "run.json", "config.json"):
+            if not (run_dir / name).is_file():
+                raise GenaugError(f"{run_dir}: no {name} (not a finished genaug run)")
+        self.info = json.loads((run_dir / "run.json").read_text())
+        self.config = json.loads((run_dir / "config.json").read_text())
+        try:
+            self.generator = keras.models.load_model(run_dir / "generator.keras", safe_mode=True)
+        except Exception as err:
+            raise GenaugError(
+                f"{run_dir / 'generator.keras'}: cannot load ({str(err).splitlines()[0]})"
+            ) from None
+        dataset = self.info["dataset"]
+        self.class_names = tuple(dataset["class_names"])
+        self.image_shape = tuple(dataset["image_shape"])
+        if tuple(self.generator.image_shape) != self.image_shape:
+            raise GenaugError(
+                f"{run_dir}: generator makes {self.generator.image_shape} images but the dataset has "
+                f"{self.image_shape}"
+            )
+        if self.generator.num_classes not in (None, len(self.class_names)):
+            raise GenaugError(
+                f"{run_dir}: generator has {self.generator.num_classes} classes but the dataset has "
+                f"{len(self.class_names)}"
+            )
+
+    def split(self, split: str):
+        data = self.config["data"]
+        size = tuple(data["image_size"]) if data["image_size"] else None
+        return load_arrays(data["data"], split, image_size=size)
+
+    def training_images(self) -> tuple[np.ndarray, np.ndarray]:
+        """The examples the generator was trained on (the scarce-label subset, if any)."""
+        arrays = self.split(self.config["data"]["split"])
+        indices = self.info["train_indices"]
+        if indices is None:
+            return arrays.x, arrays.y
+        return arrays.x[indices], arrays.y[indices]
+
+    def oracle(self):
+        """A classifier trained on the training images; trained once and kept as ``oracle.keras``."""
+        import keras
+
+        from genaug.classifier import train_classifier
+
+        path = self.dir / "oracle.keras"
+        if path.is_file():
+            return keras.models.load_model(path, safe_mode=True)
+        x, y = self.training_images()
+        model = train_classifier((x, y), self.image_shape, len(self.class_names), seed=self.info["seed"])
+        with atomic.atomic_path(path) as tmp:
+            model.save(tmp)
+        return model
+
+
+def nearest_distances(images: np.ndarray, reference: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """L2 distance (pixels scaled to [0, 1]) from each image to its nearest image in ``reference``."""
+    ref = reference.reshape(len(reference), -1).astype(np.float32) / 255.0
+    ref_sq = (ref**2).sum(axis=1)
+    out = np.empty(len(images), np.float32)
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk].reshape(-1, ref.shape[1]).astype(np.float32) / 255.0
+        squared = (part**2).sum(axis=1, keepdims=True) - 2.0 * part @ ref.T + ref_sq[None, :]
+        out[start : start + chunk] = np.sqrt(np.maximum(squared.min(axis=1), 0.0))
+    return out
+
+
+def default_min_distance(train_x: np.ndarray, test_x: np.ndarray) -> float:
+    """The 1st percentile of real test images' distances to their nearest training image: a synthetic
+    image closer than nearly every genuinely new image is treated as a copy."""
+    return float(np.percentile(nearest_distances(test_x, train_x), 1.0))
+
+
+class _Filters:
+    def __init__(self, settings: SampleSettings, oracle, train_x: np.ndarray | None):
+        self.settings, self.oracle, self.train_x = settings, oracle, train_x
+
+    def __call__(self, images: np.ndarray, labels: np.ndarray | None):
+        """Returns (labels, accepted mask, rejected-by-confidence mask, rejected-by-distance mask)."""
+        from genaug.classifier import predict_proba
+
+        n = len(images)
+        confident = np.ones(n, bool)
+        if self.oracle is not None:
+            probs = predict_proba(self.oracle, images)
+            if labels is None:  # unconditional: the oracle names the class
+                labels = probs.argmax(axis=1)
+            if self.settings.min_confidence is not None:
+                confident = probs[np.arange(n), labels] >= self.settings.min_confidence
+        novel = np.ones(n, bool)
+        if self.settings.min_distance is not None:
+            novel = nearest_distances(images, self.train_x) >= self.settings.min_distance
+        return labels, confident & novel, ~confident, confident & ~novel
+
+
+def _make_shard(index: int, wanted: np.ndarray, generator, filters: _Filters, settings, num_classes):
+    """Fills the shard's label slots, drawing rounds of candidates until every slot passes the filters."""
+    conditional = generator.num_classes is not None
+    images = np.empty((len(wanted), *generator.image_shape), np.uint8)
+    filled = np.zeros(len(wanted), bool)
+    stats = {k: np.zeros(num_classes, np.int64) for k in ("drawn", "accepted", "low_confidence", "too_close")}
+    for round_ in range(MAX_ROUNDS):
+        todo = np.flatnonzero(~filled)
+        if not len(todo):
+            break
+        draw_seed = int(np.random.SeedSequence([settings.seed, index, round_]).generate_state(1)[0])
+        n = len(todo) if conditional else max(2 * len(todo), 64)
+        candidates, _ = generator.generate(
+            n,
+            wanted[todo] if conditional else None,
+            seed=draw_seed,
+            truncation=settings.truncation,
+            temperature=settings.temperature,
+        )
+        labels, ok, low, close = filters(candidates, wanted[todo] if conditional else None)
+        for key, mask in (("drawn", slice(None)), ("low_confidence", low), ("too_close", close)):
+            np.add.at(stats[key], labels[mask], 1)
+        if conditional:
+            images[todo[ok]] = candidates[ok]
+            filled[todo[ok]] = True
+            np.add.at(stats["accepted"], labels[ok], 1)
+            continue
+        for label in np.unique(wanted[todo]):  # unconditional: hand out candidates by oracle label
+            slots = todo[wanted[todo] == label]
+            found = np.flatnonzero(ok & (labels == label))[: len(slots)]
+            images[slots[: len(found)]] = candidates[found]
+            filled[slots[: len(found)]] = True
+            stats["accepted"][label] += len(found)
+    if not filled.all():
+        missing = wanted[~filled]
+        worst = int(np.bincount(missing, minlength=num_classes).argmax())
+        if conditional:
+            rate = stats["accepted"][worst] / max(1, stats["drawn"][worst])
+            what = f"{rate:.1%} of its {stats['drawn'][worst]} draws passed the filters"
+        else:
+            what = f"the oracle gave it {stats['drawn'][worst]} of {stats['drawn'].sum()} draws"
+        raise GenaugError(
+            f"class {worst} could not be filled in shard {index}: {what} after {MAX_ROUNDS} rounds; "
+            "lower --min-confidence or --min-distance, or train the generator longer"
+        )
+    return images, stats
+
+
+def sample(
+    run: str | Path,
+    out: str | Path,
+    *,
+    per_class: int | None = None,
+    num: int | None = None,
+    class_balance: str | dict = "uniform",
+    seed: int = 0,
+    num_shards: int | None = None,
+    worker_index: int = 0,
+    num_workers: int = 1,
+    min_confidence: float | None = None,
+    min_distance: float | str | None = "auto",
+    truncation: float | None = None,
+    temperature: float = 1.0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict | None:
+    """Writes a synthetic labelled dataset from a run's generator.
+
+    Args:
+        run: a run directory written by ``genaug train`` (or a ``trainers.Run``).
+        out: the synthetic dataset directory.
+        per_class: images per class; or ``num`` in total, split by ``class_balance``.
+        num: total number of images.
+        class_balance: ``"uniform"``, ``"match"`` (the real train prior) or ``{class: count}``.
+        seed: the seed every draw derives from.
+        num_shards: shard files (default: one per 10,000 images, at least ``num_workers``).
+        worker_index: which of ``num_workers`` workers this is; it writes shards ``k % W == I``.
+        num_workers: independent processes (or machines) sharing the shards.
+        min_confidence: keep an image only if the oracle gives its label at least this probability.
+        min_distance: drop images closer than this to a training image (pixels in [0, 1]); ``"auto"``
+            uses the 1st percentile of real test-to-train distances; ``None`` turns the guard off.
+        truncation: latent truncation threshold.
+        temperature: latent scale.
+        overwrite: replace a synthetic dataset made with other settings.
+        progress: show a progress bar with images/s.
+
+    Returns:
+        The manifest once every shard exists, else ``None`` (other workers still running).
+
+    Raises:
+        GenaugError: on bad settings, a run without a generator, a mismatched output directory, or a
+            class the filters cannot fill.
+
+    Example:
+        >>> manifest = sample("runs/x", "syn/", per_class=200, seed=0)
+    """
+    run_dir = Path(getattr(run, "directory", run))
+    out = Path(out)
+    if not 0 <= worker_index < num_workers:
+        raise GenaugError(f"--worker-index {worker_index} must be in [0, --num-workers {num_workers})")
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise GenaugError(f"--min-confidence must be in [0, 1], got {min_confidence}")
+    source = _RunSource(run_dir)
+    num_classes = len(source.class_names)
+    counts = class_counts(
+        num_classes,
+        per_class=per_class,
+        num=num,
+        class_balance=class_balance,
+        prior=tuple(source.info["dataset"]["class_counts"]),
+        class_names=source.class_names,
+    )
+    total = sum(counts)
+    num_shards = num_shards or max(num_workers, math.ceil(total / EXAMPLES_PER_SHARD))
+    if num_shards < 1 or num_shards > total:
+        raise GenaugError(f"--shards must be between 1 and the number of images ({total}), got {num_shards}")
+    train_x = None
+    if min_distance is not None:
+        train_x, _ = source.training_images()
+        if min_distance == "auto":
+            min_distance = default_min_distance(train_x, source.split("test").x)
+    oracle = source.oracle() if (source.generator.num_classes is None or min_confidence is not None) else None
+    settings = SampleSettings(
+        counts_per_class=counts,
+        seed=seed,
+        num_shards=num_shards,
+        min_confidence=min_confidence,
+        min_distance=None if min_distance is None else round(float(min_distance), 6),
+        truncation=truncation,
+        temperature=temperature,
+        generator_sha256=generator_fingerprint(source.generator),
+    )
+    _claim_output(out, settings, overwrite)
+    filters = _Filters(settings, oracle, train_x)
+    plan = label_plan(counts, seed, num_shards)
+    mine = [k for k in range(num_shards) if k % num_workers == worker_index]
+    bar = _progress(sum(len(plan[k]) for k in mine)) if progress else None
+    for k in mine:
+        if _shard_is_done(out, k, num_shards):
+            if bar:
+                bar.add(len(plan[k]))
+            continue
+        images, stats = _make_shard(k, plan[k], source.generator, filters, settings, num_classes)
+        name = shards.shard_name(k, num_shards)
+        digest = shards.write_shard(out / name, images, plan[k])
+        record = {
+            "file": name,
+            "examples": len(plan[k]),
+            "sha256": digest,
+            "counts_per_class": np.bincount(plan[k], minlength=num_classes).tolist(),
+            **{key: value.tolist() for key, value in stats.items()},
+        }
+        atomic.write_json(out / STATE_DIR / f"shard-{k:05d}.json", record)
+        if bar:
+            bar.add(len(plan[k]))
+    return finalize(out, run_dir=run_dir, source=source, settings=settings)
+
+
+def _progress(total: int):
+    import keras
+
+    return keras.utils.Progbar(total, unit_name="image")
+
+
+def _claim_output(out: Path, settings: SampleSettings, overwrite: bool) -> None:
+    """Records the settings in ``out``, refusing a directory that holds another sampling's shards."""
+    record = out / STATE_DIR / "settings.json"
+    wanted = json.loads(json.dumps(dataclasses.asdict(settings)))
+    if record.is_file():
+        if json.loads(record.read_text()) == wanted:
+            return
+        if not overwrite:
+            raise GenaugError(
+                f"{out} holds shards of a different generator, seed or settings; "
+                "pass --overwrite to replace them"
+            )
+        shutil.rmtree(out)
+    elif out.exists() and any(out.iterdir()) and not overwrite:
+        raise GenaugError(
+            f"{out} is not empty and holds no genaug shards; choose another --out or --overwrite"
+        )
+    elif out.exists() and overwrite:
+        shutil.rmtree(out)
+    try:
+        (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GenaugError(f"cannot write {out}: {err.strerror}") from None
+    atomic.write_json(record, wanted)
+
+
+def _shard_record(out: Path, k: int) -> dict | None:
+    path = out / STATE_DIR / f"shard-{k:05d}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _shard_is_done(out: Path, k: int, num_shards: int) -> bool:
+    record = _shard_record(out, k)
+    file = out / shards.shard_name(k, num_shards)
+    return record is not None and file.is_file() and shards.sha256_file(file) == record["sha256"]
+
+
+def finalize(out: Path, *, run_dir: Path, source=None, settings: SampleSettings | None = None):
+    """Writes TFDS metadata and ``manifest.json`` if every shard is present; returns the manifest or None."""
+    out = Path(out)
+    if settings is None:
+        raw = json.loads((out / STATE_DIR / "settings.json").read_text())
+        settings = SampleSettings(**{**raw, "counts_per_class": tuple(raw["counts_per_class"])})
+    records = [_shard_record(out, k) for k in range(settings.num_shards)]
+    done = [r for r in records if r is not None]
+    if len(done) < settings.num_shards:
+        print(
+            f"genaug: {len(done)}/{settings.num_shards} shards present in {out}; "
+            "the last worker to finish writes the metadata"
+        )
+        return None
+    source = source or _RunSource(Path(run_dir))
+    schema = shards.features(source.image_shape, source.class_names)
+    num_bytes = sum((out / r["file"]).stat().st_size for r in records)
+    description = f"Synthetic images sampled by genaug {__version__} from {run_dir}"
+    shards.write_metadata(out, schema, [r["examples"] for r in records], num_bytes, description)
+
+    def per_class(key):
+        return np.sum([r[key] for r in records], axis=0).tolist()
+
+    drawn, accepted = per_class("drawn"), per_class("accepted")
+    manifest = {
+        "genaug_version": __version__,
+        "generator": {
+            "run": str(run_dir),
+            "sha256": settings.generator_sha256,
+            "model": source.info["model"],
+            "run_seed": source.info["seed"],
+        },
+        "source": {
+            "dataset": source.config["data"]["data"],
+            "split": source.config["data"]["split"],
+            "class_names": list(source.class_names),
+            "image_shape": list(source.image_shape),
+            "train_indices": source.info["train_indices"],
+            "dataset_fingerprint": source.info["dataset_fingerprint"],
+        },
+        "seed": settings.seed,
+        "settings": json.loads(json.dumps(dataclasses.asdict(settings))),
+        "num_examples": int(sum(settings.counts_per_class)),
+        "counts_per_class": list(settings.counts_per_class),
+        "filters": {
+            "drawn": drawn,
+            "accepted": accepted,
+            "rejected_low_confidence": per_class("low_confidence"),
+            "rejected_too_close": per_class("too_close"),
+            "acceptance_rate": [a / d if d else None for a, d in zip(accepted, drawn, strict=True)],
+        },
+        "shards": [{"file": r["file"], "examples": r["examples"], "sha256": r["sha256"]} for r in records],
+    }
+    atomic.write_json(out / shards.MANIFEST, manifest)
+    return manifest

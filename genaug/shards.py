@@ -1,0 +1,164 @@
+"""Synthetic datasets on disk in TFDS format: shard files, ``dataset_info.json``/``features.json``,
+and genaug's ``manifest.json``. Readable by ``tfds.builder_from_directory`` and :func:`load_synthetic`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from genaug import atomic
+from genaug.data import DatasetInfo
+from genaug.errors import GenaugError
+
+DATASET_NAME = "genaug_synthetic"
+SPLIT = "train"
+FILENAME_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
+MANIFEST = "manifest.json"
+
+
+def shard_name(index: int, num_shards: int) -> str:
+    return f"{DATASET_NAME}-{SPLIT}.tfrecord-{index:05d}-of-{num_shards:05d}"
+
+
+def features(image_shape: Sequence[int], class_names: Sequence[str]):
+    """The schema: ``image`` (raw uint8 HxWxC bytes) and ``label`` (ClassLabel with the real names).
+
+    Raw bytes rather than PNG: encoding PNGs one by one ran at 9k images/s, far below the generator.
+    """
+    import tensorflow_datasets as tfds
+
+    return tfds.features.FeaturesDict(
+        {
+            "image": tfds.features.Tensor(
+                shape=tuple(image_shape), dtype=np.uint8, encoding=tfds.features.Encoding.BYTES
+            ),
+            "label": tfds.features.ClassLabel(names=list(class_names)),
+        }
+    )
+
+
+def serialize(image: np.ndarray, label: int) -> bytes:
+    """One example as the schema's ``serialize_example`` would (tested), ~4x faster, with map keys in a
+    fixed order so the same example always gives the same bytes."""
+    import tensorflow as tf
+
+    feature = {
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_shard(path: Path, images: np.ndarray, labels: np.ndarray) -> str:
+    """Writes one TFRecord shard atomically; returns its sha256. Same inputs give the same bytes."""
+    import tensorflow as tf
+
+    with atomic.atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
+        for image, label in zip(images, labels, strict=True):
+            writer.write(serialize(np.ascontiguousarray(image), int(label)))
+    return sha256_file(path)
+
+
+def write_metadata(out: Path, schema, shard_lengths: list[int], num_bytes: int, description: str) -> None:
+    """Writes ``dataset_info.json`` and ``features.json`` for the shards in ``out``."""
+    import tensorflow_datasets as tfds
+
+    split = tfds.core.SplitInfo(
+        name=SPLIT, shard_lengths=shard_lengths, num_bytes=num_bytes, filename_template=None
+    )
+    tfds.folder_dataset.write_metadata(
+        data_dir=out,
+        features=schema,
+        split_infos=[split],
+        filename_template=FILENAME_TEMPLATE,
+        check_data=False,
+        description=description,
+    )
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    manifest_path = Path(path) / MANIFEST
+    if not Path(path).is_dir():
+        raise GenaugError(f"synthetic dataset not found: {path}")
+    if not manifest_path.is_file():
+        raise GenaugError(f"{path}: no {MANIFEST} (not a finished genaug synthetic dataset)")
+    try:
+        return json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise GenaugError(f"{manifest_path}: corrupt JSON ({err.msg})") from None
+
+
+def load_synthetic(path: str | os.PathLike):
+    """Loads a synthetic dataset written by :func:`genaug.sample`.
+
+    Returns:
+        ``(dataset, info)``: a ``tf.data.Dataset`` of ``{"image": uint8[H,W,C], "label": int64[]}``
+        (through ``tfds.builder_from_directory``, in shard order) and a :class:`DatasetInfo`.
+
+    Example:
+        >>> ds, info = load_synthetic("syn/")
+    """
+    import tensorflow_datasets as tfds
+
+    manifest = read_manifest(path)
+    try:
+        builder = tfds.builder_from_directory(os.fspath(path))
+        dataset = builder.as_dataset(split=SPLIT, shuffle_files=False)
+    except Exception as err:
+        raise GenaugError(f"{path}: TFDS metadata does not load ({str(err).splitlines()[0]})") from None
+    source = manifest["source"]
+    info = DatasetInfo(
+        name=f"synthetic:{path}",
+        image_shape=tuple(source["image_shape"]),
+        class_names=tuple(source["class_names"]),
+        split=SPLIT,
+        split_sizes={SPLIT: manifest["num_examples"]},
+        class_counts=tuple(manifest["counts_per_class"]),
+    )
+    return dataset, info
+
+
+def verify(path: str | os.PathLike) -> dict:
+    """Recomputes every shard's checksum and the per-class counts; raises on any mismatch.
+
+    Returns:
+        The manifest, when everything matches.
+
+    Raises:
+        GenaugError: naming the first missing or corrupt shard, or the count that disagrees.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    for shard in manifest["shards"]:
+        file = path / shard["file"]
+        if not file.is_file():
+            raise GenaugError(f"{path}: shard {shard['file']} is missing")
+        if sha256_file(file) != shard["sha256"]:
+            raise GenaugError(f"{path}: shard {shard['file']} is corrupt (sha256 mismatch)")
+    dataset, info = load_synthetic(path)
+    counts = np.zeros(len(info.class_names), np.int64)
+    try:
+        for labels in dataset.map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
+            counts += np.bincount(labels, minlength=len(counts))
+    except Exception as err:
+        raise GenaugError(f"{path}: shards do not parse ({str(err).splitlines()[0]})") from None
+    if counts.tolist() != list(manifest["counts_per_class"]):
+        raise GenaugError(
+            f"{path}: counts per class {counts.tolist()} disagree with the manifest "
+            f"{manifest['counts_per_class']}"
+        )
+    return manifest

@@ -1,0 +1,253 @@
+"""Sampler and shard tests on tiny smoke runs."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from genaug import sampler, shards
+from genaug.errors import GenaugError
+from genaug.sampler import class_counts, sample
+
+
+def _bytes(directory):
+    return {p.name: p.read_bytes() for p in sorted(directory.glob("genaug_synthetic-*"))}
+
+
+def test_sample_is_loadable_by_tfds_with_real_class_names(smoke_runs, tmp_path):
+    manifest = sample(smoke_runs["cvae"], tmp_path / "syn", per_class=20, seed=1, progress=False)
+    assert manifest["num_examples"] == 200 and manifest["counts_per_class"] == [20] * 10
+    builder = tfds.builder_from_directory(str(tmp_path / "syn"))
+    assert builder.info.features["label"].names == [str(i) for i in range(10)]
+    ds = builder.as_dataset(split="train")
+    assert ds.element_spec["image"].dtype == tf.uint8 and tuple(ds.element_spec["image"].shape) == (8, 8, 1)
+    assert ds.element_spec["label"].dtype == tf.int64
+    labels = np.concatenate([b["label"] for b in tfds.as_numpy(ds.batch(500))])
+    assert np.bincount(labels).tolist() == [20] * 10
+    same, info = shards.load_synthetic(tmp_path / "syn")
+    assert info.class_counts == (20,) * 10 and same.element_spec == ds.element_spec
+    for key in ("genaug_version", "generator", "source", "seed", "settings", "filters", "shards"):
+        assert key in manifest
+    assert len(manifest["generator"]["sha256"]) == 64 and manifest["source"]["dataset"] == "digits"
+
+
+def test_labels_follow_the_conditioning(smoke_runs, tmp_path):
+    """Each stored image is what the generator makes for its stored label (same latent draw)."""
+    import keras
+
+    sample(smoke_runs["cvae"], tmp_path / "s", per_class=3, seed=2, min_distance=None, progress=False)
+    ds, _ = shards.load_synthetic(tmp_path / "s")
+    stored = next(iter(tfds.as_numpy(ds.batch(100))))
+    generator = keras.models.load_model(smoke_runs["cvae"] / "generator.keras")
+    plan = sampler.label_plan((3,) * 10, seed=2, num_shards=1)[0]
+    assert stored["label"].tolist() == plan.tolist()
+    draw_seed = int(np.random.SeedSequence([2, 0, 0]).generate_state(1)[0])
+    expected, _ = generator.generate(30, plan, seed=draw_seed)
+    assert np.array_equal(stored["image"], expected)
+
+
+def test_serializer_matches_the_schema():
+    schema = shards.features((4, 4, 3), ["a", "b"])
+    image = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    decoded = schema.deserialize_example(shards.serialize(image, 1))
+    assert np.array_equal(decoded["image"].numpy(), image) and int(decoded["label"]) == 1
+    # The same proto as the schema's own serializer (whose map order is not fixed, so compare parsed).
+    ours = tf.train.Example.FromString(shards.serialize(image, 1))
+    theirs = tf.train.Example.FromString(schema.serialize_example({"image": image, "label": 1}))
+    assert ours == theirs
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(smoke_runs, tmp_path):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        sample(smoke_runs["cvae"], tmp_path / name, per_class=10, seed=seed, num_shards=3, progress=False)
+    assert _bytes(tmp_path / "a") == _bytes(tmp_path / "b")
+    assert _bytes(tmp_path / "a") != _bytes(tmp_path / "c")
+    assert len(_bytes(tmp_path / "a")) == 3
+
+
+def test_workers_share_shards_and_the_last_one_finalizes(smoke_runs, tmp_path, capsys):
+    run = smoke_runs["cvae"]
+    sample(run, tmp_path / "one", per_class=10, seed=5, num_shards=4, progress=False)
+    first = sample(
+        run,
+        tmp_path / "many",
+        per_class=10,
+        seed=5,
+        num_shards=4,
+        worker_index=1,
+        num_workers=2,
+        progress=False,
+    )
+    assert first is None and "2/4 shards present" in capsys.readouterr().out
+    assert not (tmp_path / "many" / "manifest.json").exists()
+    last = sample(
+        run,
+        tmp_path / "many",
+        per_class=10,
+        seed=5,
+        num_shards=4,
+        worker_index=0,
+        num_workers=2,
+        progress=False,
+    )
+    assert last["num_examples"] == 100
+    assert _bytes(tmp_path / "one") == _bytes(tmp_path / "many")
+
+
+def test_rerun_rewrites_only_bad_shards(smoke_runs, tmp_path):
+    out = tmp_path / "syn"
+    sample(smoke_runs["cvae"], out, per_class=10, seed=6, num_shards=3, progress=False)
+    before = _bytes(out)
+    names = sorted(before)
+    (out / names[0]).write_bytes(b"half-written")
+    (out / names[1]).unlink()
+    mtime = (out / names[2]).stat().st_mtime_ns
+    sample(smoke_runs["cvae"], out, per_class=10, seed=6, num_shards=3, progress=False)
+    assert _bytes(out) == before and (out / names[2]).stat().st_mtime_ns == mtime
+
+
+def test_verify_catches_a_flipped_byte_and_a_missing_shard(smoke_runs, tmp_path, run_cli):
+    out = tmp_path / "syn"
+    sample(smoke_runs["cvae"], out, per_class=10, seed=7, num_shards=2, progress=False)
+    assert run_cli("verify", out)[0] == 0
+    shard = sorted(out.glob("genaug_synthetic-*"))[0]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    code, _, err = run_cli("verify", out)
+    assert code == 1 and f"shard {shard.name} is corrupt" in err
+    shard.unlink()
+    code, _, err = run_cli("verify", out)
+    assert code == 1 and f"shard {shard.name} is missing" in err
+
+
+def test_unconditional_generator_is_labelled_by_the_oracle(smoke_runs, tmp_path):
+    manifest = sample(smoke_runs["vae"], tmp_path / "syn", per_class=5, seed=0, progress=False)
+    assert manifest["counts_per_class"] == [5] * 10
+    assert (smoke_runs["vae"] / "oracle.keras").is_file()
+    assert sum(manifest["filters"]["drawn"]) >= 50  # more drawn than kept: classes fill unevenly
+
+
+def test_min_confidence_filter_records_rejections(smoke_runs, tmp_path):
+    manifest = sample(
+        smoke_runs["cvae"], tmp_path / "syn", per_class=5, seed=0, min_confidence=0.15, progress=False
+    )
+    filters = manifest["filters"]
+    assert sum(filters["accepted"]) == 50
+    assert sum(filters["drawn"]) == 50 + sum(filters["rejected_low_confidence"]) + sum(
+        filters["rejected_too_close"]
+    )
+    assert manifest["settings"]["min_confidence"] == 0.15
+
+
+def test_a_class_that_cannot_be_filled_is_a_clear_error(smoke_runs, tmp_path):
+    with pytest.raises(
+        GenaugError, match=r"class \d could not be filled .* lower --min-confidence or --min-distance"
+    ):
+        sample(smoke_runs["cvae"], tmp_path / "syn", per_class=2, min_distance=1e6, progress=False)
+
+
+def test_memorisation_guard_default_threshold_and_copies():
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (50, 4, 4, 1), dtype=np.uint8)
+    test = rng.integers(0, 256, (20, 4, 4, 1), dtype=np.uint8)
+    threshold = sampler.default_min_distance(train, test)
+    assert threshold > 0
+    distances = sampler.nearest_distances(np.concatenate([train[:3], test[:3]]), train)
+    assert np.allclose(distances[:3], 0) and (distances[3:] > 0).all()
+
+
+def test_class_counts():
+    assert class_counts(3, per_class=4) == (4, 4, 4)
+    assert class_counts(3, num=10) == (4, 3, 3)
+    assert class_counts(3, num=10, class_balance="match", prior=(10, 30, 60)) == (1, 3, 6)
+    assert class_counts(3, class_balance={"b": 5, "2": 1}, class_names=("a", "b", "c")) == (0, 5, 1)
+    with pytest.raises(GenaugError, match="--per-class must be at least 1, got 0"):
+        class_counts(3, per_class=0)
+    with pytest.raises(GenaugError, match="unknown class 'z'"):
+        class_counts(3, class_balance={"z": 1}, class_names=("a", "b", "c"))
+
+
+def test_bad_runs_and_outputs(smoke_runs, tmp_path, run_cli):
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    code, _, err = run_cli("sample", empty, "--out", tmp_path / "x", "--per-class", "2")
+    assert code == 1 and "no generator.keras" in err
+    code, _, err = run_cli("sample", smoke_runs["cvae"], "--out", tmp_path / "x", "--per-class", "-1")
+    assert code == 1 and "--per-class must be at least 1, got -1" in err
+    out = tmp_path / "syn"
+    assert run_cli("sample", smoke_runs["cvae"], "--out", out, "--per-class", "2", "--quiet")[0] == 0
+    code, _, err = run_cli("sample", smoke_runs["cvae"], "--out", out, "--per-class", "2", "--seed", "9")
+    assert code == 1 and "holds shards of a different generator, seed or settings" in err
+    assert (
+        run_cli(
+            "sample",
+            smoke_runs["cvae"],
+            "--out",
+            out,
+            "--per-class",
+            "2",
+            "--seed",
+            "9",
+            "--overwrite",
+            "--quiet",
+        )[0]
+        == 0
+    )
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 9
+
+
+def test_generator_disagreeing_with_the_dataset(smoke_runs, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(smoke_runs["cvae"], run)
+    info = json.loads((run / "run.json").read_text())
+    info["dataset"]["class_names"] = ["a", "b", "c"]
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(GenaugError, match="generator has 10 classes but the dataset has 3"):
+        sample(run, tmp_path / "syn", per_class=1, progress=False)
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_gives_the_uninterrupted_result(smoke_runs, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "genaug",
+        "sample",
+        str(smoke_runs["cvae"]),
+        "--per-class",
+        "300",
+        "--shards",
+        "60",
+        "--seed",
+        "11",
+        "--min-distance",
+        "off",
+        "--quiet",
+        "--out",
+    ]
+    subprocess.run(command + [str(tmp_path / "whole")], check=True, capture_output=True, timeout=600)
+    process = subprocess.Popen(
+        command + [str(tmp_path / "cut")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    state = tmp_path / "cut" / ".genaug"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(state.glob("shard-*.json"))) < 5:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "cut" / "manifest.json").exists(), "the kill must land mid-run"
+    subprocess.run(command + [str(tmp_path / "cut")], check=True, capture_output=True, timeout=600)
+    assert _bytes(tmp_path / "cut") == _bytes(tmp_path / "whole")
+    whole = json.loads((tmp_path / "whole" / "manifest.json").read_text())
+    cut = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+    assert whole["shards"] == cut["shards"]
+    assert not list((tmp_path / "cut").glob(".*tmp*"))
