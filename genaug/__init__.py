@@ -17,6 +17,9 @@ _LAZY = {
     "sample": "genaug.sampler",
     "load_synthetic": "genaug.shards",
     "verify": "genaug.shards",
+    "mix": "genaug.mixing",
+    "as_supervised": "genaug.mixing",
+    "evaluate": "genaug.evaluate",
 }
 
 __all__ = ["GenaugError", "__version__", *_LAZY]

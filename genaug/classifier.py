@@ -34,40 +34,38 @@ def build_classifier(image_shape: tuple[int, int, int], num_classes: int) -> ker
 
 
 def train_classifier(
-    train: tf.data.Dataset | tuple[np.ndarray, np.ndarray],
+    train: tf.data.Dataset,
     image_shape: tuple[int, int, int],
     num_classes: int,
     *,
     seed: int,
-    epochs: int = 30,
-    batch_size: int = 64,
+    steps: int,
 ) -> keras.Model:
-    """Trains the recipe from a seed.
+    """Trains the recipe from a seed for a fixed number of steps (a fair budget across data mixes).
 
     Args:
-        train: ``(x uint8, y)`` arrays, or a dataset of ``(x, y)`` / ``(x, y, sample_weight)`` batches.
+        train: batches of ``(x, y)`` or ``(x, y, sample_weight)``, x uint8 or float in [0, 255];
+            repeated as needed.
         image_shape: ``(H, W, C)``.
         num_classes: number of labels.
-        seed: seeds initialisation, shuffling and dropout.
-        epochs: passes over the data.
-        batch_size: used for arrays.
+        seed: seeds initialisation and dropout (shuffling is the dataset's).
+        steps: gradient steps.
     """
     keras.utils.set_random_seed(seed)
     model = build_classifier(image_shape, num_classes)
-    if isinstance(train, tuple):
-        x, y = train
-        model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
-    else:
-        model.fit(train, epochs=epochs, verbose=0)
+    model.fit(train.repeat(), steps_per_epoch=steps, epochs=1, verbose=0)
     return model
+
+
+def arrays_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, seed: int = 0) -> tf.data.Dataset:
+    """Shuffled ``(x, y)`` batches from in-memory arrays, reshuffled every pass."""
+    return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=seed).batch(batch_size)
 
 
 def predict_proba(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Class probabilities (float32 N x classes) for uint8 images."""
     logits = (
-        np.concatenate(
-            [model.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-        )
+        np.concatenate([model.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
         if len(images)
         else np.zeros((0, model.output.shape[-1]), np.float32)
     )
@@ -77,7 +75,5 @@ def predict_proba(model: keras.Model, images: np.ndarray, batch_size: int = 1024
 def penultimate_features(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """The ``features`` layer's activations (float64 N x 128): the domain feature space for fidelity."""
     extractor = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
-    parts = [
-        extractor.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)
-    ]
+    parts = [extractor.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     return np.concatenate(parts).astype(np.float64)

@@ -58,9 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--jit", choices=("auto", "on", "off"))
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
-    train.add_argument(
-        "--nan-rollback", action="store_true", help="on NaN, reload last checkpoint at half LR"
-    )
+    train.add_argument("--nan-rollback", action="store_true", help="on NaN, reload last checkpoint at half LR")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(handler=_train)
 
@@ -96,7 +94,41 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check a synthetic dataset's counts and checksums")
     verify.add_argument("synthetic")
     verify.set_defaults(handler=_verify)
+
+    evaluate = commands.add_parser("evaluate", help="measure whether synthetic data helps a classifier")
+    evaluate.add_argument("--data", default="digits", help="the real data spec (default: digits)")
+    evaluate.add_argument("--synthetic", required=True, help="synthetic dataset directory")
+    evaluate.add_argument("--out", required=True, help="report directory")
+    evaluate.add_argument("--seeds", type=int, default=3)
+    evaluate.add_argument("--fractions", default="0.25,0.5,0.75", help="synthetic fractions, comma-separated")
+    evaluate.add_argument("--steps", type=int, default=600, help="CNN gradient steps per training")
+    evaluate.add_argument("--image-size", type=_image_size, metavar="HxW")
+    _add_label_options(evaluate)
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(handler=_evaluate)
     return parser
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from genaug.evaluate import evaluate
+
+    try:
+        fractions = tuple(float(f) for f in args.fractions.split(","))
+    except ValueError:
+        raise GenaugError(f"--fractions {args.fractions!r}: expected numbers like 0.25,0.5") from None
+    evaluate(
+        args.data,
+        args.synthetic,
+        args.out,
+        seeds=args.seeds,
+        fractions=fractions,
+        steps=args.steps,
+        labels_per_class=args.labels_per_class,
+        label_fraction=args.label_fraction,
+        image_size=args.image_size,
+        progress=not args.quiet,
+    )
+    return 0
 
 
 def _class_balance(text: str):

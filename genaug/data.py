@@ -113,9 +113,7 @@ def load_arrays(
     kind, _, arg = data.partition(":")
     loaders = {"digits": _load_digits, "tfds": _load_tfds, "folder": _load_folder, "npz": _load_npz}
     if kind not in loaders or (kind == "digits") == bool(arg):
-        raise GenaugError(
-            f"bad data spec {data!r}: expected digits, tfds:NAME[/CONFIG], folder:PATH or npz:PATH"
-        )
+        raise GenaugError(f"bad data spec {data!r}: expected digits, tfds:NAME[/CONFIG], folder:PATH or npz:PATH")
     x, y, class_names, split_sizes = loaders[kind](arg, split, image_size)
     if image_size is not None and x.shape[1:3] != tuple(image_size):
         x = resize_images(x, image_size)
@@ -172,8 +170,7 @@ def labelled_subset(
         smallest = int(counts[present].min())
         if labels_per_class < 1 or labels_per_class > smallest:
             raise GenaugError(
-                f"--labels-per-class {labels_per_class} must be between 1 and the smallest class "
-                f"size ({smallest})"
+                f"--labels-per-class {labels_per_class} must be between 1 and the smallest class size ({smallest})"
             )
     elif not 0.0 < label_fraction <= 1.0:
         raise GenaugError(f"--label-fraction {label_fraction} must be in (0, 1]")

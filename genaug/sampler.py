@@ -20,10 +20,13 @@ import numpy as np
 from genaug import atomic, shards
 from genaug.data import load_arrays
 from genaug.errors import GenaugError
+from genaug.metrics import nearest_distances
 from genaug.version import __version__
 
 EXAMPLES_PER_SHARD = 10_000
 MAX_ROUNDS = 100
+ORACLE_EPOCHS = 30
+ORACLE_MIN_STEPS = 300
 STATE_DIR = ".genaug"
 
 
@@ -125,16 +128,13 @@ class _RunSource:
         try:
             self.generator = keras.models.load_model(run_dir / "generator.keras", safe_mode=True)
         except Exception as err:
-            raise GenaugError(
-                f"{run_dir / 'generator.keras'}: cannot load ({str(err).splitlines()[0]})"
-            ) from None
+            raise GenaugError(f"{run_dir / 'generator.keras'}: cannot load ({str(err).splitlines()[0]})") from None
         dataset = self.info["dataset"]
         self.class_names = tuple(dataset["class_names"])
         self.image_shape = tuple(dataset["image_shape"])
         if tuple(self.generator.image_shape) != self.image_shape:
             raise GenaugError(
-                f"{run_dir}: generator makes {self.generator.image_shape} images but the dataset has "
-                f"{self.image_shape}"
+                f"{run_dir}: generator makes {self.generator.image_shape} images but the dataset has {self.image_shape}"
             )
         if self.generator.num_classes not in (None, len(self.class_names)):
             raise GenaugError(
@@ -159,28 +159,20 @@ class _RunSource:
         """A classifier trained on the training images; trained once and kept as ``oracle.keras``."""
         import keras
 
-        from genaug.classifier import train_classifier
+        from genaug.classifier import arrays_dataset, train_classifier
 
         path = self.dir / "oracle.keras"
         if path.is_file():
             return keras.models.load_model(path, safe_mode=True)
         x, y = self.training_images()
-        model = train_classifier((x, y), self.image_shape, len(self.class_names), seed=self.info["seed"])
+        seed = self.info["seed"]
+        steps = max(ORACLE_MIN_STEPS, ORACLE_EPOCHS * len(y) // 64)
+        model = train_classifier(
+            arrays_dataset(x, y, seed=seed), self.image_shape, len(self.class_names), seed=seed, steps=steps
+        )
         with atomic.atomic_path(path) as tmp:
             model.save(tmp)
         return model
-
-
-def nearest_distances(images: np.ndarray, reference: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """L2 distance (pixels scaled to [0, 1]) from each image to its nearest image in ``reference``."""
-    ref = reference.reshape(len(reference), -1).astype(np.float32) / 255.0
-    ref_sq = (ref**2).sum(axis=1)
-    out = np.empty(len(images), np.float32)
-    for start in range(0, len(images), chunk):
-        part = images[start : start + chunk].reshape(-1, ref.shape[1]).astype(np.float32) / 255.0
-        squared = (part**2).sum(axis=1, keepdims=True) - 2.0 * part @ ref.T + ref_sq[None, :]
-        out[start : start + chunk] = np.sqrt(np.maximum(squared.min(axis=1), 0.0))
-    return out
 
 
 def default_min_distance(train_x: np.ndarray, test_x: np.ndarray) -> float:
@@ -384,14 +376,11 @@ def _claim_output(out: Path, settings: SampleSettings, overwrite: bool) -> None:
             return
         if not overwrite:
             raise GenaugError(
-                f"{out} holds shards of a different generator, seed or settings; "
-                "pass --overwrite to replace them"
+                f"{out} holds shards of a different generator, seed or settings; pass --overwrite to replace them"
             )
         shutil.rmtree(out)
     elif out.exists() and any(out.iterdir()) and not overwrite:
-        raise GenaugError(
-            f"{out} is not empty and holds no genaug shards; choose another --out or --overwrite"
-        )
+        raise GenaugError(f"{out} is not empty and holds no genaug shards; choose another --out or --overwrite")
     elif out.exists() and overwrite:
         shutil.rmtree(out)
     try:

@@ -77,9 +77,7 @@ def write_metadata(out: Path, schema, shard_lengths: list[int], num_bytes: int, 
     """Writes ``dataset_info.json`` and ``features.json`` for the shards in ``out``."""
     import tensorflow_datasets as tfds
 
-    split = tfds.core.SplitInfo(
-        name=SPLIT, shard_lengths=shard_lengths, num_bytes=num_bytes, filename_template=None
-    )
+    split = tfds.core.SplitInfo(name=SPLIT, shard_lengths=shard_lengths, num_bytes=num_bytes, filename_template=None)
     tfds.folder_dataset.write_metadata(
         data_dir=out,
         features=schema,
@@ -158,7 +156,6 @@ def verify(path: str | os.PathLike) -> dict:
         raise GenaugError(f"{path}: shards do not parse ({str(err).splitlines()[0]})") from None
     if counts.tolist() != list(manifest["counts_per_class"]):
         raise GenaugError(
-            f"{path}: counts per class {counts.tolist()} disagree with the manifest "
-            f"{manifest['counts_per_class']}"
+            f"{path}: counts per class {counts.tolist()} disagree with the manifest {manifest['counts_per_class']}"
         )
     return manifest

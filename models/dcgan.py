@@ -22,9 +22,7 @@ def _loss_scaled(optimizer: keras.optimizers.Optimizer, policy_name: str) -> ker
 
 
 def _unwrapped(optimizer):
-    return (
-        optimizer.inner_optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else optimizer
-    )
+    return optimizer.inner_optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else optimizer
 
 
 @keras.saving.register_keras_serializable(package="genaug")
@@ -93,9 +91,7 @@ class DCGAN(SeedStateMixin, keras.Model):
         self.d_dropout = d_dropout
         self.seed = seed
         self.generator = build_generator(self.image_shape, latent_dim, num_classes, g_filters)
-        self.discriminator = build_discriminator(
-            self.image_shape, num_classes, d_filters, spectral_norm, d_dropout
-        )
+        self.discriminator = build_discriminator(self.image_shape, num_classes, d_filters, spectral_norm, d_dropout)
         self.ema_generator = None
         if ema_decay:
             self.ema_generator = build_generator(
@@ -170,9 +166,7 @@ class DCGAN(SeedStateMixin, keras.Model):
             g_loss = losses.generator_loss(self.loss, fake_logits)
             if self.loss == "wgan-gp":
                 alpha = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator)
-                d_loss += self.gp_weight * losses.gradient_penalty(
-                    critic, real, ops.stop_gradient(fake), alpha
-                )
+                d_loss += self.gp_weight * losses.gradient_penalty(critic, real, ops.stop_gradient(fake), alpha)
             if self.r1_gamma:
                 d_loss += self.r1_gamma * losses.r1_penalty(critic, real)
             d_scaled = self.d_optimizer.scale_loss(per_replica(d_loss))

@@ -63,9 +63,7 @@ def build_generator(
     if num_classes:
         label = keras.Input((), dtype="int32", name="label")
         inputs.append(label)
-        h = layers.Concatenate()(
-            [z, layers.Embedding(num_classes, latent_dim, name="label_embedding")(label)]
-        )
+        h = layers.Concatenate()([z, layers.Embedding(num_classes, latent_dim, name="label_embedding")(label)])
     h = layers.Dense(base * base * _filters(base_filters, n), use_bias=False)(h)
     h = layers.Reshape((base, base, _filters(base_filters, n)))(h)
     h = layers.ReLU()(layers.BatchNormalization()(h))

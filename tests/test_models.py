@@ -26,9 +26,7 @@ def _data(shape=(8, 8, 1), n=32, classes=3, seed=0):
 
 def _compiled(model, **kwargs):
     if isinstance(model, DCGAN):
-        model.compile(
-            d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3), **kwargs
-        )
+        model.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3), **kwargs)
     else:
         model.compile(optimizer=keras.optimizers.Adam(1e-3), **kwargs)
     return model
@@ -196,9 +194,7 @@ def test_xla_jit_compile_step(model_cls):
 
 def _run_isolated(code: str) -> str:
     """Runs ``code`` in a fresh interpreter (global precision policy, logical devices)."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
-    )
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 

@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 
 from genaug import sampler, shards
 from genaug.errors import GenaugError
+from genaug.metrics import nearest_distances
 from genaug.sampler import class_counts, sample
 
 
@@ -137,21 +138,15 @@ def test_unconditional_generator_is_labelled_by_the_oracle(smoke_runs, tmp_path)
 
 
 def test_min_confidence_filter_records_rejections(smoke_runs, tmp_path):
-    manifest = sample(
-        smoke_runs["cvae"], tmp_path / "syn", per_class=5, seed=0, min_confidence=0.15, progress=False
-    )
+    manifest = sample(smoke_runs["cvae"], tmp_path / "syn", per_class=5, seed=0, min_confidence=0.15, progress=False)
     filters = manifest["filters"]
     assert sum(filters["accepted"]) == 50
-    assert sum(filters["drawn"]) == 50 + sum(filters["rejected_low_confidence"]) + sum(
-        filters["rejected_too_close"]
-    )
+    assert sum(filters["drawn"]) == 50 + sum(filters["rejected_low_confidence"]) + sum(filters["rejected_too_close"])
     assert manifest["settings"]["min_confidence"] == 0.15
 
 
 def test_a_class_that_cannot_be_filled_is_a_clear_error(smoke_runs, tmp_path):
-    with pytest.raises(
-        GenaugError, match=r"class \d could not be filled .* lower --min-confidence or --min-distance"
-    ):
+    with pytest.raises(GenaugError, match=r"class \d could not be filled .* lower --min-confidence or --min-distance"):
         sample(smoke_runs["cvae"], tmp_path / "syn", per_class=2, min_distance=1e6, progress=False)
 
 
@@ -161,7 +156,7 @@ def test_memorisation_guard_default_threshold_and_copies():
     test = rng.integers(0, 256, (20, 4, 4, 1), dtype=np.uint8)
     threshold = sampler.default_min_distance(train, test)
     assert threshold > 0
-    distances = sampler.nearest_distances(np.concatenate([train[:3], test[:3]]), train)
+    distances = nearest_distances(np.concatenate([train[:3], test[:3]]), train)
     assert np.allclose(distances[:3], 0) and (distances[3:] > 0).all()
 
 
@@ -235,9 +230,7 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(smoke_runs, tmp_path)
         "--out",
     ]
     subprocess.run(command + [str(tmp_path / "whole")], check=True, capture_output=True, timeout=600)
-    process = subprocess.Popen(
-        command + [str(tmp_path / "cut")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = subprocess.Popen(command + [str(tmp_path / "cut")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = tmp_path / "cut" / ".genaug"
     deadline = time.time() + 300
     while time.time() < deadline and len(list(state.glob("shard-*.json"))) < 5:

@@ -147,9 +147,7 @@ class PoisonOnce(keras.callbacks.Callback):
 
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     config = smoke(tmp_path / "run", optim={"epochs": 3})
-    with pytest.raises(
-        GenaugError, match=r"non-finite \w+ at epoch 2, batch 1; the last good checkpoint \(epoch 1\)"
-    ):
+    with pytest.raises(GenaugError, match=r"non-finite \w+ at epoch 2, batch 1; the last good checkpoint \(epoch 1\)"):
         train(config, extra_callbacks=[PoisonOnce(epoch=1)])
     state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())
     assert state["epoch"] == 1

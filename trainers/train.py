@@ -103,9 +103,7 @@ def compile_model(model: keras.Model, config: TrainConfig, jit: bool) -> None:
             **common,
         )
     else:
-        model.compile(
-            optimizer=keras.optimizers.Adam(o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2), **common
-        )
+        model.compile(optimizer=keras.optimizers.Adam(o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2), **common)
 
 
 def _optimizers(model: keras.Model):
@@ -137,9 +135,7 @@ def _prepare_run_dir(out: Path, config: TrainConfig, resume: bool, overwrite: bo
         if state_path.exists():
             return json.loads(state_path.read_text())["epoch"]
     elif out.exists() and any(out.iterdir()) and not overwrite:
-        raise GenaugError(
-            f"{out} is not empty and holds no genaug run; choose another --out or pass --overwrite"
-        )
+        raise GenaugError(f"{out} is not empty and holds no genaug run; choose another --out or pass --overwrite")
     if resume:
         raise GenaugError(f"--resume: no checkpoint in {out / 'checkpoints'}")
     try:

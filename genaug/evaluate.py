@@ -1,0 +1,261 @@
+"""``evaluate``: did the synthetic data help? Downstream accuracy, fidelity and memorisation.
+
+Downstream utility: the fixed classifier recipes (the CNN of :mod:`genaug.classifier`, and scikit-learn's
+``SVC(C=10, gamma="scale")`` on flat pixels for images of at most 1,024 values) trained on
+(a) real only, (b) real + synthetic at each asked fraction, (c) synthetic only (CAS / TSTR), each over
+K seeds, always tested on the real test split. The CNN gets the same step budget in every condition.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genaug import metrics
+from genaug.data import LabelledArrays, labelled_subset, load_arrays
+from genaug.errors import GenaugError
+from genaug.shards import load_synthetic, read_manifest
+from genaug.version import __version__
+
+SVC_MAX_PIXELS = 1024
+MAX_FIDELITY_SAMPLES = 2000
+
+
+def _interval(values: list[float]) -> dict:
+    """Mean, sample std and a 95 % t-interval of the mean."""
+    from scipy import stats
+
+    values = np.asarray(values, np.float64)
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    half = float(stats.t.ppf(0.975, len(values) - 1) * std / np.sqrt(len(values))) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "values": values.tolist()}
+
+
+def _synthetic_arrays(path) -> tuple[np.ndarray, np.ndarray, object]:
+    import tensorflow_datasets as tfds
+
+    dataset, info = load_synthetic(path)
+    batches = list(tfds.as_numpy(dataset.batch(4096)))
+    return np.concatenate([b["image"] for b in batches]), np.concatenate([b["label"] for b in batches]), info
+
+
+def _real_train(full: LabelledArrays, manifest: dict, labels_per_class, label_fraction) -> LabelledArrays:
+    """The real labelled training set: the generator's own subset when it had scarce labels."""
+    indices = manifest["source"]["train_indices"]
+    if indices is not None:
+        indices = np.asarray(indices)
+        if labels_per_class is not None and len(indices) != labels_per_class * full.info.num_classes:
+            raise GenaugError(
+                f"--labels-per-class {labels_per_class} disagrees with the generator's training subset "
+                f"({len(indices)} examples); omit it to use that subset"
+            )
+    elif labels_per_class is not None or label_fraction is not None:
+        indices = labelled_subset(full.y, labels_per_class=labels_per_class, label_fraction=label_fraction)
+    if indices is None:
+        return full
+    return LabelledArrays(x=full.x[indices], y=full.y[indices], info=full.info, indices=indices)
+
+
+def _cnn_accuracy(real, syn, fraction, seed, steps, test, num_classes):
+    import tensorflow as tf
+
+    from genaug.classifier import predict_proba, train_classifier
+    from genaug.mixing import as_supervised, mix
+
+    real_ds = tf.data.Dataset.from_tensor_slices({"image": real[0], "label": real[1]})
+    syn_ds = tf.data.Dataset.from_tensor_slices({"image": syn[0], "label": syn[1]})
+    mixed = mix(real_ds, syn_ds, synthetic_fraction=fraction, seed=seed)
+    model = train_classifier(as_supervised(mixed, 64, seed=seed), test.x.shape[1:], num_classes, seed=seed, steps=steps)
+    return predict_proba(model, test.x).argmax(axis=1)
+
+
+def _svc_accuracy(real, syn, fraction, seed, test, num_classes):
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(seed)
+    if fraction == 1.0:
+        keep = rng.choice(len(syn[1]), min(len(syn[1]), 5000), replace=False)
+        x, y = syn[0][keep], syn[1][keep]
+    else:
+        extra = min(len(syn[1]), round(len(real[1]) * fraction / (1.0 - fraction)))
+        keep = rng.choice(len(syn[1]), extra, replace=False)
+        x, y = np.concatenate([real[0], syn[0][keep]]), np.concatenate([real[1], syn[1][keep]])
+    flat = x.reshape(len(x), -1) / 255.0
+    classifier = SVC(C=10, gamma="scale").fit(flat, y)
+    return classifier.predict(test.x.reshape(len(test.x), -1) / 255.0)
+
+
+def evaluate(
+    data: str,
+    synthetic: str | Path,
+    out: str | Path,
+    *,
+    seeds: int = 3,
+    fractions: tuple[float, ...] = (0.25, 0.5, 0.75),
+    labels_per_class: int | None = None,
+    label_fraction: float | None = None,
+    image_size: tuple[int, int] | None = None,
+    steps: int = 600,
+    progress: bool = True,
+) -> dict:
+    """Measures a synthetic dataset against the real one and writes ``report.json``, ``report.md``
+    and plots into ``out``.
+
+    Args:
+        data: the real data spec the generator was trained on.
+        synthetic: a synthetic dataset directory written by :func:`genaug.sample`.
+        out: the report directory.
+        seeds: classifier seeds per condition (mean, std and 95 % interval are reported).
+        fractions: synthetic fractions for the real + synthetic condition.
+        labels_per_class: scarce labels; by default the generator's own training subset (from the
+            manifest) is used, never the full train split when that subset exists.
+        label_fraction: scarce labels as a fraction instead.
+        image_size: resize real images (as at training).
+        steps: CNN gradient steps in every condition.
+        progress: print a line per stage.
+
+    Returns:
+        The report (also written as ``report.json``).
+
+    Example:
+        >>> report = evaluate("digits", "syn/", "report/", seeds=5)
+        >>> report["utility"]["cnn"]["gain"]["0.5"]["mean"]
+    """
+    started = time.time()
+    say = print if progress else (lambda *_: None)
+    if seeds < 1:
+        raise GenaugError(f"--seeds must be at least 1, got {seeds}")
+    if any(not 0.0 < f < 1.0 for f in fractions):
+        raise GenaugError(f"fractions must be in (0, 1), got {list(fractions)}")
+    manifest = read_manifest(synthetic)
+    full_train = load_arrays(data, "train", image_size=image_size)
+    test = load_arrays(data, "test", image_size=image_size)
+    syn_x, syn_y, syn_info = _synthetic_arrays(synthetic)
+    if syn_info.class_names != full_train.info.class_names or syn_x.shape[1:] != full_train.x.shape[1:]:
+        raise GenaugError(
+            f"{synthetic} ({syn_x.shape[1:]}, classes {list(syn_info.class_names)}) does not match {data} "
+            f"({full_train.x.shape[1:]}, classes {list(full_train.info.class_names)})"
+        )
+    real = _real_train(full_train, manifest, labels_per_class, label_fraction)
+    num_classes = real.info.num_classes
+    say(f"evaluate: {len(real.y)} real train, {len(syn_y)} synthetic, {len(test.y)} real test examples")
+    conditions = {"real": 0.0, **{f"mixed_{f:g}": f for f in fractions}, "synthetic": 1.0}
+    kinds = ["cnn"] + (["svc"] if int(np.prod(real.x.shape[1:])) <= SVC_MAX_PIXELS else [])
+    utility = {}
+    for kind in kinds:
+        results = {}
+        for name, fraction in conditions.items():
+            accuracies, per_class = [], []
+            for seed in range(seeds):
+                if kind == "cnn":
+                    predicted = _cnn_accuracy(
+                        (real.x, real.y), (syn_x, syn_y), fraction, seed, steps, test, num_classes
+                    )
+                else:
+                    predicted = _svc_accuracy((real.x, real.y), (syn_x, syn_y), fraction, seed, test, num_classes)
+                accuracies.append(float((predicted == test.y).mean()))
+                per_class.append([float((predicted[test.y == c] == c).mean()) for c in range(num_classes)])
+            results[name] = {**_interval(accuracies), "per_class": np.mean(per_class, axis=0).tolist()}
+            say(f"  {kind:<4} {name:<12} accuracy {results[name]['mean']:.4f} +- {results[name]['std']:.4f}")
+        real_values = np.asarray(results["real"]["values"])
+        gains = {
+            name.removeprefix("mixed_"): _interval((np.asarray(r["values"]) - real_values).tolist())
+            for name, r in results.items()
+            if name.startswith("mixed_")
+        }
+        utility[kind] = {"conditions": results, "gain": gains}
+    say("  fidelity (classifier feature space) ...")
+    fidelity = _fidelity(full_train, syn_x, syn_y, test, num_classes)
+    say("  memorisation ...")
+    train_seen = (
+        real if manifest["source"]["train_indices"] is not None else load_arrays(data, "train", image_size=image_size)
+    )
+    from genaug.sampler import default_min_distance
+
+    sample = np.random.default_rng(0).choice(len(syn_y), min(len(syn_y), MAX_FIDELITY_SAMPLES), replace=False)
+    memo = metrics.memorisation(
+        syn_x[sample], train_seen.x, test.x, copy_threshold=default_min_distance(train_seen.x, test.x)
+    )
+    import keras
+    import tensorflow as tf
+
+    report = {
+        "genaug_version": __version__,
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "data": data,
+        "synthetic": str(synthetic),
+        "generator": manifest["generator"],
+        "settings": {
+            "seeds": seeds,
+            "fractions": list(fractions),
+            "cnn_steps": steps,
+            "batch_size": 64,
+            "labels_per_class": labels_per_class,
+            "label_fraction": label_fraction,
+            "real_train_examples": len(real.y),
+            "synthetic_examples": len(syn_y),
+            "test_examples": len(test.y),
+            "class_names": list(real.info.class_names),
+        },
+        "utility": utility,
+        "fidelity": fidelity,
+        "memorisation": memo,
+        "seconds": time.time() - started,
+    }
+    from genaug.report import write_report
+
+    write_report(Path(out), report, real=(real.x, real.y), synthetic=(syn_x, syn_y))
+    say(f"  wrote {Path(out) / 'report.md'} in {report['seconds']:.0f} s")
+    return report
+
+
+def _fidelity(train: LabelledArrays, syn_x, syn_y, test, num_classes) -> dict:
+    """Frechet distance, KID, precision/recall (k=3), density/coverage (k=5) of synthetic vs real train
+    features, with the real test split against real train as the yardstick."""
+    from genaug.classifier import arrays_dataset, penultimate_features, train_classifier
+
+    steps = max(600, 30 * len(train.y) // 64)
+    model = train_classifier(
+        arrays_dataset(train.x, train.y, seed=0), train.x.shape[1:], num_classes, seed=0, steps=steps
+    )
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(syn_y), min(len(syn_y), MAX_FIDELITY_SAMPLES), replace=False)
+    real_pick = rng.choice(len(train.y), min(len(train.y), MAX_FIDELITY_SAMPLES), replace=False)
+    syn_f, syn_l = penultimate_features(model, syn_x[pick]), syn_y[pick]
+    real_f, real_l = penultimate_features(model, train.x[real_pick]), train.y[real_pick]
+    test_f = penultimate_features(model, test.x)
+
+    def scores(a, b):
+        precision, recall = metrics.precision_recall(a, b, k=3)
+        density, coverage = metrics.density_coverage(a, b, k=5)
+        return {
+            "frechet_distance": metrics.frechet_distance(a, b),
+            "kid": metrics.kernel_inception_distance(a, b),
+            "precision": precision,
+            "recall": recall,
+            "density": density,
+            "coverage": coverage,
+        }
+
+    per_class = {}
+    for c in range(num_classes):
+        a, b = real_f[real_l == c], syn_f[syn_l == c]
+        if len(a) > 5 and len(b) > 5:
+            per_class[str(c)] = {
+                "frechet_distance": metrics.frechet_distance(a, b),
+                "kid": metrics.kernel_inception_distance(a, b, subset_size=100),
+            }
+    return {
+        "synthetic_vs_real_train": scores(real_f, syn_f),
+        "real_test_vs_real_train": scores(real_f, test_f),
+        "per_class": per_class,
+        "features": "penultimate layer (128) of the CNN recipe trained on real train",
+    }

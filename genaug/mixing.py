@@ -1,0 +1,170 @@
+"""Mixing real and synthetic ``tf.data`` pipelines for downstream classifiers.
+
+Every mixed element is ``{"image": uint8[H,W,C], "label": int64[], "is_synthetic": bool[]}`` (plus
+``"sample_weight": float32[]`` when a synthetic weight is given); the mark is never dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from genaug.errors import GenaugError
+
+
+def _tagged(dataset: tf.data.Dataset, synthetic: bool, weight: float | None) -> tf.data.Dataset:
+    def tag(element):
+        out = {"image": element["image"], "label": element["label"], "is_synthetic": tf.constant(synthetic)}
+        if weight is not None:
+            out["sample_weight"] = tf.constant(weight if synthetic else 1.0, tf.float32)
+        return out
+
+    return dataset.map(tag, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _size(dataset: tf.data.Dataset) -> int:
+    size = int(dataset.cardinality())
+    if size == tf.data.INFINITE_CARDINALITY:
+        raise GenaugError("mix needs finite datasets (do not .repeat() them first)")
+    return size if size >= 0 else int(dataset.reduce(0, lambda count, _: count + 1))
+
+
+def mix(
+    real: tf.data.Dataset,
+    synthetic: tf.data.Dataset,
+    *,
+    synthetic_fraction: float | None = None,
+    synthetic_count: int | None = None,
+    seed: int,
+    synthetic_weight: float | None = None,
+    class_weights: dict[int, float] | None = None,
+) -> tf.data.Dataset:
+    """Mixes real and synthetic examples into one finite dataset, tagging each with ``is_synthetic``.
+
+    Two modes:
+      * ``synthetic_fraction=f``: each element is synthetic with probability ``f``
+        (``tf.data.Dataset.sample_from_datasets``, seeded); the pass holds ``n_real / (1 - f)``
+        elements so real data is seen about once (``f = 1`` gives ``n_synthetic`` synthetic elements).
+      * ``synthetic_count=k``: exactly ``k`` synthetic examples interleaved evenly with all real ones
+        (``choose_from_datasets`` with a fixed selector): the same order every time.
+
+    Args:
+        real: ``{"image", "label"}`` elements.
+        synthetic: ``{"image", "label"}`` elements (e.g. from :func:`genaug.load_synthetic`).
+        synthetic_fraction: probability that an element is synthetic, in [0, 1].
+        synthetic_count: exact number of synthetic elements instead.
+        seed: seeds the sampling and the reshuffles of repeated sources.
+        synthetic_weight: adds ``"sample_weight"`` (this for synthetic, 1 for real).
+        class_weights: ``{label: weight}`` relative sampling weights within the synthetic stream
+            (fraction mode), e.g. to top up rare classes; classes not named get weight 0.
+
+    Returns:
+        A finite dataset of tagged elements (shuffle and batch it with :func:`as_supervised`).
+
+    Example:
+        >>> mixed = mix(real_ds, syn_ds, synthetic_fraction=0.5, seed=0)
+        >>> model.fit(as_supervised(mixed, batch_size=64, seed=0), epochs=10)
+    """
+    if (synthetic_fraction is None) == (synthetic_count is None):
+        raise GenaugError("give exactly one of synthetic_fraction and synthetic_count")
+    n_real, n_syn = _size(real), _size(synthetic)
+    real_t = _tagged(real, False, synthetic_weight)
+    syn_t = _tagged(synthetic, True, synthetic_weight)
+    if synthetic_count is not None:
+        if not 0 <= synthetic_count <= n_syn:
+            raise GenaugError(f"synthetic_count {synthetic_count} must be in [0, {n_syn}] (synthetic size)")
+        total = n_real + synthetic_count
+        positions = np.arange(1, total + 1)
+        # Bresenham: the i-th element is synthetic when the running share of synthetic ones steps up.
+        selector = (positions * synthetic_count // total - (positions - 1) * synthetic_count // total).astype(np.int64)
+        return tf.data.Dataset.choose_from_datasets(
+            [real_t, syn_t.take(synthetic_count)], tf.data.Dataset.from_tensor_slices(selector)
+        )
+    f = float(synthetic_fraction)
+    if not 0.0 <= f <= 1.0:
+        raise GenaugError(f"synthetic_fraction must be in [0, 1], got {f}")
+    if class_weights is not None:
+        syn_t = _class_weighted(syn_t, class_weights, seed)
+    else:
+        syn_t = syn_t.shuffle(n_syn, seed=seed).repeat()
+    if f == 1.0:
+        return syn_t.take(n_syn)
+    if f == 0.0:
+        return real_t
+    total = round(n_real / (1.0 - f))
+    return tf.data.Dataset.sample_from_datasets(
+        [real_t.shuffle(n_real, seed=seed).repeat(), syn_t], weights=[1.0 - f, f], seed=seed
+    ).take(total)
+
+
+def _class_weighted(syn_t: tf.data.Dataset, class_weights: dict[int, float], seed: int) -> tf.data.Dataset:
+    labels = sorted(int(k) for k, w in class_weights.items() if w > 0)
+    if not labels:
+        raise GenaugError("class_weights gives no class a positive weight")
+    streams = [
+        syn_t.filter(lambda e, label=label: tf.equal(e["label"], label)).shuffle(1024, seed=seed + label).repeat()
+        for label in labels
+    ]
+    weights = [float(class_weights[label]) for label in labels]
+    return tf.data.Dataset.sample_from_datasets(streams, weights=weights, seed=seed)
+
+
+def as_supervised(
+    dataset: tf.data.Dataset,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    shuffle: bool = True,
+    cache: bool = True,
+    num_classes: int | None = None,
+    mixup_alpha: float | None = None,
+    mixup: str = "all",
+) -> tf.data.Dataset:
+    """Batches for ``keras.Model.fit``: cache -> shuffle -> batch -> vectorised map -> prefetch.
+
+    Yields ``(image float32 [0, 255], label)`` or, when elements carry ``"sample_weight"``,
+    ``(image, label, sample_weight)``. With ``mixup_alpha`` (needs ``num_classes``), images and one-hot
+    labels are mixed with lambda ~ Beta(a, a) per example, with a partner from any source
+    (``mixup="all"``), the same source (``"within"``) or the other source (``"across"``); labels are then
+    float one-hot vectors (use ``CategoricalCrossentropy``).
+    """
+    if mixup not in ("all", "within", "across"):
+        raise GenaugError(f"mixup {mixup!r}: expected all, within or across")
+    if mixup_alpha is not None and not num_classes:
+        raise GenaugError("mixup needs num_classes")
+    if cache:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    weighted = "sample_weight" in dataset.element_spec
+
+    def to_supervised(index, batch):
+        images = tf.cast(batch["image"], tf.float32)
+        labels = batch["label"]
+        if mixup_alpha is not None:
+            images, labels = _mixup(images, labels, batch["is_synthetic"], index, num_classes, mixup_alpha, mixup, seed)
+        return (images, labels, batch["sample_weight"]) if weighted else (images, labels)
+
+    return dataset.enumerate().map(to_supervised, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _mixup(images, labels, is_synthetic, index, num_classes, alpha, mode, seed):
+    batch = tf.shape(images)[0]
+    key = tf.stack([tf.cast(seed, tf.int64), index])
+    gamma_a = tf.random.stateless_gamma([batch], seed=key, alpha=alpha)
+    gamma_b = tf.random.stateless_gamma([batch], seed=key + 1, alpha=alpha)
+    lam = gamma_a / (gamma_a + gamma_b)
+    scores = tf.random.stateless_uniform([batch, batch], seed=key + 2)
+    if mode != "all":
+        same = tf.equal(is_synthetic[:, None], is_synthetic[None, :])
+        allowed = same if mode == "within" else tf.logical_not(same)
+        scores = tf.where(allowed, scores, -1.0)
+    partner = tf.argmax(scores, axis=1, output_type=tf.int32)
+    # No allowed partner (e.g. a one-source batch with mode "across"): keep the example unmixed.
+    partner = tf.where(tf.reduce_max(scores, axis=1) < 0, tf.range(batch), partner)
+    one_hot = tf.one_hot(labels, num_classes)
+    lam_x = lam[:, None, None, None]
+    mixed_images = lam_x * images + (1.0 - lam_x) * tf.gather(images, partner)
+    mixed_labels = lam[:, None] * one_hot + (1.0 - lam[:, None]) * tf.gather(one_hot, partner)
+    return mixed_images, mixed_labels

@@ -1,0 +1,70 @@
+"""End-to-end evaluate on a smoke run's synthetic set (tiny step budget)."""
+
+import json
+
+import pytest
+
+from genaug import sample
+from genaug.errors import GenaugError
+from genaug.evaluate import evaluate
+
+
+@pytest.fixture(scope="module")
+def synthetic(smoke_runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("syn") / "syn"
+    sample(smoke_runs["cvae"], out, per_class=20, progress=False)
+    return out
+
+
+def test_report_has_every_section(synthetic, tmp_path, run_cli):
+    code, out, _ = run_cli(
+        "evaluate",
+        "--data",
+        "digits",
+        "--synthetic",
+        synthetic,
+        "--out",
+        tmp_path / "r",
+        "--seeds",
+        "2",
+        "--fractions",
+        "0.5",
+        "--steps",
+        "20",
+    )
+    assert code == 0 and "cnn  mixed_0.5" in out
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    # The generator trained on 20 labels per class: evaluation uses exactly that subset.
+    assert report["settings"]["real_train_examples"] == 200
+    for kind in ("cnn", "svc"):
+        conditions = report["utility"][kind]["conditions"]
+        assert set(conditions) == {"real", "mixed_0.5", "synthetic"}
+        assert len(conditions["real"]["values"]) == 2 and len(conditions["real"]["per_class"]) == 10
+        assert set(report["utility"][kind]["gain"]) == {"0.5"}
+    fidelity = report["fidelity"]["synthetic_vs_real_train"]
+    assert set(fidelity) == {"frechet_distance", "kid", "precision", "recall", "density", "coverage"}
+    assert len(report["fidelity"]["per_class"]) == 10
+    assert {"closer_to_train_share", "near_copies"} <= set(report["memorisation"])
+    for name in ("report.md", "accuracy_vs_fraction.png", "per_class_accuracy.png", "samples_real_vs_synthetic.png"):
+        assert (tmp_path / "r" / name).stat().st_size > 0
+    assert "## Memorisation" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_scarce_labels_must_match_the_generator_subset(synthetic, tmp_path):
+    with pytest.raises(GenaugError, match="--labels-per-class 5 disagrees with the generator's training subset"):
+        evaluate("digits", synthetic, tmp_path / "r", labels_per_class=5, seeds=1, progress=False)
+
+
+def test_mismatched_data_is_refused(synthetic, tmp_path):
+    import numpy as np
+
+    path = tmp_path / "other.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 256, (40, 8, 8), dtype=np.uint8), y=np.arange(40) % 4)
+    with pytest.raises(GenaugError, match="does not match"):
+        evaluate(f"npz:{path}", synthetic, tmp_path / "r", seeds=1, progress=False)
+
+
+def test_missing_synthetic_dir(tmp_path, run_cli):
+    code, _, err = run_cli("evaluate", "--synthetic", tmp_path / "nope", "--out", tmp_path / "r")
+    assert code == 1 and "synthetic dataset not found" in err

@@ -1,0 +1,44 @@
+"""Metrics on small known inputs."""
+
+import numpy as np
+
+from genaug import metrics
+
+
+def _gauss(n, shift=0.0, seed=0, dim=8):
+    return np.random.default_rng(seed).normal(shift, 1.0, (n, dim))
+
+
+def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_shift():
+    a = _gauss(500)
+    assert metrics.frechet_distance(a, a) < 1e-6
+    near, far = metrics.frechet_distance(a, _gauss(500, 0.5, 1)), metrics.frechet_distance(a, _gauss(500, 2.0, 1))
+    assert 0 < near < far
+    assert abs(far - 8 * 2.0**2) < 4  # mean term dominates: d * shift^2
+
+
+def test_kid_near_zero_for_same_distribution():
+    same = metrics.kernel_inception_distance(_gauss(400), _gauss(400, seed=1), subset_size=200)
+    shifted = metrics.kernel_inception_distance(_gauss(400), _gauss(400, 1.0, 1), subset_size=200)
+    assert abs(same) < 0.05 < shifted
+
+
+def test_precision_recall_density_coverage():
+    real = _gauss(300)
+    assert metrics.precision_recall(real, real, k=3) == (1.0, 1.0)
+    far = _gauss(300, 10.0, 1)
+    assert metrics.precision_recall(real, far, k=3) == (0.0, 0.0)
+    density, coverage = metrics.density_coverage(real, real, k=5)
+    assert coverage == 1.0 and density >= 1.0
+    assert metrics.density_coverage(real, far, k=5) == (0.0, 0.0)
+
+
+def test_memorisation_flags_a_copied_training_set():
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (200, 6, 6, 1), dtype=np.uint8)
+    holdout = rng.integers(0, 256, (100, 6, 6, 1), dtype=np.uint8)
+    copied = metrics.memorisation(train[:100], train, holdout, copy_threshold=0.1)
+    assert copied["near_copies"] == 100 and copied["synthetic_to_train_median"] == 0.0
+    assert copied["closer_to_train_share"] > 0.6  # about 0.75: half are in the matched subset (distance 0)
+    fresh = metrics.memorisation(rng.integers(0, 256, (100, 6, 6, 1), dtype=np.uint8), train, holdout, 0.1)
+    assert fresh["near_copies"] == 0 and 0.3 < fresh["closer_to_train_share"] < 0.7

@@ -1,0 +1,104 @@
+"""Tests of genaug.mix and as_supervised on small known inputs."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from genaug.errors import GenaugError
+from genaug.mixing import as_supervised, mix
+
+
+def _source(n, label_offset=0, value=0):
+    images = np.full((n, 4, 4, 1), value, np.uint8)
+    labels = (np.arange(n) % 3 + label_offset).astype(np.int64)
+    return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+
+
+def _flags(ds):
+    return np.array([bool(e["is_synthetic"]) for e in ds.as_numpy_iterator()])
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5, 0.75])
+def test_fraction_mode_hits_the_fraction(fraction):
+    mixed = mix(_source(2000), _source(2000, value=255), synthetic_fraction=fraction, seed=0)
+    flags = _flags(mixed)
+    assert len(flags) == round(2000 / (1 - fraction))
+    assert abs(flags.mean() - fraction) < 0.03
+
+
+def test_fraction_extremes():
+    assert not _flags(mix(_source(50), _source(30), synthetic_fraction=0.0, seed=0)).any()
+    only = _flags(mix(_source(50), _source(30), synthetic_fraction=1.0, seed=0))
+    assert only.all() and len(only) == 30
+
+
+def test_exact_mode_is_exact_and_evenly_interleaved():
+    mixed = mix(_source(90), _source(50), synthetic_count=30, seed=0)
+    flags = _flags(mixed)
+    assert len(flags) == 120 and flags.sum() == 30
+    assert np.array_equal(flags, _flags(mix(_source(90), _source(50), synthetic_count=30, seed=7)))
+    assert np.diff(np.flatnonzero(flags)).max() <= 4  # one synthetic every 4 elements
+
+
+def test_is_synthetic_matches_the_source_and_survives_batching():
+    mixed = mix(_source(100, value=0), _source(100, value=255), synthetic_fraction=0.5, seed=1)
+    for element in mixed.as_numpy_iterator():
+        assert element["is_synthetic"] == (element["image"][0, 0, 0] == 255)
+    batch = next(iter(mixed.batch(16)))
+    assert batch["is_synthetic"].dtype == tf.bool and batch["is_synthetic"].shape == (16,)
+
+
+def test_same_seed_same_order():
+    def order(seed):
+        ds = mix(_source(60), _source(60, label_offset=3), synthetic_fraction=0.5, seed=seed)
+        return [int(e["label"]) for e in ds.as_numpy_iterator()]
+
+    assert order(3) == order(3) and order(3) != order(4)
+
+
+def test_synthetic_weight_and_supervised_batches():
+    mixed = mix(_source(40), _source(40, value=255), synthetic_fraction=0.5, seed=0, synthetic_weight=0.25)
+    x, y, w = next(iter(as_supervised(mixed, batch_size=8, seed=0)))
+    assert x.dtype == tf.float32 and x.shape == (8, 4, 4, 1) and y.dtype == tf.int64
+    synthetic = x[:, 0, 0, 0].numpy() == 255
+    assert np.allclose(w.numpy(), np.where(synthetic, 0.25, 1.0))
+
+
+def test_class_weights_top_up_chosen_classes():
+    mixed = mix(_source(300), _source(300, label_offset=3), synthetic_fraction=0.5, seed=0, class_weights={4: 1.0})
+    labels = np.array([int(e["label"]) for e in mixed.as_numpy_iterator() if e["is_synthetic"]])
+    assert set(labels.tolist()) == {4}
+
+
+@pytest.mark.parametrize("mode", ["all", "within", "across"])
+def test_mixup_mixes_images_and_labels(mode):
+    mixed = mix(_source(64, value=0), _source(64, value=200, label_offset=3), synthetic_count=64, seed=0)
+    x, y = next(iter(as_supervised(mixed, batch_size=32, seed=0, num_classes=6, mixup_alpha=0.4, mixup=mode)))
+    assert y.shape == (32, 6) and np.allclose(y.numpy().sum(axis=1), 1.0)
+    pixel = x[:, 0, 0, 0].numpy()
+    if mode == "within":  # partners share the source: images stay pure 0 or 200
+        assert set(np.round(pixel).tolist()) <= {0.0, 200.0}
+    if mode == "across":  # every example with a partner from the other source is a blend
+        assert ((pixel > 0) & (pixel < 200)).mean() > 0.8
+
+
+def test_mixup_pipeline_works_with_tfds_loaded_synthetic(smoke_runs, tmp_path):
+    from genaug import load_dataset, load_synthetic, sample
+
+    sample(smoke_runs["cvae"], tmp_path / "syn", per_class=5, progress=False, min_distance=None)
+    synthetic, _ = load_synthetic(tmp_path / "syn")
+    real, _ = load_dataset("digits", "test")
+    mixed = mix(real, synthetic, synthetic_count=50, seed=0)
+    x, y = next(iter(as_supervised(mixed, batch_size=500, seed=0)))
+    assert x.shape == (500, 8, 8, 1) and len(y) == 500
+
+
+def test_bad_arguments():
+    with pytest.raises(GenaugError, match="exactly one of synthetic_fraction and synthetic_count"):
+        mix(_source(4), _source(4), seed=0)
+    with pytest.raises(GenaugError, match="synthetic_fraction must be in"):
+        mix(_source(4), _source(4), synthetic_fraction=1.5, seed=0)
+    with pytest.raises(GenaugError, match="synthetic_count 9 must be in"):
+        mix(_source(4), _source(4), synthetic_count=9, seed=0)
+    with pytest.raises(GenaugError, match="finite"):
+        mix(_source(4).repeat(), _source(4), synthetic_count=1, seed=0)
