@@ -106,7 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_label_options(evaluate)
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(handler=_evaluate)
+
+    demo = commands.add_parser("demo", help="the main job: train, sample, mix and evaluate on digits")
+    demo.add_argument("--out", default="demo", help="output folder (default: demo)")
+    demo.add_argument("--seeds", type=int, default=5)
+    demo.add_argument("--overwrite", action="store_true", help="replace a previous demo's output")
+    demo.set_defaults(handler=_demo)
     return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from genaug.demo import demo
+
+    demo(args.out, seeds=args.seeds, overwrite=args.overwrite)
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

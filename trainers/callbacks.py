@@ -28,12 +28,12 @@ class Checkpoint(keras.callbacks.Callback):
     at any instant leaves a checkpoint that matches the state file or is one epoch ahead of it.
     """
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, every: int = 1, total_epochs: int | None = None):
         super().__init__()
-        self.directory = Path(directory)
+        self.directory, self.every, self.total = Path(directory), every, total_epochs
 
     def on_epoch_end(self, epoch, logs=None):
-        if not finite(logs):
+        if not finite(logs) or ((epoch + 1) % self.every and epoch + 1 != self.total):
             return
         with atomic.atomic_path(self.directory / CHECKPOINT) as tmp:
             self.model.save(tmp)

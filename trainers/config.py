@@ -64,6 +64,7 @@ class RunConfig:
     jit: str = "auto"  # auto | on | off
     steps_per_execution: int = 1
     sample_every: int = 10  # epochs between sample grids
+    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
     nan_rollback: bool = False  # on a non-finite loss, reload the last checkpoint at half the LR
     quiet: bool = False
 

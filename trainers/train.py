@@ -31,6 +31,7 @@ MAX_ROLLBACKS = 3
 # Settings that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {
     ("optim", "epochs"),
+    ("run", "checkpoint_every"),
     ("run", "out"),
     ("run", "quiet"),
     ("run", "nan_rollback"),
@@ -232,7 +233,7 @@ def _fit(config, out, arrays, start_epoch, precision, jit, extra_callbacks) -> R
             cb.SampleGrid(out / "samples", out / "logs", config.run.sample_every, config.run.seed, epochs),
             keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
             *extra_callbacks,
-            cb.Checkpoint(out / "checkpoints"),
+            cb.Checkpoint(out / "checkpoints", config.run.checkpoint_every, epochs),
         ]
         fitted = model.fit(
             dataset,
