@@ -246,7 +246,8 @@ def _fit(config, out, arrays, start_epoch, precision, jit, extra_callbacks) -> R
         for key, values in fitted.history.items():
             history.setdefault(key, []).extend(values)
         if guard.tripped_at is None:
-            start_epoch = epochs
+            # A callback may stop training early (e.g. a time budget): record what really ran.
+            start_epoch = fitted.epoch[-1] + 1 if fitted.epoch else start_epoch
             break
         start_epoch, model = _roll_back(config, out, guard.tripped_at, rollbacks, strategy)
         rollbacks += 1
@@ -275,7 +276,7 @@ def _fit(config, out, arrays, start_epoch, precision, jit, extra_callbacks) -> R
         "jit_compile": jit,
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
-        "epochs_completed": epochs,
+        "epochs_completed": start_epoch,
         "rollbacks": rollbacks,
         "timings": {"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         "final_metrics": {k: v[-1] for k, v in history.items()},

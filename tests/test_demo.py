@@ -1,0 +1,28 @@
+"""The demo end to end, with the settings shrunk (the real schedule is measured in README)."""
+
+import pytest
+
+from genaug import demo as demo_module
+
+
+@pytest.mark.slow
+def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_cli):
+    monkeypatch.setattr(
+        demo_module,
+        "SETTINGS",
+        {
+            "10_per_class": {"labels_per_class": 10, "epochs": 8, "batch_size": 32},
+            "full": {"labels_per_class": None, "epochs": 4, "batch_size": 64},
+        },
+    )
+    code, out, _ = run_cli("demo", "--out", tmp_path / "demo", "--seeds", "2")
+    assert code == 0
+    assert "real only" in out and "synthetic only" in out and "closer-to-train" in out
+    for setting in ("10_per_class", "full"):
+        for path in (
+            "run/generator.keras",
+            "synthetic/manifest.json",
+            "report/report.md",
+            "report/accuracy_vs_fraction.png",
+        ):
+            assert (tmp_path / "demo" / setting / path).is_file(), (setting, path)
