@@ -63,13 +63,34 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+class _TemplateSerializer:
+    """:func:`serialize` for many same-shape images: a proto's length fields depend only on the lengths of
+    its contents, so per label one serialised template is cut around the image bytes and the rest of
+    the examples are spliced, byte-identical to :func:`serialize` (tested) and ~20x faster."""
+
+    def __init__(self, image_shape: tuple[int, ...]):
+        self.marker = np.full(image_shape, 0xAB, np.uint8)
+        self.size = self.marker.nbytes
+        self.parts: dict[int, tuple[bytes, bytes]] = {}
+
+    def __call__(self, image: np.ndarray, label: int) -> bytes:
+        if label not in self.parts:
+            template = serialize(self.marker, label)
+            at = template.index(self.marker.tobytes())
+            self.parts[label] = (template[:at], template[at + self.size :])
+        head, tail = self.parts[label]
+        return head + image.tobytes() + tail
+
+
 def write_shard(path: Path, images: np.ndarray, labels: np.ndarray) -> str:
     """Writes one TFRecord shard atomically; returns its sha256. Same inputs give the same bytes."""
     import tensorflow as tf
 
+    to_bytes = _TemplateSerializer(images.shape[1:])
+    images = np.ascontiguousarray(images)
     with atomic.atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
-        for image, label in zip(images, labels, strict=True):
-            writer.write(serialize(np.ascontiguousarray(image), int(label)))
+        for image, label in zip(images, labels.tolist(), strict=True):
+            writer.write(to_bytes(image, label))
     return sha256_file(path)
 
 

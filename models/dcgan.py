@@ -7,11 +7,11 @@ import tensorflow as tf
 from keras import ops
 
 from models import losses
+from models.base import GenerativeModel, require_classes
 from models.diffaugment import diff_augment
 from models.generator import SyntheticGenerator
 from models.networks import build_discriminator, build_generator
 from models.replicas import per_replica
-from models.seeding import SeedStateMixin
 
 
 def _loss_scaled(optimizer: keras.optimizers.Optimizer, policy_name: str) -> keras.optimizers.Optimizer:
@@ -26,7 +26,7 @@ def _unwrapped(optimizer):
 
 
 @keras.saving.register_keras_serializable(package="genaug")
-class DCGAN(SeedStateMixin, keras.Model):
+class DCGAN(GenerativeModel):
     """A DCGAN whose ``train_step`` does one simultaneous D and G update from one generator forward.
 
     Both tapes watch the same fake batch, so each step costs one G forward; G's gradient is taken
@@ -203,10 +203,6 @@ class DCGAN(SeedStateMixin, keras.Model):
         network = self.ema_generator if self.ema_generator is not None else self.generator
         return SyntheticGenerator(network, self.latent_dim, self.num_classes)
 
-    def generate(self, n: int, labels=None, **kwargs):
-        """See :meth:`SyntheticGenerator.generate`."""
-        return self.export_generator().generate(n, labels, **kwargs)
-
     def get_config(self):
         return {
             **super().get_config(),
@@ -231,6 +227,5 @@ class ConditionalDCGAN(DCGAN):
     """A :class:`DCGAN` with a label-embedding generator and a projection discriminator."""
 
     def __init__(self, image_shape, num_classes: int, **kwargs):
-        if not num_classes:
-            raise ValueError("ConditionalDCGAN needs num_classes >= 1")
+        require_classes("ConditionalDCGAN", num_classes)
         super().__init__(image_shape, num_classes=num_classes, **kwargs)

@@ -6,14 +6,14 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from models.base import GenerativeModel, require_classes
 from models.generator import SyntheticGenerator
 from models.networks import build_encoder, build_generator
 from models.replicas import per_replica
-from models.seeding import SeedStateMixin
 
 
 @keras.saving.register_keras_serializable(package="genaug")
-class VAE(SeedStateMixin, keras.Model):
+class VAE(GenerativeModel):
     """A convolutional VAE on images in [-1, 1] with a Bernoulli likelihood.
 
     The decoder outputs pre-activations ``a``; the image is ``tanh(a)`` and the likelihood of the
@@ -108,10 +108,6 @@ class VAE(SeedStateMixin, keras.Model):
         """The decoder as a standalone sampler (shares weights with this model)."""
         return SyntheticGenerator(self.decoder, self.latent_dim, self.num_classes, output_activation="tanh")
 
-    def generate(self, n: int, labels=None, **kwargs):
-        """See :meth:`SyntheticGenerator.generate`; ``temperature`` < 1 gives crisper samples."""
-        return self.export_generator().generate(n, labels, **kwargs)
-
     def get_config(self):
         return {
             **super().get_config(),
@@ -129,6 +125,5 @@ class ConditionalVAE(VAE):
     """A :class:`VAE` whose encoder and decoder both see the label; ``num_classes`` is required."""
 
     def __init__(self, image_shape, num_classes: int, **kwargs):
-        if not num_classes:
-            raise ValueError("ConditionalVAE needs num_classes >= 1")
+        require_classes("ConditionalVAE", num_classes)
         super().__init__(image_shape, num_classes=num_classes, **kwargs)

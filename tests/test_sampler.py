@@ -66,6 +66,16 @@ def test_serializer_matches_the_schema():
     assert ours == theirs
 
 
+def test_template_serializer_is_byte_identical():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (50, 5, 5, 3), dtype=np.uint8)
+    images[0] = 0xAB  # the template's own marker value must still splice correctly
+    labels = rng.integers(0, 300, 50)  # labels past 127 take two varint bytes
+    fast = shards._TemplateSerializer((5, 5, 3))
+    for image, label in zip(images, labels.tolist(), strict=True):
+        assert fast(image, label) == shards.serialize(image, label)
+
+
 def test_same_seed_same_bytes_other_seed_other_bytes(smoke_runs, tmp_path):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         sample(smoke_runs["cvae"], tmp_path / name, per_class=10, seed=seed, num_shards=3, progress=False)
