@@ -12,11 +12,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _temporary(path: Path, tag: str) -> Path:
+    return path.with_name(f".{path.stem}.tmp-{tag}{path.suffix}")
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
+    """Deletes temporaries of ``path`` left by a killed writer (call only where no writer is live)."""
+    path = Path(path)
+    for stale in path.parent.glob(_temporary(path, "*").name):
+        stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path (same folder and suffix) that is renamed to ``path`` on success."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    tmp = _temporary(path, str(os.getpid()))
     try:
         yield tmp
         os.replace(tmp, path)

@@ -341,6 +341,9 @@ def sample(
     mine = [k for k in range(num_shards) if k % num_workers == worker_index]
     bar = _progress(sum(len(plan[k]) for k in mine)) if progress else None
     for k in mine:
+        # Each shard has one owner (k % W == I), so its leftovers from a killed run are ours to remove.
+        atomic.remove_stale_temporaries(out / shards.shard_name(k, num_shards))
+        atomic.remove_stale_temporaries(out / STATE_DIR / f"shard-{k:05d}.json")
         if _shard_is_done(out, k, num_shards):
             if bar:
                 bar.add(len(plan[k]))

@@ -208,6 +208,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     with open(tmp_path / "cut" / "history.csv") as f:
         epochs_logged = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs_logged == list(range(epochs))
+    assert not list((tmp_path / "cut").rglob(".*tmp*")), "temporaries of the killed run are cleaned up"
     whole = keras.models.load_model(tmp_path / "whole" / "model.keras")
     cut = keras.models.load_model(tmp_path / "cut" / "model.keras")
     # Same seed, same per-epoch data order, restored optimizer and RNG state: the same weights.

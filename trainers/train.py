@@ -133,6 +133,8 @@ def _prepare_run_dir(out: Path, config: TrainConfig, resume: bool, overwrite: bo
                 f"{out} holds a different run (differs in {', '.join(differences)}); "
                 "pass --overwrite to replace it or choose another --out"
             )
+        for name in (cb.CHECKPOINT, cb.STATE):  # left by a killed run
+            atomic.remove_stale_temporaries(out / "checkpoints" / name)
         if state_path.exists():
             return json.loads(state_path.read_text())["epoch"]
     elif out.exists() and any(out.iterdir()) and not overwrite:
