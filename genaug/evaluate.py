@@ -12,11 +12,14 @@ import platform
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from genaug import metrics
 from genaug.data import LabelledArrays, labelled_subset, load_arrays
 from genaug.errors import GenaugError
+from genaug.report import write_report
 from genaug.shards import load_synthetic, read_manifest
 from genaug.version import __version__
 
@@ -61,8 +64,6 @@ def _real_train(full: LabelledArrays, manifest: dict, labels_per_class, label_fr
 
 
 def _cnn_accuracy(real, syn, fraction, seed, steps, test, num_classes):
-    import tensorflow as tf
-
     from genaug.classifier import predict_proba, train_classifier
     from genaug.mixing import as_supervised, mix
 
@@ -73,7 +74,7 @@ def _cnn_accuracy(real, syn, fraction, seed, steps, test, num_classes):
     return predict_proba(model, test.x).argmax(axis=1)
 
 
-def _svc_accuracy(real, syn, fraction, seed, test, num_classes):
+def _svc_accuracy(real, syn, fraction, seed, test):
     from sklearn.svm import SVC
 
     rng = np.random.default_rng(seed)
@@ -156,7 +157,7 @@ def evaluate(
                         (real.x, real.y), (syn_x, syn_y), fraction, seed, steps, test, num_classes
                     )
                 else:
-                    predicted = _svc_accuracy((real.x, real.y), (syn_x, syn_y), fraction, seed, test, num_classes)
+                    predicted = _svc_accuracy((real.x, real.y), (syn_x, syn_y), fraction, seed, test)
                 accuracies.append(float((predicted == test.y).mean()))
                 per_class.append([float((predicted[test.y == c] == c).mean()) for c in range(num_classes)])
             results[name] = {**_interval(accuracies), "per_class": np.mean(per_class, axis=0).tolist()}
@@ -171,18 +172,11 @@ def evaluate(
     say("  fidelity (classifier feature space) ...")
     fidelity = _fidelity(full_train, syn_x, syn_y, test, num_classes)
     say("  memorisation ...")
-    train_seen = (
-        real if manifest["source"]["train_indices"] is not None else load_arrays(data, "train", image_size=image_size)
-    )
-    from genaug.sampler import default_min_distance
-
+    train_seen = real if manifest["source"]["train_indices"] is not None else full_train
     sample = np.random.default_rng(0).choice(len(syn_y), min(len(syn_y), MAX_FIDELITY_SAMPLES), replace=False)
     memo = metrics.memorisation(
-        syn_x[sample], train_seen.x, test.x, copy_threshold=default_min_distance(train_seen.x, test.x)
+        syn_x[sample], train_seen.x, test.x, copy_threshold=metrics.default_min_distance(train_seen.x, test.x)
     )
-    import keras
-    import tensorflow as tf
-
     report = {
         "genaug_version": __version__,
         "versions": {
@@ -210,8 +204,6 @@ def evaluate(
         "memorisation": memo,
         "seconds": time.time() - started,
     }
-    from genaug.report import write_report
-
     write_report(Path(out), report, real=(real.x, real.y), synthetic=(syn_x, syn_y))
     say(f"  wrote {Path(out) / 'report.md'} in {report['seconds']:.0f} s")
     return report

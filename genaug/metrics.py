@@ -84,6 +84,12 @@ def nearest_distances(images: np.ndarray, reference: np.ndarray, chunk: int = 10
     return out
 
 
+def default_min_distance(train_x: np.ndarray, test_x: np.ndarray) -> float:
+    """The 1st percentile of real test images' distances to their nearest training image: a synthetic
+    image closer than nearly every genuinely new image is treated as a copy."""
+    return float(np.percentile(nearest_distances(test_x, train_x), 1.0))
+
+
 def memorisation(
     synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, copy_threshold: float, seed: int = 0
 ) -> dict:

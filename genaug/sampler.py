@@ -20,7 +20,7 @@ import numpy as np
 from genaug import atomic, shards
 from genaug.data import load_arrays
 from genaug.errors import GenaugError
-from genaug.metrics import nearest_distances
+from genaug.metrics import default_min_distance, nearest_distances
 from genaug.version import __version__
 
 EXAMPLES_PER_SHARD = 10_000
@@ -173,12 +173,6 @@ class _RunSource:
         with atomic.atomic_path(path) as tmp:
             model.save(tmp)
         return model
-
-
-def default_min_distance(train_x: np.ndarray, test_x: np.ndarray) -> float:
-    """The 1st percentile of real test images' distances to their nearest training image: a synthetic
-    image closer than nearly every genuinely new image is treated as a copy."""
-    return float(np.percentile(nearest_distances(test_x, train_x), 1.0))
 
 
 class _Filters:

@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 
 from genaug import sampler, shards
 from genaug.errors import GenaugError
-from genaug.metrics import nearest_distances
+from genaug.metrics import default_min_distance, nearest_distances
 from genaug.sampler import class_counts, sample
 
 
@@ -164,7 +164,7 @@ def test_memorisation_guard_default_threshold_and_copies():
     rng = np.random.default_rng(0)
     train = rng.integers(0, 256, (50, 4, 4, 1), dtype=np.uint8)
     test = rng.integers(0, 256, (20, 4, 4, 1), dtype=np.uint8)
-    threshold = sampler.default_min_distance(train, test)
+    threshold = default_min_distance(train, test)
     assert threshold > 0
     distances = nearest_distances(np.concatenate([train[:3], test[:3]]), train)
     assert np.allclose(distances[:3], 0) and (distances[3:] > 0).all()

@@ -243,6 +243,7 @@ def _fit(config, out, arrays, start_epoch, precision, jit, extra_callbacks) -> R
             initial_epoch=start_epoch,
             steps_per_epoch=steps,
             callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles, per epoch and resumably
             verbose=0 if config.run.quiet else 1,
         )
         for key, values in fitted.history.items():
