@@ -42,6 +42,12 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def save_model(model, path: str | os.PathLike) -> None:
+    """``model.save(path)`` for a ``.keras`` file, atomically."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
 

@@ -313,10 +313,10 @@ def _load_folder(arg, split, image_size):
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         first = images[0].shape
-        odd = next(f for f, im in zip(files, images, strict=True) if im.shape != first)
+        odd = next(i for i, im in enumerate(images) if im.shape != first)
         raise GenaugError(
-            f"{base}: images differ in size or channels ({files[0].name} is {first}, {odd} is "
-            f"{next(im.shape for im in images if im.shape != first)}); pass --image-size HxW"
+            f"{base}: images differ in size or channels ({files[0].name} is {first}, {files[odd]} is "
+            f"{images[odd].shape}); pass --image-size HxW"
         )
     x = np.stack(images)
     y = np.asarray(labels, np.int64)

@@ -9,6 +9,7 @@ whose checksum is already right. Metadata and ``manifest.json`` are written once
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -147,6 +148,7 @@ class _RunSource:
         size = tuple(data["image_size"]) if data["image_size"] else None
         return load_arrays(data["data"], split, image_size=size)
 
+    @functools.cached_property
     def training_images(self) -> tuple[np.ndarray, np.ndarray]:
         """The examples the generator was trained on (the scarce-label subset, if any)."""
         arrays = self.split(self.config["data"]["split"])
@@ -164,14 +166,13 @@ class _RunSource:
         path = self.dir / "oracle.keras"
         if path.is_file():
             return keras.models.load_model(path, safe_mode=True)
-        x, y = self.training_images()
+        x, y = self.training_images
         seed = self.info["seed"]
         steps = max(ORACLE_MIN_STEPS, ORACLE_EPOCHS * len(y) // 64)
         model = train_classifier(
             arrays_dataset(x, y, seed=seed), self.image_shape, len(self.class_names), seed=seed, steps=steps
         )
-        with atomic.atomic_path(path) as tmp:
-            model.save(tmp)
+        atomic.save_model(model, path)
         return model
 
 
@@ -315,7 +316,7 @@ def sample(
         raise GenaugError(f"--shards must be between 1 and the number of images ({total}), got {num_shards}")
     train_x = None
     if min_distance is not None:
-        train_x, _ = source.training_images()
+        train_x, _ = source.training_images
         if min_distance == "auto":
             min_distance = default_min_distance(train_x, source.split("test").x)
     oracle = source.oracle() if (source.generator.num_classes is None or min_confidence is not None) else None
@@ -355,7 +356,7 @@ def sample(
         atomic.write_json(out / STATE_DIR / f"shard-{k:05d}.json", record)
         if bar:
             bar.add(len(plan[k]))
-    return finalize(out, run_dir=run_dir, source=source, settings=settings)
+    return _finalize(out, run_dir=run_dir, source=source, settings=settings)
 
 
 def _progress(total: int):
@@ -398,12 +399,8 @@ def _shard_is_done(out: Path, k: int, num_shards: int) -> bool:
     return record is not None and file.is_file() and shards.sha256_file(file) == record["sha256"]
 
 
-def finalize(out: Path, *, run_dir: Path, source=None, settings: SampleSettings | None = None):
+def _finalize(out: Path, *, run_dir: Path, source: _RunSource, settings: SampleSettings):
     """Writes TFDS metadata and ``manifest.json`` if every shard is present; returns the manifest or None."""
-    out = Path(out)
-    if settings is None:
-        raw = json.loads((out / STATE_DIR / "settings.json").read_text())
-        settings = SampleSettings(**{**raw, "counts_per_class": tuple(raw["counts_per_class"])})
     records = [_shard_record(out, k) for k in range(settings.num_shards)]
     done = [r for r in records if r is not None]
     if len(done) < settings.num_shards:
@@ -412,7 +409,6 @@ def finalize(out: Path, *, run_dir: Path, source=None, settings: SampleSettings 
             "the last worker to finish writes the metadata"
         )
         return None
-    source = source or _RunSource(Path(run_dir))
     schema = shards.features(source.image_shape, source.class_names)
     num_bytes = sum((out / r["file"]).stat().st_size for r in records)
     description = f"Synthetic images sampled by genaug {__version__} from {run_dir}"

@@ -35,8 +35,7 @@ class Checkpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not finite(logs) or ((epoch + 1) % self.every and epoch + 1 != self.total):
             return
-        with atomic.atomic_path(self.directory / CHECKPOINT) as tmp:
-            self.model.save(tmp)
+        atomic.save_model(self.model, self.directory / CHECKPOINT)
         atomic.write_json(self.directory / STATE, {"epoch": epoch + 1, "logs": dict(logs or {})})
 
 

@@ -255,11 +255,8 @@ def _fit(config, out, arrays, start_epoch, precision, jit, extra_callbacks) -> R
         start_epoch, model = _roll_back(config, out, guard.tripped_at, rollbacks, strategy)
         rollbacks += 1
     seconds = time.time() - started
-    atomic_save = atomic.atomic_path
-    with atomic_save(out / "model.keras") as tmp:
-        model.save(tmp)
-    with atomic_save(out / "generator.keras") as tmp:
-        model.export_generator().save(tmp)
+    atomic.save_model(model, out / "model.keras")
+    atomic.save_model(model.export_generator(), out / "generator.keras")
     scarce = config.data.labels_per_class is not None or config.data.label_fraction is not None
     info = {
         "genaug_version": __version__,
