@@ -220,6 +220,7 @@ def test_mixed_precision_step_is_loss_scaled():
 norms = {}
 for policy in ("float32", "mixed_float16"):
     keras.mixed_precision.set_global_policy(policy)
+    keras.utils.set_random_seed(0)  # the same initial weights under both policies
     gan = ConditionalDCGAN((8, 8, 1), num_classes=3, latent_dim=4, g_filters=8, d_filters=8)
     gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
     assert gan(([np.zeros((1, 4)), np.zeros(1)])).dtype == "float32"
@@ -233,8 +234,8 @@ for policy in ("float32", "mixed_float16"):
 print(norms["mixed_float16"] / norms["float32"])
 """
     )
-    # Without scale_loss/unscaling, updates would be ~32768x off; float16 rounding moves them a little.
-    assert 0.5 < float(out.split()[-1]) < 2.0
+    # Without scale_loss/unscaling, updates would be ~32768x off (or skipped); float16 rounding moves them a little.
+    assert 0.9 < float(out.split()[-1]) < 1.1
 
 
 def test_mirrored_strategy_scales_loss_by_global_batch():
