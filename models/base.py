@@ -32,6 +32,28 @@ class GenerativeModel(keras.Model):
         super().load_own_variables(own)
 
 
+def serialize_networks(**networks) -> dict:
+    """Config entries for the networks a user passed in (the built ones follow from the arguments)."""
+    return {name: keras.saving.serialize_keras_object(net) for name, net in networks.items() if net is not None}
+
+
+def deserialize_networks(config: dict, names) -> dict:
+    """``config`` with the networks :func:`serialize_networks` wrote turned back into models."""
+    config = dict(config)
+    for name in names:
+        if config.get(name) is not None:
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+    return config
+
+
+def clone_network(network: keras.Model, name: str) -> keras.Model:
+    """A copy of ``network`` with its own variables, holding the same values."""
+    clone = keras.models.clone_model(network)
+    clone.name = name
+    clone.set_weights(network.get_weights())
+    return clone
+
+
 def require_classes(model_name: str, num_classes) -> None:
     """Conditional models refuse to be built without classes."""
     if not num_classes:

@@ -7,7 +7,7 @@ import tensorflow as tf
 from keras import ops
 
 from models import losses
-from models.base import GenerativeModel, require_classes
+from models.base import GenerativeModel, clone_network, deserialize_networks, require_classes, serialize_networks
 from models.diffaugment import diff_augment
 from models.generator import SyntheticGenerator
 from models.networks import build_discriminator, build_generator
@@ -46,6 +46,10 @@ class DCGAN(GenerativeModel):
         gp_weight: weight of the gradient penalty of ``wgan-gp``.
         d_dropout: dropout on D's features.
         seed: seed of every random draw in training.
+        generator: your own generator network instead of the built one: a functional model taking
+            ``z`` (or ``[z, label]`` when conditional) and returning float32 images in [-1, 1].
+        discriminator: your own discriminator: ``image`` (or ``[image, label]``) -> one float32 logit.
+            ``g_filters``, ``d_filters``, ``spectral_norm`` and ``d_dropout`` then do not apply.
 
     Example:
         >>> gan = ConditionalDCGAN((8, 8, 1), num_classes=10, diffaugment=("translation",))
@@ -70,6 +74,8 @@ class DCGAN(GenerativeModel):
         gp_weight: float = 10.0,
         d_dropout: float = 0.0,
         seed: int = 0,
+        generator: keras.Model | None = None,
+        discriminator: keras.Model | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -90,15 +96,15 @@ class DCGAN(GenerativeModel):
         self.gp_weight = gp_weight
         self.d_dropout = d_dropout
         self.seed = seed
-        self.generator = build_generator(self.image_shape, latent_dim, num_classes, g_filters)
-        self.discriminator = build_discriminator(self.image_shape, num_classes, d_filters, spectral_norm, d_dropout)
+        self.custom_networks = (generator, discriminator)
+        self.generator = generator or build_generator(self.image_shape, latent_dim, num_classes, g_filters)
+        self.discriminator = discriminator or build_discriminator(
+            self.image_shape, num_classes, d_filters, spectral_norm, d_dropout
+        )
         self.ema_generator = None
         if ema_decay:
-            self.ema_generator = build_generator(
-                self.image_shape, latent_dim, num_classes, g_filters, name="ema_generator"
-            )
+            self.ema_generator = clone_network(self.generator, "ema_generator")
             # Left "trainable" so its weights list in the generator's order; no optimizer touches it.
-            self.ema_generator.set_weights(self.generator.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -219,7 +225,12 @@ class DCGAN(GenerativeModel):
             "gp_weight": self.gp_weight,
             "d_dropout": self.d_dropout,
             "seed": self.seed,
+            **serialize_networks(generator=self.custom_networks[0], discriminator=self.custom_networks[1]),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**deserialize_networks(config, ("generator", "discriminator")))
 
 
 @keras.saving.register_keras_serializable(package="genaug")

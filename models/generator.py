@@ -14,7 +14,7 @@ class SyntheticGenerator(keras.Model):
     """A generator network plus what sampling needs to know: latent size, classes, output range.
 
     Args:
-        network: functional model taking ``z`` or ``[z, label]``.
+        network: a model taking ``z`` or ``[z, label]``.
         latent_dim: size of z.
         num_classes: number of classes the network is conditioned on, or ``None`` (unconditional).
         output_activation: applied to the network's output to reach [-1, 1]: ``"tanh"`` for a VAE
@@ -41,7 +41,9 @@ class SyntheticGenerator(keras.Model):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.network.output.shape[1:])
+        z_shape = (None, self.latent_dim)
+        shape = self.network.compute_output_shape([z_shape, (None,)] if self.num_classes else z_shape)
+        return tuple(shape[1:])
 
     def call(self, inputs, training=False):
         images = self.network(inputs, training=training)

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from models.base import GenerativeModel, require_classes
+from models.base import GenerativeModel, deserialize_networks, require_classes, serialize_networks
 from models.generator import SyntheticGenerator
 from models.networks import build_encoder, build_generator
 from models.replicas import per_replica
@@ -27,6 +27,10 @@ class VAE(GenerativeModel):
         base_filters: width of the networks.
         beta: weight of the KL term.
         seed: seed of the reparameterisation noise.
+        encoder: your own encoder instead of the built one: ``image`` (or ``[image, label]``) ->
+            ``[z_mean, z_log_var]``, both float32 of size ``latent_dim``.
+        decoder: your own decoder: ``z`` (or ``[z, label]``) -> float32 pre-activations ``a`` (the
+            image is ``tanh(a)``). ``base_filters`` then does not apply.
 
     Example:
         >>> vae = VAE((8, 8, 1), latent_dim=8)
@@ -43,6 +47,8 @@ class VAE(GenerativeModel):
         base_filters: int = 32,
         beta: float = 1.0,
         seed: int = 0,
+        encoder: keras.Model | None = None,
+        decoder: keras.Model | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -52,8 +58,9 @@ class VAE(GenerativeModel):
         self.base_filters = base_filters
         self.beta = beta
         self.seed = seed
-        self.encoder = build_encoder(self.image_shape, latent_dim, num_classes, base_filters)
-        self.decoder = build_generator(
+        self.custom_networks = (encoder, decoder)
+        self.encoder = encoder or build_encoder(self.image_shape, latent_dim, num_classes, base_filters)
+        self.decoder = decoder or build_generator(
             self.image_shape, latent_dim, num_classes, base_filters, output_activation=None, name="decoder"
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -117,7 +124,12 @@ class VAE(GenerativeModel):
             "base_filters": self.base_filters,
             "beta": self.beta,
             "seed": self.seed,
+            **serialize_networks(encoder=self.custom_networks[0], decoder=self.custom_networks[1]),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**deserialize_networks(config, ("encoder", "decoder")))
 
 
 @keras.saving.register_keras_serializable(package="genaug")
