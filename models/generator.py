@@ -11,7 +11,12 @@ from models.scaling import from_model_range
 
 @keras.saving.register_keras_serializable(package="genaug")
 class SyntheticGenerator(keras.Model):
-    """A generator network plus what sampling needs to know: latent size, classes, output range.
+    """A generator network plus what sampling needs to know: latent size, classes, output range and
+    the latent distribution.
+
+    Latents are ``mean[k] + scale[k] @ eps`` with ``eps`` standard normal and ``k`` the label (0 when
+    unconditional). The prior is standard normal (zero means, identity scales) unless a model fitted
+    one (see :meth:`VAE.fit_latent_prior`); it is saved with the weights.
 
     Args:
         network: a model taking ``z`` or ``[z, label]``.
@@ -37,6 +42,16 @@ class SyntheticGenerator(keras.Model):
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.output_activation = output_activation
+        components, eye = num_classes or 1, np.eye(latent_dim, dtype="float32")
+        self.prior_mean = self.add_weight(
+            shape=(components, latent_dim), initializer="zeros", trainable=False, name="prior_mean"
+        )
+        self.prior_scale = self.add_weight(
+            shape=(components, latent_dim, latent_dim),
+            initializer=lambda shape, dtype: np.broadcast_to(eye, shape),
+            trainable=False,
+            name="prior_scale",
+        )
         self.built = True
 
     @property
@@ -63,6 +78,13 @@ class SyntheticGenerator(keras.Model):
                 outside = np.abs(z) > truncation
         return z * np.float32(temperature)
 
+    def _from_prior(self, eps: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        mean, scale = ops.convert_to_numpy(self.prior_mean), ops.convert_to_numpy(self.prior_scale)
+        if not mean.any() and (scale == np.eye(self.latent_dim)).all():
+            return eps  # the standard prior, bit for bit
+        k = labels if labels is not None else np.zeros(len(eps), np.int64)
+        return (mean[k] + np.einsum("nij,nj->ni", scale[k], eps)).astype(np.float32)
+
     def generate(
         self,
         n: int,
@@ -80,8 +102,9 @@ class SyntheticGenerator(keras.Model):
             labels: conditioning labels (length ``n``) for a conditional generator; default cycles
                 through the classes. Must be ``None`` for an unconditional one.
             seed: seed of the latent vectors.
-            truncation: resample latent values whose magnitude exceeds this (the truncation trick).
-            temperature: scale of the latent vectors.
+            truncation: resample standardised latent values whose magnitude exceeds this (the
+                truncation trick).
+            temperature: scale of the standardised latent vectors.
             batch_size: images per forward pass (does not change the result).
 
         Returns:
@@ -94,7 +117,7 @@ class SyntheticGenerator(keras.Model):
             labels = labels.astype(np.int64)
         elif labels is not None:
             raise ValueError("this generator is unconditional: labels must be None")
-        z = self.latents(n, seed, truncation, temperature)
+        z = self._from_prior(self.latents(n, seed, truncation, temperature), labels)
         out = np.empty((n, *self.image_shape), np.uint8)
         for start in range(0, n, batch_size):
             part = slice(start, start + batch_size)

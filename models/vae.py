@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -19,6 +20,10 @@ class VAE(GenerativeModel):
     The decoder outputs pre-activations ``a``; the image is ``tanh(a)`` and the likelihood of the
     pixel intensity ``(x + 1) / 2`` is Bernoulli with logits ``2a`` (since ``tanh(a) = 2 sigmoid(2a) - 1``),
     so reconstruction is a numerically stable cross-entropy. Loss = reconstruction + beta * KL.
+
+    Sampling draws from N(0, I) until :meth:`fit_latent_prior` fits a Gaussian per class to the
+    encoded training images (ex-post density estimation, Ghosh et al. 2020): with beta < 1 the
+    codes the decoder learned from drift away from N(0, I), and sampling where they are is better.
 
     Args:
         image_shape: ``(H, W, C)``; any size the networks support (8..64).
@@ -64,6 +69,17 @@ class VAE(GenerativeModel):
             self.image_shape, latent_dim, num_classes, base_filters, output_activation=None, name="decoder"
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # The sampling prior handed to the exported generator (standard until fit_latent_prior).
+        components = num_classes or 1
+        self.prior_mean = self.add_weight(
+            shape=(components, latent_dim), initializer="zeros", trainable=False, name="prior_mean"
+        )
+        self.prior_scale = self.add_weight(
+            shape=(components, latent_dim, latent_dim),
+            initializer=lambda shape, dtype: np.broadcast_to(np.eye(latent_dim, dtype="float32"), shape),
+            trainable=False,
+            name="prior_scale",
+        )
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -112,8 +128,36 @@ class VAE(GenerativeModel):
         return ops.tanh(self.decoder(self._with_label(z_mean, labels), training=training))
 
     def export_generator(self) -> SyntheticGenerator:
-        """The decoder as a standalone sampler (shares weights with this model)."""
-        return SyntheticGenerator(self.decoder, self.latent_dim, self.num_classes, output_activation="tanh")
+        """The decoder and latent prior as a standalone sampler (shares the decoder with this model)."""
+        generator = SyntheticGenerator(self.decoder, self.latent_dim, self.num_classes, output_activation="tanh")
+        generator.prior_mean.assign(self.prior_mean)
+        generator.prior_scale.assign(self.prior_scale)
+        return generator
+
+    def fit_latent_prior(self, images, labels=None, spread: float = 1.0, batch_size: int = 512) -> None:
+        """Fits the sampling prior: a full-covariance Gaussian per class (one when unconditional) to
+        the posterior means of ``images`` (float, in [-1, 1]), with Ledoit-Wolf shrinkage so that a
+        class with fewer images than latent dimensions still gets a well-conditioned covariance.
+
+        ``spread`` widens each Gaussian's standard deviations: posterior means are shrunk towards
+        their class centre, so a Gaussian fitted to them is narrower than the codes really are."""
+        if spread <= 0:
+            raise ValueError(f"spread must be positive, got {spread}")
+        from sklearn.covariance import LedoitWolf
+
+        inputs = self._with_label(np.asarray(images, np.float32), None if labels is None else np.asarray(labels))
+        z_mean, _ = self.encoder.predict(inputs, batch_size=batch_size, verbose=0)
+        groups = np.zeros(len(z_mean), np.int64) if labels is None else np.asarray(labels, np.int64)
+        means, scales = [], []
+        for k in range(self.num_classes or 1):
+            members = z_mean[groups == k]
+            if len(members) < 2:
+                raise ValueError(f"fit_latent_prior needs at least 2 images of class {k}, got {len(members)}")
+            covariance = LedoitWolf().fit(members).covariance_
+            means.append(members.mean(axis=0))
+            scales.append(spread * np.linalg.cholesky(covariance + 1e-6 * np.eye(self.latent_dim)))
+        self.prior_mean.assign(np.stack(means).astype(np.float32))
+        self.prior_scale.assign(np.stack(scales).astype(np.float32))
 
     def get_config(self):
         return {

@@ -306,3 +306,23 @@ def test_own_networks_train_save_and_load(tmp_path):
         model.save(tmp_path / "m.keras")
         loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
         assert np.array_equal(model.generate(6, seed=1)[0], loaded.generate(6, seed=1)[0])
+
+
+def test_fitted_latent_prior_is_per_class_and_saved(tmp_path):
+    vae = _compiled(ConditionalVAE((8, 8, 1), num_classes=3, **TINY_VAE))
+    images = np.random.default_rng(0).uniform(-1, 1, (60, 8, 8, 1)).astype("float32")
+    labels = np.arange(60) % 3
+    standard = vae.generate(9, seed=0)[0]
+    vae.fit_latent_prior(images, labels)
+    z_mean, _ = vae.encoder.predict([images, labels], verbose=0)
+    np.testing.assert_allclose(vae.prior_mean.numpy()[1], z_mean[labels == 1].mean(axis=0), rtol=1e-5, atol=1e-6)
+    scale = vae.prior_scale.numpy()
+    vae.fit_latent_prior(images, labels, spread=2.0)
+    np.testing.assert_allclose(vae.prior_scale.numpy(), 2 * scale, rtol=1e-5)
+    generator = vae.export_generator()
+    assert not np.array_equal(generator.generate(9, seed=0)[0], standard)
+    generator.save(tmp_path / "generator.keras")
+    loaded = keras.models.load_model(tmp_path / "generator.keras", safe_mode=True)
+    assert np.array_equal(loaded.generate(9, seed=0)[0], generator.generate(9, seed=0)[0])
+    with pytest.raises(ValueError, match="at least 2 images of class 2"):
+        vae.fit_latent_prior(images[:4], np.array([0, 1, 1, 0]))

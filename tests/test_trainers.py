@@ -16,6 +16,7 @@ import pytest
 from genaug.errors import GenaugError
 from trainers import PRESETS, train
 from trainers import config as cfg
+from trainers.pipeline import execution_length
 
 
 def smoke(out, **sections) -> cfg.TrainConfig:
@@ -48,6 +49,18 @@ def test_unknown_config_key_is_named():
 def test_wrong_types_are_named(raw, message):
     with pytest.raises(GenaugError, match=message):
         cfg.from_dict(raw)
+
+
+def test_latent_prior_choices_are_checked():
+    assert cfg.resolve(cfg.from_dict({"model": {"kind": "cvae"}})).model.latent_prior == "fitted"
+    assert cfg.resolve(cfg.from_dict({"model": {"kind": "cdcgan"}})).model.latent_prior == "standard"
+    with pytest.raises(GenaugError, match="model.latent_prior 'fitted': cdcgan allows 'standard'"):
+        cfg.resolve(cfg.from_dict({"model": {"kind": "cdcgan", "latent_prior": "fitted"}}))
+    standard = cfg.resolve(cfg.from_dict({"model": {"kind": "vae", "latent_prior": "standard"}}))
+    assert standard.model.prior_spread is None
+    for model in ({"kind": "vae", "latent_prior": "standard", "prior_spread": 2.0}, {"prior_spread": -1.0}):
+        with pytest.raises(GenaugError, match="model.prior_spread"):
+            cfg.resolve(cfg.from_dict({"model": model}))
 
 
 def test_yaml_config_and_defaults(tmp_path):
@@ -91,6 +104,15 @@ def test_train_writes_the_run_directory(kind, tmp_path):
     assert images.shape == (10, 8, 8, 1) and (labels is not None) == kind.startswith("c")
     resolved = json.loads((out / "config.json").read_text())
     assert resolved["model"]["latent_dim"] == 4 and resolved["optim"]["epochs"] == 2
+    # Several steps per execution, yet every epoch is exactly its 3 batches (100 examples, batch 32).
+    assert run.model.steps_per_execution == 3
+    optimizer = run.model.d_optimizer if kind.endswith("gan") else run.model.optimizer
+    assert int(optimizer.iterations) == 2 * 3
+
+
+@pytest.mark.parametrize(("steps", "requested", "expected"), [(21, 32, 21), (21, 8, 7), (937, 32, 1), (468, 32, 26)])
+def test_execution_length_divides_the_epoch(steps, requested, expected):
+    assert execution_length(steps, requested) == expected
 
 
 def test_rerun_continues_and_refuses_a_different_run(tmp_path):
@@ -147,7 +169,9 @@ class PoisonOnce(keras.callbacks.Callback):
 
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     config = smoke(tmp_path / "run", optim={"epochs": 3})
-    with pytest.raises(GenaugError, match=r"non-finite \w+ at epoch 2, batch 1; the last good checkpoint \(epoch 1\)"):
+    with pytest.raises(
+        GenaugError, match=r"non-finite \w+ at epoch 2, batches 1-3; the last good checkpoint \(epoch 1\)"
+    ):
         train(config, extra_callbacks=[PoisonOnce(epoch=1)])
     state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())
     assert state["epoch"] == 1

@@ -40,11 +40,13 @@ class Checkpoint(keras.callbacks.Callback):
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
-    """Stops training at the first batch whose logged losses are NaN or infinite and remembers where."""
+    """Stops training at the first batch whose logged losses are NaN or infinite and remembers where
+    (as ``(epoch, "batch B" or "batches A-B", loss name)``: with several steps per execution, Keras
+    reports losses once per execution)."""
 
     def __init__(self):
         super().__init__()
-        self.tripped_at: tuple[int, int, str] | None = None
+        self.tripped_at: tuple[int, str, str] | None = None
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -53,7 +55,9 @@ class NonFiniteGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         for key, value in (logs or {}).items():
             if not math.isfinite(float(value)):
-                self.tripped_at = (self._epoch + 1, batch + 1, key)
+                span = self.model.steps_per_execution
+                batches = f"batch {batch + 1}" if span == 1 else f"batches {batch + 2 - span}-{batch + 1}"
+                self.tripped_at = (self._epoch + 1, batches, key)
                 self.model.stop_training = True
                 return
 

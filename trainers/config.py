@@ -32,7 +32,9 @@ class ModelConfig:
     kind: str = "cvae"
     latent_dim: int | None = None
     base_filters: int | None = None  # VAE encoder/decoder width
-    beta: float = 1.0  # VAE KL weight
+    beta: float | None = None  # VAE KL weight
+    latent_prior: str | None = None  # VAE sampling prior: "fitted" (per class, after training) | "standard"
+    prior_spread: float | None = None  # widens a fitted prior's standard deviations
     g_filters: int | None = None
     d_filters: int | None = None
     loss: str = "ns"
@@ -62,7 +64,7 @@ class RunConfig:
     strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu
     precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16
     jit: str = "auto"  # auto | on | off
-    steps_per_execution: int = 1
+    steps_per_execution: int = 32  # at most; a divisor of the steps per epoch (trainers.pipeline)
     sample_every: int = 10  # epochs between sample grids
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
     nan_rollback: bool = False  # on a non-finite loss, reload the last checkpoint at half the LR
@@ -82,7 +84,18 @@ class TrainConfig:
 
 # Per-model defaults: tuned on digits (CPU, about two minutes) and sized to work on MNIST-like data.
 MODEL_DEFAULTS = {
-    "vae": dict(latent_dim=16, base_filters=32, epochs=150, learning_rate=1e-3, beta_1=0.9),
+    "vae": dict(
+        latent_dim=16,
+        base_filters=32,
+        beta=0.25,
+        latent_prior="fitted",
+        # Chosen on digits by CAS on a held-out quarter of the train split (never the test split):
+        # 1.0 0.975, 1.2 0.977, 1.4 0.978, 1.6 0.978, 1.8 0.977, 2.0 0.976 (README, quality).
+        prior_spread=1.5,
+        epochs=150,
+        learning_rate=1e-3,
+        beta_1=0.9,
+    ),
     "gan": dict(
         latent_dim=64,
         g_filters=64,
@@ -90,6 +103,7 @@ MODEL_DEFAULTS = {
         spectral_norm=True,
         diffaugment=("translation", "cutout"),
         ema_decay=0.999,
+        latent_prior="standard",
         epochs=300,
         g_learning_rate=2e-4,
         d_learning_rate=2e-4,
@@ -137,6 +151,16 @@ def resolve(config: TrainConfig) -> TrainConfig:
     resolved = dataclasses.replace(config, **sections)
     if resolved.optim.epochs < 1 or resolved.optim.batch_size < 1:
         raise GenaugError("optim.epochs and optim.batch_size must be at least 1")
+    priors = ("fitted", "standard") if family(kind) == "vae" else ("standard",)
+    if resolved.model.latent_prior not in priors:
+        raise GenaugError(
+            f"model.latent_prior {resolved.model.latent_prior!r}: {kind} allows {' or '.join(map(repr, priors))}"
+        )
+    spread = config.model.prior_spread  # as given: the default applies to fitted priors only
+    if spread is not None and (resolved.model.latent_prior != "fitted" or spread <= 0):
+        raise GenaugError(f"model.prior_spread {spread}: needs latent_prior 'fitted' and a positive value")
+    if resolved.model.latent_prior != "fitted":
+        resolved = dataclasses.replace(resolved, model=dataclasses.replace(resolved.model, prior_spread=None))
     return resolved
 
 

@@ -9,6 +9,21 @@ from genaug.errors import GenaugError
 from models.scaling import to_model_range
 
 
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Full batches per epoch (the last partial batch is dropped)."""
+    steps = num_examples // batch_size
+    if steps == 0:
+        raise GenaugError(f"batch size {batch_size} is larger than the {num_examples} training examples")
+    return steps
+
+
+def execution_length(steps: int, requested: int) -> int:
+    """The largest divisor of ``steps`` (per epoch) not above ``requested``: the ``steps_per_execution``
+    to compile with. Keras runs whole executions, so one straddling an epoch's end would shift every
+    later epoch's batches and break per-epoch callbacks and resume."""
+    return max(d for d in range(1, min(requested, steps) + 1) if steps % d == 0)
+
+
 def training_dataset(
     x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int, start_epoch: int, epochs: int
 ) -> tuple[tf.data.Dataset, int]:
@@ -22,9 +37,7 @@ def training_dataset(
         The dataset and the number of steps per epoch.
     """
     n = len(y)
-    steps = n // batch_size
-    if steps == 0:
-        raise GenaugError(f"batch size {batch_size} is larger than the {n} training examples")
+    steps = steps_per_epoch(n, batch_size)
     images, labels = tf.constant(x), tf.constant(y)
 
     def epoch_order(epoch):

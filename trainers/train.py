@@ -22,9 +22,10 @@ from genaug import atomic
 from genaug.data import LabelledArrays, load_arrays
 from genaug.errors import GenaugError
 from genaug.version import __version__
+from models.scaling import to_model_range
 from trainers import callbacks as cb
 from trainers.config import TrainConfig, family, resolve
-from trainers.pipeline import training_dataset
+from trainers.pipeline import execution_length, steps_per_epoch, training_dataset
 from trainers.runtime import make_strategy, resolve_jit, resolve_precision
 
 MAX_ROLLBACKS = 3
@@ -94,9 +95,10 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
         raise GenaugError(f"model {kind}: {err}") from None
 
 
-def compile_model(model: keras.Model, config: TrainConfig, jit: bool) -> None:
+def compile_model(model: keras.Model, config: TrainConfig, jit: bool, steps_per_execution: int = 1) -> None:
+    """Compiles with the config's optimisers; ``steps_per_execution`` from :func:`execution_length`."""
     o = config.optim
-    common = dict(jit_compile=jit, steps_per_execution=config.run.steps_per_execution)
+    common = dict(jit_compile=jit, steps_per_execution=steps_per_execution)
     if isinstance(model, models.DCGAN):
         model.compile(
             d_optimizer=keras.optimizers.Adam(o.d_learning_rate, beta_1=o.beta_1, beta_2=o.beta_2),
@@ -217,7 +219,8 @@ def _fit(config, out, arrays, start_epoch, precision, jit, extra_callbacks) -> R
         else:
             keras.utils.set_random_seed(config.run.seed)  # weight initialisers draw from the global seed
             model = build_model(config, arrays.info.image_shape, arrays.info.num_classes)
-            compile_model(model, config, jit)
+            steps = steps_per_epoch(len(arrays.y), config.optim.batch_size)
+            compile_model(model, config, jit, execution_length(steps, config.run.steps_per_execution))
     while start_epoch < epochs:
         dataset, steps = training_dataset(
             arrays.x,
@@ -254,6 +257,11 @@ def _fit(config, out, arrays, start_epoch, precision, jit, extra_callbacks) -> R
             break
         start_epoch, model = _roll_back(config, out, guard.tripped_at, rollbacks, strategy)
         rollbacks += 1
+    if config.model.latent_prior == "fitted":
+        conditional = model.num_classes is not None
+        model.fit_latent_prior(
+            to_model_range(arrays.x), arrays.y if conditional else None, spread=config.model.prior_spread
+        )
     seconds = time.time() - started
     atomic.save_model(model, out / "model.keras")
     atomic.save_model(model.export_generator(), out / "generator.keras")
@@ -295,9 +303,9 @@ def _trim_history(path: Path, start_epoch: int) -> None:
 
 
 def _roll_back(config, out, tripped_at, rollbacks, strategy):
-    epoch, batch, key = tripped_at
+    epoch, batches, key = tripped_at
     state_path = out / "checkpoints" / cb.STATE
-    where = f"non-finite {key} at epoch {epoch}, batch {batch}"
+    where = f"non-finite {key} at epoch {epoch}, {batches}"
     if not state_path.exists():
         raise GenaugError(f"{where}, before any checkpoint; lower the learning rate")
     good = json.loads(state_path.read_text())["epoch"]
