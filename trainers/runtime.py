@@ -49,8 +49,8 @@ def resolve_precision(name: str) -> str:
 
 
 def resolve_jit(name: str) -> bool:
-    """``auto`` compiles the train step with XLA on GPUs only: on a 2-core CPU it measured 5 % faster
-    for the VAE but 34 % slower for the GAN (README, performance)."""
+    """``auto`` compiles the train step with XLA on GPUs only: on a 2-core CPU it made every default
+    model 2-25 % slower (``benchmarks/bench_train.py``; README, performance)."""
     if name == "auto":
         return bool(_gpus())
     return name == "on"
