@@ -22,6 +22,7 @@ Run: python benchmarks/bench_train.py [--rounds 2] [--budget 300] [--every 15]
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -54,7 +55,9 @@ MATMUL_OPS = {"MatMul", "BatchMatMulV2", "BatchMatMulV3", "Conv2D", "Conv2DBackp
 DEFAULTS = cfg.resolve(cfg.TrainConfig())  # genaug train's defaults
 
 
+@functools.cache
 def digits_at(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The digits train split at ``size`` x ``size`` (loaded and resized once per size)."""
     train = genaug.load_arrays("digits", "train")
     x = train.x if size == 8 else tf.cast(tf.round(tf.image.resize(train.x, (size, size))), tf.uint8).numpy()
     return x, train.y

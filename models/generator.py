@@ -9,6 +9,20 @@ from keras import ops
 from models.scaling import from_model_range
 
 
+def add_prior_weights(layer: keras.Layer, latent_dim: int, num_classes: int | None) -> tuple:
+    """``(mean, scale)`` variables of a per-class Gaussian latent prior on ``layer``, initialised to
+    N(0, I): zero means and identity scales, one component per class (one when unconditional)."""
+    components, eye = num_classes or 1, np.eye(latent_dim, dtype="float32")
+    mean = layer.add_weight(shape=(components, latent_dim), initializer="zeros", trainable=False, name="prior_mean")
+    scale = layer.add_weight(
+        shape=(components, latent_dim, latent_dim),
+        initializer=lambda shape, dtype: np.broadcast_to(eye, shape),
+        trainable=False,
+        name="prior_scale",
+    )
+    return mean, scale
+
+
 @keras.saving.register_keras_serializable(package="genaug")
 class SyntheticGenerator(keras.Model):
     """A generator network plus what sampling needs to know: latent size, classes, output range and
@@ -42,16 +56,7 @@ class SyntheticGenerator(keras.Model):
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.output_activation = output_activation
-        components, eye = num_classes or 1, np.eye(latent_dim, dtype="float32")
-        self.prior_mean = self.add_weight(
-            shape=(components, latent_dim), initializer="zeros", trainable=False, name="prior_mean"
-        )
-        self.prior_scale = self.add_weight(
-            shape=(components, latent_dim, latent_dim),
-            initializer=lambda shape, dtype: np.broadcast_to(eye, shape),
-            trainable=False,
-            name="prior_scale",
-        )
+        self.prior_mean, self.prior_scale = add_prior_weights(self, latent_dim, num_classes)
         self.built = True
 
     @property

@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from models.base import GenerativeModel, deserialize_networks, require_classes, serialize_networks
-from models.generator import SyntheticGenerator
+from models.generator import SyntheticGenerator, add_prior_weights
 from models.networks import build_encoder, build_generator
 from models.replicas import per_replica
 
@@ -70,16 +70,7 @@ class VAE(GenerativeModel):
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
         # The sampling prior handed to the exported generator (standard until fit_latent_prior).
-        components = num_classes or 1
-        self.prior_mean = self.add_weight(
-            shape=(components, latent_dim), initializer="zeros", trainable=False, name="prior_mean"
-        )
-        self.prior_scale = self.add_weight(
-            shape=(components, latent_dim, latent_dim),
-            initializer=lambda shape, dtype: np.broadcast_to(np.eye(latent_dim, dtype="float32"), shape),
-            trainable=False,
-            name="prior_scale",
-        )
+        self.prior_mean, self.prior_scale = add_prior_weights(self, latent_dim, num_classes)
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -135,9 +126,10 @@ class VAE(GenerativeModel):
         return generator
 
     def fit_latent_prior(self, images, labels=None, spread: float = 1.0, batch_size: int = 512) -> None:
-        """Fits the sampling prior: a full-covariance Gaussian per class (one when unconditional) to
-        the posterior means of ``images`` (float, in [-1, 1]), with Ledoit-Wolf shrinkage so that a
-        class with fewer images than latent dimensions still gets a well-conditioned covariance.
+        """Fits the sampling prior: a full-covariance Gaussian per class (one when unconditional, whose
+        ``labels`` are then ignored) to the posterior means of ``images`` (float, in [-1, 1]), with
+        Ledoit-Wolf shrinkage so that a class with fewer images than latent dimensions still gets a
+        well-conditioned covariance.
 
         ``spread`` widens each Gaussian's standard deviations: posterior means are shrunk towards
         their class centre, so a Gaussian fitted to them is narrower than the codes really are."""
@@ -145,9 +137,12 @@ class VAE(GenerativeModel):
             raise ValueError(f"spread must be positive, got {spread}")
         from sklearn.covariance import LedoitWolf
 
-        inputs = self._with_label(np.asarray(images, np.float32), None if labels is None else np.asarray(labels))
-        z_mean, _ = self.encoder.predict(inputs, batch_size=batch_size, verbose=0)
-        groups = np.zeros(len(z_mean), np.int64) if labels is None else np.asarray(labels, np.int64)
+        if self.num_classes and labels is None:
+            raise ValueError("fit_latent_prior needs the labels of a conditional model's images")
+        images = np.asarray(images, np.float32)
+        # An unconditional model has one component: its labels, if given, are not used.
+        groups = np.asarray(labels, np.int64) if self.num_classes else np.zeros(len(images), np.int64)
+        z_mean, _ = self.encoder.predict(self._with_label(images, groups), batch_size=batch_size, verbose=0)
         means, scales = [], []
         for k in range(self.num_classes or 1):
             members = z_mean[groups == k]

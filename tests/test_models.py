@@ -324,5 +324,7 @@ def test_fitted_latent_prior_is_per_class_and_saved(tmp_path):
     generator.save(tmp_path / "generator.keras")
     loaded = keras.models.load_model(tmp_path / "generator.keras", safe_mode=True)
     assert np.array_equal(loaded.generate(9, seed=0)[0], generator.generate(9, seed=0)[0])
+    with pytest.raises(ValueError, match="needs the labels"):
+        vae.fit_latent_prior(images)
     with pytest.raises(ValueError, match="at least 2 images of class 2"):
         vae.fit_latent_prior(images[:4], np.array([0, 1, 1, 0]))

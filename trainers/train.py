@@ -258,10 +258,7 @@ def _fit(config, out, arrays, start_epoch, precision, jit, extra_callbacks) -> R
         start_epoch, model = _roll_back(config, out, guard.tripped_at, rollbacks, strategy)
         rollbacks += 1
     if config.model.latent_prior == "fitted":
-        conditional = model.num_classes is not None
-        model.fit_latent_prior(
-            to_model_range(arrays.x), arrays.y if conditional else None, spread=config.model.prior_spread
-        )
+        model.fit_latent_prior(to_model_range(arrays.x), arrays.y, spread=config.model.prior_spread)
     seconds = time.time() - started
     atomic.save_model(model, out / "model.keras")
     atomic.save_model(model.export_generator(), out / "generator.keras")
