@@ -140,7 +140,6 @@ class VAE(GenerativeModel):
         if self.num_classes and labels is None:
             raise ValueError("fit_latent_prior needs the labels of a conditional model's images")
         images = np.asarray(images, np.float32)
-        # An unconditional model has one component: its labels, if given, are not used.
         groups = np.asarray(labels, np.int64) if self.num_classes else np.zeros(len(images), np.int64)
         z_mean, _ = self.encoder.predict(self._with_label(images, groups), batch_size=batch_size, verbose=0)
         means, scales = [], []

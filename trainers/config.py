@@ -99,7 +99,7 @@ MODEL_DEFAULTS = {
     # Chosen on digits by CAS after 120 s of training (on the test split the benchmark reports, so its
     # GAN figure is optimistic by that choice), two training seeds where noted (README, quality):
     # translation-only DiffAugment 0.970/0.973 vs with cutout 0.949/0.956 (cutout blanks a quarter of
-    # an 8x8 digit); EMA 0.99 beat 0.999 (0.970 vs 0.961) at the ~3,000 steps two CPU minutes allow;
+    # an 8x8 digit); EMA 0.99 beat 0.999 (0.970 vs 0.961) at the ~3,400 steps two CPU minutes allow;
     # learning rate 5e-4 beat 2e-4 (0.975 vs 0.949, both without spectral norm) and 1e-3 (0.921).
     "gan": dict(
         latent_dim=64,
