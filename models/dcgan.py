@@ -45,6 +45,10 @@ class DCGAN(GenerativeModel):
         r1_gamma: weight of the R1 penalty on real images; 0 = off.
         gp_weight: weight of the gradient penalty of ``wgan-gp``.
         d_dropout: dropout on D's features.
+        coverage: weight in G's loss of :func:`models.losses.coverage_penalty`, which pulls the nearest
+            fake toward each real image of the batch; 0 = off.
+        fakes_per_real: fakes generated per real image in each step (in one forward pass, all seen by D):
+            more candidates for the coverage term.
         seed: seed of every random draw in training.
         generator: your own generator network instead of the built one: a functional model taking
             ``z`` (or ``[z, label]`` when conditional) and returning float32 images in [-1, 1].
@@ -73,6 +77,8 @@ class DCGAN(GenerativeModel):
         r1_gamma: float = 0.0,
         gp_weight: float = 10.0,
         d_dropout: float = 0.0,
+        coverage: float = 0.0,
+        fakes_per_real: int = 1,
         seed: int = 0,
         generator: keras.Model | None = None,
         discriminator: keras.Model | None = None,
@@ -83,6 +89,10 @@ class DCGAN(GenerativeModel):
             raise ValueError(f"unknown GAN loss {loss!r}: expected one of {', '.join(losses.GAN_LOSSES)}")
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        if coverage < 0:
+            raise ValueError(f"coverage must be >= 0, got {coverage}")
+        if fakes_per_real < 1:
+            raise ValueError(f"fakes_per_real must be >= 1, got {fakes_per_real}")
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.num_classes = num_classes
@@ -95,6 +105,8 @@ class DCGAN(GenerativeModel):
         self.r1_gamma = r1_gamma
         self.gp_weight = gp_weight
         self.d_dropout = d_dropout
+        self.coverage = coverage
+        self.fakes_per_real = fakes_per_real
         self.seed = seed
         self.custom_networks = (generator, discriminator)
         self.generator = generator or build_generator(self.image_shape, latent_dim, num_classes, g_filters)
@@ -163,16 +175,20 @@ class DCGAN(GenerativeModel):
         real = ops.cast(data["image"], "float32")
         labels = data.get("label") if self.num_classes else None
         batch = ops.shape(real)[0]
-        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        k = self.fakes_per_real
+        fake_labels = ops.tile(labels, (k,)) if self.num_classes and k > 1 else labels
+        z = keras.random.normal((k * batch, self.latent_dim), seed=self.seed_generator)
         critic = self._critic(labels)
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
-            fake = self.generator(self._g_inputs(z, labels), training=True)
-            real_logits, fake_logits = critic(real), critic(fake)
+            fake = self.generator(self._g_inputs(z, fake_labels), training=True)
+            real_logits, fake_logits = critic(real), self._critic(fake_labels)(fake)
             d_loss = losses.discriminator_loss(self.loss, real_logits, fake_logits)
             g_loss = losses.generator_loss(self.loss, fake_logits)
-            if self.loss == "wgan-gp":
+            if self.coverage:
+                g_loss += self.coverage * losses.coverage_penalty(real, fake, labels, fake_labels)
+            if self.loss == "wgan-gp":  # pairs each real image with the first fake of its label
                 alpha = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator)
-                d_loss += self.gp_weight * losses.gradient_penalty(critic, real, ops.stop_gradient(fake), alpha)
+                d_loss += self.gp_weight * losses.gradient_penalty(critic, real, ops.stop_gradient(fake[:batch]), alpha)
             if self.r1_gamma:
                 d_loss += self.r1_gamma * losses.r1_penalty(critic, real)
             d_scaled = self.d_optimizer.scale_loss(per_replica(d_loss))
@@ -224,6 +240,8 @@ class DCGAN(GenerativeModel):
             "r1_gamma": self.r1_gamma,
             "gp_weight": self.gp_weight,
             "d_dropout": self.d_dropout,
+            "coverage": self.coverage,
+            "fakes_per_real": self.fakes_per_real,
             "seed": self.seed,
             **serialize_networks(generator=self.custom_networks[0], discriminator=self.custom_networks[1]),
         }

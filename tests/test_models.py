@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import DCGAN, VAE, ConditionalDCGAN, ConditionalVAE, SyntheticGenerator
+from models import DCGAN, VAE, ConditionalDCGAN, ConditionalVAE, SyntheticGenerator, losses
 from models.diffaugment import diff_augment
 from models.networks import build_discriminator, build_encoder, build_generator, upsampling_plan
 
@@ -74,7 +74,8 @@ def test_each_model_trains_and_generates(model):
 
 @pytest.mark.parametrize("loss", ["ns", "hinge", "wgan-gp", "lsgan"])
 def test_gan_losses_give_finite_steps(loss):
-    model = _compiled(ConditionalDCGAN((8, 8, 1), num_classes=3, loss=loss, **TINY_GAN))
+    # Two fakes per real image: D sees twice as many fakes, and wgan-gp pairs reals with the first half.
+    model = _compiled(ConditionalDCGAN((8, 8, 1), num_classes=3, loss=loss, fakes_per_real=2, **TINY_GAN))
     history = model.fit(_data(), epochs=1, verbose=0)
     assert _finite(history) and set(history.history) == {"d_loss", "g_loss", "d_real", "d_fake"}
 
@@ -88,6 +89,8 @@ def test_gan_small_data_options_together():
         ema_decay=0.9,
         r1_gamma=1.0,
         d_dropout=0.2,
+        coverage=1.0,
+        fakes_per_real=2,
         **TINY_GAN,
     )
     before = [w.numpy().copy() for w in model.ema_generator.trainable_weights]
@@ -96,6 +99,21 @@ def test_gan_small_data_options_together():
     assert any(not np.allclose(b, a.numpy()) for b, a in zip(before, after, strict=True))
     # The EMA lags the live generator, so the sampling weights differ from the trained ones.
     assert not np.allclose(after[0].numpy(), model.generator.trainable_weights[0].numpy())
+
+
+def test_coverage_penalty_finds_the_nearest_fake_of_the_same_label():
+    real = tf.constant([[0.0, 0.0], [1.0, 1.0]])
+    fake = real[::-1]  # each real image has an exact copy among the fakes, under the other label
+    assert float(losses.coverage_penalty(real, fake)) == 0.0
+    assert float(losses.coverage_penalty(real, fake, tf.constant([0, 0]), tf.constant([0, 0]))) == 0.0
+    # Labels 0 and 1: each real image may only use the fake of its own label, at squared distance 2
+    # over 2 pixels.
+    assert float(losses.coverage_penalty(real, fake, tf.constant([0, 1]), tf.constant([0, 1]))) == pytest.approx(1.0)
+
+
+def test_unconditional_gan_trains_with_coverage():
+    model = _compiled(DCGAN((8, 8, 1), coverage=1.0, fakes_per_real=2, **TINY_GAN))
+    assert _finite(model.fit(_data(), epochs=1, verbose=0))
 
 
 def test_separate_learning_rates():

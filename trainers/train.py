@@ -88,6 +88,8 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
             r1_gamma=m.r1_gamma,
             gp_weight=m.gp_weight,
             d_dropout=m.d_dropout,
+            coverage=m.coverage,
+            fakes_per_real=m.fakes_per_real,
             seed=seed,
             **conditional,
         )
