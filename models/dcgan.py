@@ -176,7 +176,7 @@ class DCGAN(GenerativeModel):
         labels = data.get("label") if self.num_classes else None
         batch = ops.shape(real)[0]
         k = self.fakes_per_real
-        fake_labels = ops.tile(labels, (k,)) if self.num_classes and k > 1 else labels
+        fake_labels = ops.tile(labels, (k,)) if self.num_classes else None
         z = keras.random.normal((k * batch, self.latent_dim), seed=self.seed_generator)
         critic = self._critic(labels)
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
