@@ -65,6 +65,11 @@ def gmm_samples(train, seed=0):
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def listed(scores) -> str:
+    """CAS figures as ``0.9844, 0.9800``."""
+    return ", ".join(f"{c:.4f}" for c in scores)
+
+
 def gmm_score(train, test, draws: int) -> list[float]:
     """The mixture baseline's CAS for fit-and-sample seeds 0 .. draws - 1."""
     return [cas(*gmm_samples(train, seed), test) for seed in range(draws)]
@@ -94,13 +99,12 @@ def train_and_score(kind: str, seed: int, budget: float, tmp: Path, test, draws:
         ds, _ = genaug.load_synthetic(out)
         batch = next(iter(ds.batch(10 * PER_CLASS).as_numpy_iterator()))
         scores.append(cas(batch["image"], batch["label"], test))
-    epochs = run.info["epochs_completed"]
+    score, epochs = float(np.mean(scores)), run.info["epochs_completed"]
     print(
-        f"  {kind} seed {seed}: {epochs} epochs in ~{budget:.0f} s, CAS {np.mean(scores):.4f}"
-        f" (draws: {', '.join(f'{c:.4f}' for c in scores)})",
+        f"  {kind} seed {seed}: {epochs} epochs in ~{budget:.0f} s, CAS {score:.4f} (draws: {listed(scores)})",
         flush=True,
     )
-    return float(np.mean(scores))
+    return score
 
 
 def main():
@@ -120,10 +124,9 @@ def main():
                 train_and_score(kind, seed, args.budget, Path(tmp), test, args.draws) for seed in range(args.seeds)
             ]
             results[kind] = float(np.mean(scores))
-            spread = f" (training seeds 0..{args.seeds - 1}: {', '.join(f'{c:.4f}' for c in scores)})"
+            spread = f" (training seeds 0..{args.seeds - 1}: {listed(scores)})"
             print(f"{kind:<7} CAS {results[kind]:.4f}{spread if args.seeds > 1 else ''}", flush=True)
-    draws = ", ".join(f"{c:.4f}" for c in gmm)
-    print(f"{'gmm':<7} CAS {results['gmm']:.4f}   (3 full-covariance components per class; draws: {draws})")
+    print(f"{'gmm':<7} CAS {results['gmm']:.4f}   (3 full-covariance components per class; draws: {listed(gmm)})")
     print(f"{'real':<7} CAS {results['real']:.4f}   (SVC on the 1,347 real train images)")
     print(json.dumps(results))
 
