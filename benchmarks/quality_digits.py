@@ -10,6 +10,11 @@ Every generator, the baseline included, is scored on ``--draws`` independent sam
 0, 1, ...; for the mixture, fit and sample seeds) and its CAS is their mean: one draw of 2,000 images
 moves CAS by about 0.2 points (one test image in 450), as much as the gaps being measured.
 
+CAS also rewards copying: a generator that returns its training images scores like real data. So
+beside each CAS the benchmark prints how far the samples sit from the training set (median distance
+to the nearest training image, pixels in [0, 1]) next to the same figure for the real test images;
+a generator well below that yardstick wins CAS by memorising.
+
 Run: python benchmarks/quality_digits.py [--budget 120] [--models cvae,cdcgan] [--seeds 1] [--draws 3]
 (last line: JSON mapping each model, "gmm" and "real" to its CAS; with several training seeds, the mean:
 a single 120 s GAN run varies by about a point of CAS from seed to seed)
@@ -30,6 +35,7 @@ from sklearn.mixture import GaussianMixture  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 
 import genaug  # noqa: E402
+from genaug.metrics import nearest_distances  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
 PER_CLASS = 200
@@ -65,19 +71,26 @@ def gmm_samples(train, seed=0):
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def train_distance(x, train) -> float:
+    """Median distance from each image in ``x`` to its nearest training image."""
+    return float(np.median(nearest_distances(x, train.x)))
+
+
 def listed(scores) -> str:
     """CAS figures as ``0.9844, 0.9800``."""
     return ", ".join(f"{c:.4f}" for c in scores)
 
 
-def gmm_score(train, test, draws: int) -> list[float]:
-    """The mixture baseline's CAS for fit-and-sample seeds 0 .. draws - 1."""
-    return [cas(*gmm_samples(train, seed), test) for seed in range(draws)]
+def gmm_score(train, test, draws: int) -> tuple[list[float], float]:
+    """The mixture baseline's CAS for fit-and-sample seeds 0 .. draws - 1, and its samples' mean
+    :func:`train_distance`."""
+    samples = [gmm_samples(train, seed) for seed in range(draws)]
+    return [cas(x, y, test) for x, y in samples], float(np.mean([train_distance(x, train) for x, _ in samples]))
 
 
-def train_and_score(kind: str, seed: int, budget: float, tmp: Path, test, draws: int) -> float:
-    """Trains ``kind`` with training seed ``seed`` for ``budget`` seconds; its CAS on ``test``, averaged
-    over ``draws`` sample draws."""
+def train_and_score(kind: str, seed: int, budget: float, tmp: Path, train, test, draws: int) -> tuple[float, float]:
+    """Trains ``kind`` with training seed ``seed`` for ``budget`` seconds; its CAS on ``test`` and its
+    samples' :func:`train_distance`, each averaged over ``draws`` sample draws."""
     config = cfg.from_dict(
         {
             "model": {"kind": kind},
@@ -92,19 +105,21 @@ def train_and_score(kind: str, seed: int, budget: float, tmp: Path, test, draws:
         }
     )
     run = genaug.train(config, extra_callbacks=[TimeBudget(budget)])
-    scores = []
+    scores, distances = [], []
     for draw in range(draws):
         out = tmp / f"syn_{kind}_{seed}_{draw}"
         genaug.sample(run, out, per_class=PER_CLASS, seed=draw, min_distance=None, progress=False)
         ds, _ = genaug.load_synthetic(out)
         batch = next(iter(ds.batch(10 * PER_CLASS).as_numpy_iterator()))
         scores.append(cas(batch["image"], batch["label"], test))
-    score, epochs = float(np.mean(scores)), run.info["epochs_completed"]
+        distances.append(train_distance(batch["image"], train))
+    score, distance, epochs = float(np.mean(scores)), float(np.mean(distances)), run.info["epochs_completed"]
     print(
-        f"  {kind} seed {seed}: {epochs} epochs in ~{budget:.0f} s, CAS {score:.4f} (draws: {listed(scores)})",
+        f"  {kind} seed {seed}: {epochs} epochs in ~{budget:.0f} s, CAS {score:.4f} (draws: {listed(scores)}),"
+        f" nearest-train distance {distance:.3f}",
         flush=True,
     )
-    return score
+    return score, distance
 
 
 def main():
@@ -116,18 +131,27 @@ def main():
     args = parser.parse_args()
     train = genaug.load_arrays("digits", "train")
     test = genaug.load_arrays("digits", "test")
-    gmm = gmm_score(train, test, args.draws)
+    gmm, gmm_distance = gmm_score(train, test, args.draws)
     results = {"real": cas(train.x, train.y, test), "gmm": float(np.mean(gmm))}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.models.split(","):
-            scores = [
-                train_and_score(kind, seed, args.budget, Path(tmp), test, args.draws) for seed in range(args.seeds)
+            runs = [
+                train_and_score(kind, seed, args.budget, Path(tmp), train, test, args.draws)
+                for seed in range(args.seeds)
             ]
+            scores = [score for score, _ in runs]
             results[kind] = float(np.mean(scores))
-            spread = f" (training seeds 0..{args.seeds - 1}: {listed(scores)})"
-            print(f"{kind:<7} CAS {results[kind]:.4f}{spread if args.seeds > 1 else ''}", flush=True)
-    print(f"{'gmm':<7} CAS {results['gmm']:.4f}   (3 full-covariance components per class; draws: {listed(gmm)})")
-    print(f"{'real':<7} CAS {results['real']:.4f}   (SVC on the 1,347 real train images)")
+            spread = f" (training seeds 0..{args.seeds - 1}: {listed(scores)})" if args.seeds > 1 else ""
+            distance = np.mean([d for _, d in runs])
+            print(f"{kind:<7} CAS {results[kind]:.4f}, nearest-train distance {distance:.3f}{spread}", flush=True)
+    print(
+        f"{'gmm':<7} CAS {results['gmm']:.4f}, nearest-train distance {gmm_distance:.3f}"
+        f"   (3 full-covariance components per class; draws: {listed(gmm)})"
+    )
+    print(
+        f"{'real':<7} CAS {results['real']:.4f}, nearest-train distance {train_distance(test.x, train):.3f}"
+        "   (SVC on the 1,347 real train images; distance: the real test images', the yardstick)"
+    )
     print(json.dumps(results))
 
 
