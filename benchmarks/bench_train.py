@@ -45,7 +45,7 @@ import models  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 from trainers.pipeline import execution_length, steps_per_epoch, training_dataset  # noqa: E402
 from trainers.runtime import resolve_jit  # noqa: E402
-from trainers.train import build_model, compile_model  # noqa: E402
+from trainers.training import build_model, compile_model  # noqa: E402
 
 BATCH = 64
 # Images per timed fit, so that each takes a few seconds on a 2-core CPU.
@@ -215,8 +215,8 @@ def time_to_quality(budget: float, every: float) -> dict:
 
     def genaug_score(model):
         start = time.perf_counter()
-        if DEFAULTS.model.latent_prior == "fitted":  # what genaug train does when training ends
-            model.fit_latent_prior(models.to_model_range(train.x), train.y, spread=DEFAULTS.model.prior_spread)
+        if model.latent_prior == "fitted":  # what genaug train does when training ends
+            model.fit_latent_prior(models.to_model_range(train.x), train.y)
         preparation = time.perf_counter() - start
         return cas(model.generate(len(labels), labels, seed=0)[0], labels, test), preparation
 

@@ -113,7 +113,7 @@ def train_and_score(kind: str, seed: int, budget: float, tmp: Path, train, test,
         batch = next(iter(ds.batch(10 * PER_CLASS).as_numpy_iterator()))
         scores.append(cas(batch["image"], batch["label"], test))
         distances.append(train_distance(batch["image"], train))
-    score, distance, epochs = float(np.mean(scores)), float(np.mean(distances)), run.info["epochs_completed"]
+    score, distance, epochs = float(np.mean(scores)), float(np.mean(distances)), run.record.epochs_completed
     print(
         f"  {kind} seed {seed}: {epochs} epochs in ~{budget:.0f} s, CAS {score:.4f} (draws: {listed(scores)}),"
         f" nearest-train distance {distance:.3f}",

@@ -18,7 +18,8 @@ STEPS_PER_EXECUTION = 50
 
 
 def build_classifier(image_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """The recipe above as an uncompiled functional model taking uint8 images, giving logits."""
+    """The recipe above as a functional model taking uint8 images and giving logits, compiled with
+    Adam(1e-3) and sparse cross-entropy (so ``fit`` works at once)."""
     image = keras.Input(image_shape, name="image")
     h = layers.Rescaling(1 / 127.5, offset=-1.0)(image)
     h = layers.Conv2D(32, 3, padding="same", activation="relu")(h)

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from genaug.errors import GenaugError
+from genaug.errors import ArgumentError, GenaugError
 from genaug.version import __version__
 
 
@@ -27,91 +27,135 @@ def _image_size(text: str) -> tuple[int, int]:
 
 def _add_label_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--labels-per-class", type=int, metavar="K", help="scarce labels: K per class")
-    group.add_argument("--label-fraction", type=float, metavar="F", help="scarce labels: fraction F")
+    group.add_argument(
+        "--labels-per-class", type=int, metavar="K", help="scarce labels: keep K labelled examples per class (seeded)"
+    )
+    group.add_argument(
+        "--label-fraction", type=float, metavar="F", help="scarce labels: keep a fraction F of each class (seeded)"
+    )
+
+
+def _add_image_size(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--image-size", type=_image_size, metavar="HxW", help="resize every image (needed for mixed-size folders)"
+    )
+
+
+def _finish(parser: argparse.ArgumentParser, handler) -> None:
+    """Sets the command's handler and the map from library argument names to this command's flags."""
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings and a.dest != "help"}
+    parser.set_defaults(handler=handler, flags=flags)
+
+
+DATA_HELP = "digits | tfds:NAME[/CONFIG] | folder:PATH | npz:PATH"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genaug", description=__doc__.splitlines()[0])
+    from models import MODEL_KINDS
+    from trainers.config import JIT_MODES, PRECISIONS, PRESETS, STRATEGIES
+
+    parser = argparse.ArgumentParser(
+        prog="genaug",
+        description="Train a generator on a small labelled image dataset, sample labelled synthetic shards "
+        "from it, and measure whether mixing them into the real data helps a classifier.",
+        epilog="Start with: genaug demo --out demo   (the whole flow on scikit-learn's digits, offline). "
+        "Each command has its own --help.",
+    )
     parser.add_argument("--version", action="version", version=f"genaug {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    info = commands.add_parser("info", help="summarise a dataset")
-    info.add_argument("data", help="digits | tfds:NAME[/CONFIG] | folder:PATH | npz:PATH")
-    info.add_argument("--image-size", type=_image_size, metavar="HxW")
-    info.set_defaults(handler=_info)
+    info = commands.add_parser("info", help="summarise a dataset: shape, classes, counts per split")
+    info.add_argument("data", help=DATA_HELP)
+    _add_image_size(info)
+    _finish(info, _info)
 
     train = commands.add_parser("train", help="train a generator; writes a run directory")
-    train.add_argument("--data", help="data spec (default: digits)")
-    train.add_argument("--model", choices=("vae", "cvae", "dcgan", "cdcgan"))
-    train.add_argument("--out", required=True, help="run directory")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--config", metavar="FILE", help="YAML or JSON config (sections data/model/optim/run)")
-    train.add_argument("--preset", choices=("default", "smoke"), default="default")
-    train.add_argument("--image-size", type=_image_size, metavar="HxW")
+    train.add_argument("--data", help=f"{DATA_HELP} (default: digits)")
+    train.add_argument("--model", choices=tuple(MODEL_KINDS), help="the generator (default: cvae)")
+    train.add_argument("--out", required=True, help="run directory to write (or to resume)")
+    train.add_argument("--epochs", type=int, help="training epochs (default: the model's)")
+    train.add_argument("--batch-size", type=int, help="global batch size, split across replicas (default: 64)")
+    train.add_argument("--seed", type=int, help="seed of weights, data order, label subset and sampling (default 0)")
+    train.add_argument("--config", metavar="FILE", help="YAML or JSON config with sections data/model/optim/run")
+    train.add_argument(
+        "--preset", choices=tuple(PRESETS), default="default", help="named settings; smoke: tiny and fast"
+    )
+    _add_image_size(train)
     _add_label_options(train)
-    train.add_argument("--strategy", choices=("auto", "default", "mirrored", "multi_worker", "tpu"))
-    train.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
-    train.add_argument("--jit", choices=("auto", "on", "off"))
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    train.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
-    train.add_argument("--nan-rollback", action="store_true", help="on NaN, reload last checkpoint at half LR")
-    train.add_argument("--quiet", action="store_true")
-    train.set_defaults(handler=_train)
+    train.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (default auto)")
+    train.add_argument("--precision", choices=PRECISIONS, help="Keras dtype policy (default auto)")
+    train.add_argument("--jit", choices=JIT_MODES, help="XLA-compile the train step (default auto: on GPUs)")
+    train.add_argument("--resume", action="store_true", help="insist on continuing from the last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace a different genaug run in --out")
+    train.add_argument(
+        "--nan-rollback", action="store_true", help="on a non-finite loss, reload the last checkpoint at half the LR"
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _finish(train, _train)
 
     sample = commands.add_parser("sample", help="sample a synthetic labelled dataset from a run")
     sample.add_argument("run", help="run directory written by genaug train")
-    sample.add_argument("--out", required=True, help="synthetic dataset directory")
+    sample.add_argument("--out", required=True, help="synthetic dataset directory to write (or to resume)")
     count = sample.add_mutually_exclusive_group(required=True)
-    count.add_argument("--per-class", type=int, metavar="N")
-    count.add_argument("--num", type=int, metavar="N")
+    count.add_argument("--per-class", type=int, metavar="N", help="N images per class")
+    count.add_argument("--num", type=int, metavar="N", help="N images in all, split by --class-balance")
     sample.add_argument(
         "--class-balance",
         default="uniform",
         metavar="uniform|match|JSON",
         help='split of --num: uniform, match (real train prior) or {"class": count}',
     )
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--shards", type=int, metavar="K")
-    sample.add_argument("--worker-index", type=int, default=0, metavar="I")
-    sample.add_argument("--num-workers", type=int, default=1, metavar="W")
-    sample.add_argument("--min-confidence", type=float, metavar="P")
+    sample.add_argument("--seed", type=int, default=0, help="seed every draw derives from (default 0)")
+    sample.add_argument(
+        "--shards", dest="num_shards", type=int, metavar="K", help="shard files (default: one per 10,000 images)"
+    )
+    sample.add_argument(
+        "--worker-index", type=int, default=0, metavar="I", help="this worker writes the shards k with k %% W == I"
+    )
+    sample.add_argument("--num-workers", type=int, default=1, metavar="W", help="workers sharing the shards")
+    sample.add_argument(
+        "--min-confidence", type=float, metavar="P", help="keep images the oracle gives their label probability >= P"
+    )
     sample.add_argument(
         "--min-distance",
         default="auto",
         metavar="D|auto|off",
-        help="memorisation guard threshold (default auto: 1st pct of test-to-train distances)",
+        help="drop images closer than D to a training image (auto: 1st percentile of test-to-train distances)",
     )
-    sample.add_argument("--truncation", type=float)
-    sample.add_argument("--temperature", type=float, default=1.0)
-    sample.add_argument("--overwrite", action="store_true")
-    sample.add_argument("--quiet", action="store_true")
-    sample.set_defaults(handler=_sample)
+    sample.add_argument(
+        "--truncation", type=float, metavar="T", help="resample latent values beyond +-T (the truncation trick)"
+    )
+    sample.add_argument("--temperature", type=float, default=1.0, help="scale of the latent vectors (default 1)")
+    sample.add_argument("--overwrite", action="store_true", help="replace a different genaug synthetic set in --out")
+    sample.add_argument("--quiet", action="store_true", help="no progress bar")
+    _finish(sample, _sample)
 
     verify = commands.add_parser("verify", help="check a synthetic dataset's counts and checksums")
-    verify.add_argument("synthetic")
-    verify.set_defaults(handler=_verify)
+    verify.add_argument("synthetic", help="synthetic dataset directory")
+    _finish(verify, _verify)
 
     evaluate = commands.add_parser("evaluate", help="measure whether synthetic data helps a classifier")
-    evaluate.add_argument("--data", default="digits", help="the real data spec (default: digits)")
+    evaluate.add_argument("--data", default="digits", help=f"the real data: {DATA_HELP} (default: digits)")
     evaluate.add_argument("--synthetic", required=True, help="synthetic dataset directory")
     evaluate.add_argument("--out", required=True, help="report directory")
-    evaluate.add_argument("--seeds", type=int, default=3)
+    evaluate.add_argument(
+        "--num-seeds", "--seeds", dest="seeds", type=int, default=3, metavar="K", help="classifier seeds 0..K-1"
+    )
     evaluate.add_argument("--fractions", default="0.25,0.5,0.75", help="synthetic fractions, comma-separated")
     evaluate.add_argument("--steps", type=int, default=600, help="CNN gradient steps per training")
-    evaluate.add_argument("--image-size", type=_image_size, metavar="HxW")
+    _add_image_size(evaluate)
     _add_label_options(evaluate)
-    evaluate.add_argument("--quiet", action="store_true")
-    evaluate.set_defaults(handler=_evaluate)
+    evaluate.add_argument("--quiet", action="store_true", help="no progress lines")
+    _finish(evaluate, _evaluate)
 
     demo = commands.add_parser("demo", help="the main job: train, sample, mix and evaluate on digits")
     demo.add_argument("--out", default="demo", help="output folder (default: demo)")
-    demo.add_argument("--seeds", type=int, default=5)
+    demo.add_argument(
+        "--num-seeds", "--seeds", dest="seeds", type=int, default=5, metavar="K", help="classifier seeds 0..K-1"
+    )
     demo.add_argument("--overwrite", action="store_true", help="replace a previous demo's output")
-    demo.set_defaults(handler=_demo)
+    _finish(demo, _demo)
     return parser
 
 
@@ -175,7 +219,7 @@ def _sample(args: argparse.Namespace) -> int:
         num=args.num,
         class_balance=_class_balance(args.class_balance),
         seed=args.seed,
-        num_shards=args.shards,
+        num_shards=args.num_shards,
         worker_index=args.worker_index,
         num_workers=args.num_workers,
         min_confidence=args.min_confidence,
@@ -264,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     except GenaugError as err:
         if args.debug:
             raise
-        print(f"genaug: error: {err}", file=sys.stderr)
+        message = err.naming(args.flags) if isinstance(err, ArgumentError) else str(err)
+        print(f"genaug: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("genaug: interrupted", file=sys.stderr)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug.errors import GenaugError
+from genaug.errors import ArgumentError, GenaugError
 
 SPLITS = ("train", "test")
 # The split contract for sources without their own splits (digits, npz, flat folders).
@@ -54,6 +54,17 @@ class DatasetInfo:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, raw: dict) -> DatasetInfo:
+        return cls(
+            name=raw["name"],
+            image_shape=tuple(raw["image_shape"]),
+            class_names=tuple(raw["class_names"]),
+            split=raw["split"],
+            split_sizes=dict(raw["split_sizes"]),
+            class_counts=tuple(raw["class_counts"]),
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class LabelledArrays:
@@ -70,6 +81,11 @@ class LabelledArrays:
         digest = hashlib.sha256(np.ascontiguousarray(self.x).tobytes())
         digest.update(self.y.astype("<i8").tobytes())
         return digest.hexdigest()
+
+    def subset(self, indices) -> LabelledArrays:
+        """The examples at ``indices`` (positions within this split), e.g. a scarce-label subset."""
+        indices = np.asarray(indices, np.int64)
+        return LabelledArrays(x=self.x[indices], y=self.y[indices], info=self.info, indices=self.indices[indices])
 
     def to_dataset(self):
         """The ``tf.data.Dataset`` of ``{"image": uint8[H,W,C], "label": int64[]}`` elements."""
@@ -163,17 +179,18 @@ def labelled_subset(
             (0, 1].
     """
     if (labels_per_class is None) == (label_fraction is None):
-        raise GenaugError("give exactly one of --labels-per-class and --label-fraction")
+        raise ArgumentError("give exactly one of {} and {}", "labels_per_class", "label_fraction")
     counts = np.bincount(y)
     present = np.flatnonzero(counts)
     if labels_per_class is not None:
         smallest = int(counts[present].min())
         if labels_per_class < 1 or labels_per_class > smallest:
-            raise GenaugError(
-                f"--labels-per-class {labels_per_class} must be between 1 and the smallest class size ({smallest})"
+            raise ArgumentError(
+                f"{{}} {labels_per_class} must be between 1 and the smallest class size ({smallest})",
+                "labels_per_class",
             )
     elif not 0.0 < label_fraction <= 1.0:
-        raise GenaugError(f"--label-fraction {label_fraction} must be in (0, 1]")
+        raise ArgumentError(f"{{}} {label_fraction} must be in (0, 1]", "label_fraction")
     rng = np.random.default_rng(seed)
     keep = []
     for label in present:

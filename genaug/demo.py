@@ -59,7 +59,7 @@ def demo(out: str | Path = "demo", *, seeds: int = 5, per_class: int = 200, over
         )
         run = train(config, overwrite=overwrite)
         print(f"[{time.time() - started:5.0f} s] {name}: sampling {per_class} images per class")
-        sample(run, base / "synthetic", per_class=per_class, seed=0, overwrite=overwrite, progress=False)
+        sample(run.directory, base / "synthetic", per_class=per_class, seed=0, overwrite=overwrite, progress=False)
         print(f"[{time.time() - started:5.0f} s] {name}: evaluating ({seeds} seeds)")
         reports[name] = evaluate(
             "digits", base / "synthetic", base / "report", seeds=seeds, fractions=(FRACTION,), progress=False

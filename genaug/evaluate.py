@@ -18,9 +18,9 @@ import tensorflow as tf
 
 from genaug import metrics
 from genaug.data import LabelledArrays, labelled_subset, load_arrays
-from genaug.errors import GenaugError
+from genaug.errors import ArgumentError, GenaugError
+from genaug.records import SyntheticDataset
 from genaug.report import write_report
-from genaug.shards import load_synthetic, read_manifest
 from genaug.version import __version__
 
 SVC_MAX_PIXELS = 1024
@@ -38,32 +38,24 @@ def _interval(values: list[float]) -> dict:
     return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "values": values.tolist()}
 
 
-def _synthetic_arrays(path) -> tuple[np.ndarray, np.ndarray, object]:
-    import tensorflow_datasets as tfds
-
-    dataset, info = load_synthetic(path)
-    batches = list(tfds.as_numpy(dataset.batch(4096)))
-    return np.concatenate([b["image"] for b in batches]), np.concatenate([b["label"] for b in batches]), info
-
-
-def _real_train(full: LabelledArrays, manifest: dict, labels_per_class, label_fraction) -> LabelledArrays:
+def _real_train(full: LabelledArrays, synthetic: SyntheticDataset, labels_per_class, label_fraction) -> LabelledArrays:
     """The real labelled training set: the generator's own subset when it had scarce labels."""
-    indices = manifest["source"]["train_indices"]
+    indices = synthetic.train_indices
     if indices is not None:
         indices = np.asarray(indices)
         if labels_per_class is not None and len(indices) != labels_per_class * full.info.num_classes:
-            raise GenaugError(
-                f"--labels-per-class {labels_per_class} disagrees with the generator's training subset "
-                f"({len(indices)} examples); omit it to use that subset"
+            raise ArgumentError(
+                f"{{}} {labels_per_class} disagrees with the generator's training subset "
+                f"({len(indices)} examples); omit it to use that subset",
+                "labels_per_class",
             )
     elif labels_per_class is not None or label_fraction is not None:
         indices = labelled_subset(full.y, labels_per_class=labels_per_class, label_fraction=label_fraction)
-    if indices is None:
-        return full
-    return LabelledArrays(x=full.x[indices], y=full.y[indices], info=full.info, indices=indices)
+    return full if indices is None else full.subset(indices)
 
 
-def _cnn_accuracy(real, syn, fraction, seed, steps, test, num_classes):
+def _cnn_predictions(real, syn, fraction, seed, steps, test, num_classes):
+    """The test split's labels as predicted by the CNN recipe trained on the mix of ``real`` and ``syn``."""
     from genaug.classifier import predict_proba, train_classifier
     from genaug.mixing import as_supervised, mix
 
@@ -74,7 +66,8 @@ def _cnn_accuracy(real, syn, fraction, seed, steps, test, num_classes):
     return predict_proba(model, test.x).argmax(axis=1)
 
 
-def _svc_accuracy(real, syn, fraction, seed, test):
+def _svc_predictions(real, syn, fraction, seed, test):
+    """The test split's labels as predicted by the SVC recipe trained on the mix of ``real`` and ``syn``."""
     from sklearn.svm import SVC
 
     rng = np.random.default_rng(seed)
@@ -129,19 +122,20 @@ def evaluate(
     started = time.time()
     say = print if progress else (lambda *_: None)
     if seeds < 1:
-        raise GenaugError(f"--seeds must be at least 1, got {seeds}")
+        raise ArgumentError(f"{{}} must be at least 1, got {seeds}", "seeds")
     if any(not 0.0 < f < 1.0 for f in fractions):
         raise GenaugError(f"fractions must be in (0, 1), got {list(fractions)}")
-    manifest = read_manifest(synthetic)
+    syn_set = SyntheticDataset.open(synthetic)
     full_train = load_arrays(data, "train", image_size=image_size)
     test = load_arrays(data, "test", image_size=image_size)
-    syn_x, syn_y, syn_info = _synthetic_arrays(synthetic)
+    syn_x, syn_y = syn_set.arrays()
+    syn_info = syn_set.info
     if syn_info.class_names != full_train.info.class_names or syn_x.shape[1:] != full_train.x.shape[1:]:
         raise GenaugError(
             f"{synthetic} ({syn_x.shape[1:]}, classes {list(syn_info.class_names)}) does not match {data} "
             f"({full_train.x.shape[1:]}, classes {list(full_train.info.class_names)})"
         )
-    real = _real_train(full_train, manifest, labels_per_class, label_fraction)
+    real = _real_train(full_train, syn_set, labels_per_class, label_fraction)
     num_classes = real.info.num_classes
     say(f"evaluate: {len(real.y)} real train, {len(syn_y)} synthetic, {len(test.y)} real test examples")
     conditions = {"real": 0.0, **{f"mixed_{f:g}": f for f in fractions}, "synthetic": 1.0}
@@ -153,11 +147,11 @@ def evaluate(
             accuracies, per_class = [], []
             for seed in range(seeds):
                 if kind == "cnn":
-                    predicted = _cnn_accuracy(
+                    predicted = _cnn_predictions(
                         (real.x, real.y), (syn_x, syn_y), fraction, seed, steps, test, num_classes
                     )
                 else:
-                    predicted = _svc_accuracy((real.x, real.y), (syn_x, syn_y), fraction, seed, test)
+                    predicted = _svc_predictions((real.x, real.y), (syn_x, syn_y), fraction, seed, test)
                 accuracies.append(float((predicted == test.y).mean()))
                 per_class.append([float((predicted[test.y == c] == c).mean()) for c in range(num_classes)])
             results[name] = {**_interval(accuracies), "per_class": np.mean(per_class, axis=0).tolist()}
@@ -172,7 +166,7 @@ def evaluate(
     say("  fidelity (classifier feature space) ...")
     fidelity = _fidelity(full_train, syn_x, syn_y, test, num_classes)
     say("  memorisation ...")
-    train_seen = real if manifest["source"]["train_indices"] is not None else full_train
+    train_seen = real if syn_set.train_indices is not None else full_train
     sample = np.random.default_rng(0).choice(len(syn_y), min(len(syn_y), MAX_FIDELITY_SAMPLES), replace=False)
     memo = metrics.memorisation(
         syn_x[sample], train_seen.x, test.x, copy_threshold=metrics.default_min_distance(train_seen.x, test.x)
@@ -186,7 +180,7 @@ def evaluate(
         },
         "data": data,
         "synthetic": str(synthetic),
-        "generator": manifest["generator"],
+        "generator": syn_set.manifest["generator"],
         "settings": {
             "seeds": seeds,
             "fractions": list(fractions),
@@ -230,7 +224,7 @@ def _fidelity(train: LabelledArrays, syn_x, syn_y, test, num_classes) -> dict:
         density, coverage = metrics.density_coverage(a, b, k=5)
         return {
             "frechet_distance": metrics.frechet_distance(a, b),
-            "kid": metrics.kernel_inception_distance(a, b),
+            "kid": metrics.kernel_distance(a, b),
             "precision": precision,
             "recall": recall,
             "density": density,
@@ -243,7 +237,7 @@ def _fidelity(train: LabelledArrays, syn_x, syn_y, test, num_classes) -> dict:
         if len(a) > 5 and len(b) > 5:
             per_class[str(c)] = {
                 "frechet_distance": metrics.frechet_distance(a, b),
-                "kid": metrics.kernel_inception_distance(a, b, subset_size=100),
+                "kid": metrics.kernel_distance(a, b, subset_size=100),
             }
     return {
         "synthetic_vs_real_train": scores(real_f, syn_f),

@@ -9,19 +9,18 @@ whose checksum is already right. Metadata and ``manifest.json`` are written once
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import math
-import shutil
+import os
 from pathlib import Path
 
 import numpy as np
 
 from genaug import atomic, shards
-from genaug.data import load_arrays
-from genaug.errors import GenaugError
+from genaug.errors import ArgumentError
 from genaug.metrics import default_min_distance, nearest_distances
+from genaug.records import MANIFEST, RunDirectory, claim_directory, shard_name
 from genaug.version import __version__
 
 EXAMPLES_PER_SHARD = 10_000
@@ -69,25 +68,25 @@ def class_counts(
         for key, count in class_balance.items():
             index = class_names.index(key) if key in class_names else _class_index(key, num_classes)
             if not isinstance(count, int) or count < 0:
-                raise GenaugError(f"--class-balance: count for class {key!r} must be a non-negative integer")
+                raise ArgumentError(f"{{}}: count for class {key!r} must be a non-negative integer", "class_balance")
             counts[index] = count
         if not sum(counts):
-            raise GenaugError("--class-balance asks for no images")
+            raise ArgumentError("{} asks for no images", "class_balance")
         return tuple(counts)
     if (per_class is None) == (num is None):
-        raise GenaugError("give exactly one of --per-class and --num")
+        raise ArgumentError("give exactly one of {} and {}", "per_class", "num")
     if per_class is not None:
         if per_class < 1:
-            raise GenaugError(f"--per-class must be at least 1, got {per_class}")
+            raise ArgumentError(f"{{}} must be at least 1, got {per_class}", "per_class")
         return (per_class,) * num_classes
     if num < 1:
-        raise GenaugError(f"--num must be at least 1, got {num}")
+        raise ArgumentError(f"{{}} must be at least 1, got {num}", "num")
     if class_balance == "uniform":
         weights = np.ones(num_classes)
     elif class_balance == "match":
         weights = np.asarray(prior, np.float64)
     else:
-        raise GenaugError(f"--class-balance {class_balance!r}: expected uniform, match or a JSON mapping")
+        raise ArgumentError(f"{{}} {class_balance!r}: expected uniform, match or a mapping", "class_balance")
     exact = num * weights / weights.sum()
     counts = np.floor(exact).astype(int)
     counts[np.argsort(-(exact - counts), kind="stable")[: num - counts.sum()]] += 1  # largest remainders
@@ -98,9 +97,9 @@ def _class_index(key, num_classes: int) -> int:
     try:
         index = int(key)
     except (TypeError, ValueError):
-        raise GenaugError(f"--class-balance: unknown class {key!r}") from None
+        raise ArgumentError(f"{{}}: unknown class {key!r}", "class_balance") from None
     if not 0 <= index < num_classes:
-        raise GenaugError(f"--class-balance: unknown class {key!r}")
+        raise ArgumentError(f"{{}}: unknown class {key!r}", "class_balance")
     return index
 
 
@@ -112,68 +111,18 @@ def label_plan(counts: tuple[int, ...], seed: int, num_shards: int) -> list[np.n
     return [labels[bounds[k] : bounds[k + 1]] for k in range(num_shards)]
 
 
-class _RunSource:
-    """What sampling needs from a run directory: generator, dataset facts, training images, oracle."""
+def _oracle(run: RunDirectory):
+    """A classifier trained on the run's labelled examples; trained once and kept as ``oracle.keras``."""
+    from genaug.classifier import arrays_dataset, train_classifier
 
-    def __init__(self, run_dir: Path):
-        import keras
-
-        import models  # noqa: F401  (registers the classes for loading)
-
-        self.dir = run_dir
-        for name in ("generator.keras", "run.json", "config.json"):
-            if not (run_dir / name).is_file():
-                raise GenaugError(f"{run_dir}: no {name} (not a finished genaug run)")
-        self.info = json.loads((run_dir / "run.json").read_text())
-        self.config = json.loads((run_dir / "config.json").read_text())
-        try:
-            self.generator = keras.models.load_model(run_dir / "generator.keras", safe_mode=True)
-        except Exception as err:
-            raise GenaugError(f"{run_dir / 'generator.keras'}: cannot load ({str(err).splitlines()[0]})") from None
-        dataset = self.info["dataset"]
-        self.class_names = tuple(dataset["class_names"])
-        self.image_shape = tuple(dataset["image_shape"])
-        if tuple(self.generator.image_shape) != self.image_shape:
-            raise GenaugError(
-                f"{run_dir}: generator makes {self.generator.image_shape} images but the dataset has {self.image_shape}"
-            )
-        if self.generator.num_classes not in (None, len(self.class_names)):
-            raise GenaugError(
-                f"{run_dir}: generator has {self.generator.num_classes} classes but the dataset has "
-                f"{len(self.class_names)}"
-            )
-
-    def split(self, split: str):
-        data = self.config["data"]
-        size = tuple(data["image_size"]) if data["image_size"] else None
-        return load_arrays(data["data"], split, image_size=size)
-
-    @functools.cached_property
-    def training_images(self) -> tuple[np.ndarray, np.ndarray]:
-        """The examples the generator was trained on (the scarce-label subset, if any)."""
-        arrays = self.split(self.config["data"]["split"])
-        indices = self.info["train_indices"]
-        if indices is None:
-            return arrays.x, arrays.y
-        return arrays.x[indices], arrays.y[indices]
-
-    def oracle(self):
-        """A classifier trained on the training images; trained once and kept as ``oracle.keras``."""
-        import keras
-
-        from genaug.classifier import arrays_dataset, train_classifier
-
-        path = self.dir / "oracle.keras"
-        if path.is_file():
-            return keras.models.load_model(path, safe_mode=True)
-        x, y = self.training_images
-        seed = self.info["seed"]
-        steps = max(ORACLE_MIN_STEPS, ORACLE_EPOCHS * len(y) // 64)
-        model = train_classifier(
-            arrays_dataset(x, y, seed=seed), self.image_shape, len(self.class_names), seed=seed, steps=steps
-        )
-        atomic.save_model(model, path)
-        return model
+    oracle = run.load_oracle()
+    if oracle is None:
+        examples, seed = run.labelled_examples(), run.record.seed
+        steps = max(ORACLE_MIN_STEPS, ORACLE_EPOCHS * len(examples.y) // 64)
+        dataset = arrays_dataset(examples.x, examples.y, seed=seed)
+        oracle = train_classifier(dataset, examples.info.image_shape, examples.info.num_classes, seed=seed, steps=steps)
+        run.save_oracle(oracle)
+    return oracle
 
 
 class _Filters:
@@ -239,15 +188,17 @@ def _make_shard(index: int, wanted: np.ndarray, generator, filters: _Filters, se
             what = f"{rate:.1%} of its {stats['drawn'][worst]} draws passed the filters"
         else:
             what = f"the oracle gave it {stats['drawn'][worst]} of {stats['drawn'].sum()} draws"
-        raise GenaugError(
+        raise ArgumentError(
             f"class {worst} could not be filled in shard {index}: {what} after {MAX_ROUNDS} rounds; "
-            "lower --min-confidence or --min-distance, or train the generator longer"
+            "lower {} or {}, or train the generator longer",
+            "min_confidence",
+            "min_distance",
         )
     return images, stats
 
 
 def sample(
-    run: str | Path,
+    run: RunDirectory | str | os.PathLike,
     out: str | Path,
     *,
     per_class: int | None = None,
@@ -267,7 +218,7 @@ def sample(
     """Writes a synthetic labelled dataset from a run's generator.
 
     Args:
-        run: a run directory written by ``genaug train`` (or a ``trainers.Run``).
+        run: a run directory written by ``genaug train``.
         out: the synthetic dataset directory.
         per_class: images per class; or ``num`` in total, split by ``class_balance``.
         num: total number of images.
@@ -294,32 +245,35 @@ def sample(
     Example:
         >>> manifest = sample("runs/x", "syn/", per_class=200, seed=0)
     """
-    run_dir = Path(getattr(run, "directory", run))
+    run = run if isinstance(run, RunDirectory) else RunDirectory.open(run)
     out = Path(out)
     if not 0 <= worker_index < num_workers:
-        raise GenaugError(f"--worker-index {worker_index} must be in [0, --num-workers {num_workers})")
+        raise ArgumentError(f"{{}} {worker_index} must be in [0, {{}} {num_workers})", "worker_index", "num_workers")
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-        raise GenaugError(f"--min-confidence must be in [0, 1], got {min_confidence}")
-    source = _RunSource(run_dir)
-    num_classes = len(source.class_names)
+        raise ArgumentError(f"{{}} must be in [0, 1], got {min_confidence}", "min_confidence")
+    dataset = run.record.dataset
+    num_classes = dataset.num_classes
     counts = class_counts(
         num_classes,
         per_class=per_class,
         num=num,
         class_balance=class_balance,
-        prior=tuple(source.info["dataset"]["class_counts"]),
-        class_names=source.class_names,
+        prior=dataset.class_counts,
+        class_names=dataset.class_names,
     )
     total = sum(counts)
     num_shards = num_shards or max(num_workers, math.ceil(total / EXAMPLES_PER_SHARD))
     if num_shards < 1 or num_shards > total:
-        raise GenaugError(f"--shards must be between 1 and the number of images ({total}), got {num_shards}")
+        raise ArgumentError(
+            f"{{}} must be between 1 and the number of images ({total}), got {num_shards}", "num_shards"
+        )
     train_x = None
     if min_distance is not None:
-        train_x, _ = source.training_images
+        train_x = run.labelled_examples().x
         if min_distance == "auto":
-            min_distance = default_min_distance(train_x, source.split("test").x)
-    oracle = source.oracle() if (source.generator.num_classes is None or min_confidence is not None) else None
+            min_distance = default_min_distance(train_x, run.load_split("test").x)
+    generator = run.generator
+    oracle = _oracle(run) if (generator.num_classes is None or min_confidence is not None) else None
     settings = SampleSettings(
         counts_per_class=counts,
         seed=seed,
@@ -328,7 +282,7 @@ def sample(
         min_distance=None if min_distance is None else round(float(min_distance), 6),
         truncation=truncation,
         temperature=temperature,
-        generator_sha256=generator_fingerprint(source.generator),
+        generator_sha256=generator_fingerprint(generator),
     )
     _claim_output(out, settings, overwrite)
     filters = _Filters(settings, oracle, train_x)
@@ -337,14 +291,14 @@ def sample(
     bar = _progress(sum(len(plan[k]) for k in mine)) if progress else None
     for k in mine:
         # Each shard has one owner (k % W == I), so its leftovers from a killed run are ours to remove.
-        atomic.remove_stale_temporaries(out / shards.shard_name(k, num_shards))
+        atomic.remove_stale_temporaries(out / shard_name(k, num_shards))
         atomic.remove_stale_temporaries(out / STATE_DIR / f"shard-{k:05d}.json")
         if _shard_is_done(out, k, num_shards):
             if bar:
                 bar.add(len(plan[k]))
             continue
-        images, stats = _make_shard(k, plan[k], source.generator, filters, settings, num_classes)
-        name = shards.shard_name(k, num_shards)
+        images, stats = _make_shard(k, plan[k], generator, filters, settings, num_classes)
+        name = shard_name(k, num_shards)
         digest = shards.write_shard(out / name, images, plan[k])
         record = {
             "file": name,
@@ -356,7 +310,7 @@ def sample(
         atomic.write_json(out / STATE_DIR / f"shard-{k:05d}.json", record)
         if bar:
             bar.add(len(plan[k]))
-    return _finalize(out, run_dir=run_dir, source=source, settings=settings)
+    return _finalize(out, run=run, settings=settings)
 
 
 def _progress(total: int):
@@ -367,25 +321,16 @@ def _progress(total: int):
 
 def _claim_output(out: Path, settings: SampleSettings, overwrite: bool) -> None:
     """Records the settings in ``out``, refusing a directory that holds another sampling's shards."""
-    record = out / STATE_DIR / "settings.json"
+    marker = f"{STATE_DIR}/settings.json"
     wanted = json.loads(json.dumps(dataclasses.asdict(settings)))
-    if record.is_file():
-        if json.loads(record.read_text()) == wanted:
-            return
-        if not overwrite:
-            raise GenaugError(
-                f"{out} holds shards of a different generator, seed or settings; pass --overwrite to replace them"
-            )
-        shutil.rmtree(out)
-    elif out.exists() and any(out.iterdir()) and not overwrite:
-        raise GenaugError(f"{out} is not empty and holds no genaug shards; choose another --out or --overwrite")
-    elif out.exists() and overwrite:
-        shutil.rmtree(out)
-    try:
-        (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise GenaugError(f"cannot write {out}: {err.strerror}") from None
-    atomic.write_json(record, wanted)
+
+    def differences(path: Path) -> list[str]:
+        previous = json.loads(path.read_text())
+        return sorted(k for k in wanted.keys() | previous.keys() if previous.get(k) != wanted.get(k))
+
+    if not claim_directory(out, marker, what="synthetic dataset", differences=differences, overwrite=overwrite):
+        (out / STATE_DIR).mkdir(exist_ok=True)
+        atomic.write_json(out / marker, wanted)
 
 
 def _shard_record(out: Path, k: int) -> dict | None:
@@ -395,11 +340,11 @@ def _shard_record(out: Path, k: int) -> dict | None:
 
 def _shard_is_done(out: Path, k: int, num_shards: int) -> bool:
     record = _shard_record(out, k)
-    file = out / shards.shard_name(k, num_shards)
+    file = out / shard_name(k, num_shards)
     return record is not None and file.is_file() and shards.sha256_file(file) == record["sha256"]
 
 
-def _finalize(out: Path, *, run_dir: Path, source: _RunSource, settings: SampleSettings):
+def _finalize(out: Path, *, run: RunDirectory, settings: SampleSettings):
     """Writes TFDS metadata and ``manifest.json`` if every shard is present; returns the manifest or None."""
     records = [_shard_record(out, k) for k in range(settings.num_shards)]
     done = [r for r in records if r is not None]
@@ -409,9 +354,10 @@ def _finalize(out: Path, *, run_dir: Path, source: _RunSource, settings: SampleS
             "the last worker to finish writes the metadata"
         )
         return None
-    schema = shards.features(source.image_shape, source.class_names)
+    dataset, record, data = run.record.dataset, run.record, run.read_config()["data"]
+    schema = shards.features(dataset.image_shape, dataset.class_names)
     num_bytes = sum((out / r["file"]).stat().st_size for r in records)
-    description = f"Synthetic images sampled by genaug {__version__} from {run_dir}"
+    description = f"Synthetic images sampled by genaug {__version__} from {run.path}"
     shards.write_metadata(out, schema, [r["examples"] for r in records], num_bytes, description)
 
     def per_class(key):
@@ -421,18 +367,18 @@ def _finalize(out: Path, *, run_dir: Path, source: _RunSource, settings: SampleS
     manifest = {
         "genaug_version": __version__,
         "generator": {
-            "run": str(run_dir),
+            "run": str(run.path),
             "sha256": settings.generator_sha256,
-            "model": source.info["model"],
-            "run_seed": source.info["seed"],
+            "model": record.model,
+            "run_seed": record.seed,
         },
         "source": {
-            "dataset": source.config["data"]["data"],
-            "split": source.config["data"]["split"],
-            "class_names": list(source.class_names),
-            "image_shape": list(source.image_shape),
-            "train_indices": source.info["train_indices"],
-            "dataset_fingerprint": source.info["dataset_fingerprint"],
+            "dataset": data["data"],
+            "split": data["split"],
+            "class_names": list(dataset.class_names),
+            "image_shape": list(dataset.image_shape),
+            "train_indices": record.train_indices,
+            "dataset_fingerprint": record.dataset_fingerprint,
         },
         "seed": settings.seed,
         "settings": json.loads(json.dumps(dataclasses.asdict(settings))),
@@ -447,5 +393,5 @@ def _finalize(out: Path, *, run_dir: Path, source: _RunSource, settings: SampleS
         },
         "shards": [{"file": r["file"], "examples": r["examples"], "sha256": r["sha256"]} for r in records],
     }
-    atomic.write_json(out / shards.MANIFEST, manifest)
+    atomic.write_json(out / MANIFEST, manifest)
     return manifest

@@ -5,7 +5,6 @@ and genaug's ``manifest.json``. Readable by ``tfds.builder_from_directory`` and 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,17 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from genaug import atomic
-from genaug.data import DatasetInfo
 from genaug.errors import GenaugError
-
-DATASET_NAME = "genaug_synthetic"
-SPLIT = "train"
-FILENAME_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
-MANIFEST = "manifest.json"
-
-
-def shard_name(index: int, num_shards: int) -> str:
-    return f"{DATASET_NAME}-{SPLIT}.tfrecord-{index:05d}-of-{num_shards:05d}"
+from genaug.records import SHARD_TEMPLATE, SYNTHETIC_SPLIT, SyntheticDataset
 
 
 def features(image_shape: Sequence[int], class_names: Sequence[str]):
@@ -98,27 +88,17 @@ def write_metadata(out: Path, schema, shard_lengths: list[int], num_bytes: int, 
     """Writes ``dataset_info.json`` and ``features.json`` for the shards in ``out``."""
     import tensorflow_datasets as tfds
 
-    split = tfds.core.SplitInfo(name=SPLIT, shard_lengths=shard_lengths, num_bytes=num_bytes, filename_template=None)
+    split = tfds.core.SplitInfo(
+        name=SYNTHETIC_SPLIT, shard_lengths=shard_lengths, num_bytes=num_bytes, filename_template=None
+    )
     tfds.folder_dataset.write_metadata(
         data_dir=out,
         features=schema,
         split_infos=[split],
-        filename_template=FILENAME_TEMPLATE,
+        filename_template=SHARD_TEMPLATE,
         check_data=False,
         description=description,
     )
-
-
-def read_manifest(path: str | os.PathLike) -> dict:
-    manifest_path = Path(path) / MANIFEST
-    if not Path(path).is_dir():
-        raise GenaugError(f"synthetic dataset not found: {path}")
-    if not manifest_path.is_file():
-        raise GenaugError(f"{path}: no {MANIFEST} (not a finished genaug synthetic dataset)")
-    try:
-        return json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise GenaugError(f"{manifest_path}: corrupt JSON ({err.msg})") from None
 
 
 def load_synthetic(path: str | os.PathLike):
@@ -126,29 +106,14 @@ def load_synthetic(path: str | os.PathLike):
 
     Returns:
         ``(dataset, info)``: a ``tf.data.Dataset`` of ``{"image": uint8[H,W,C], "label": int64[]}``
-        (through ``tfds.builder_from_directory``, in shard order) and a :class:`DatasetInfo`.
+        (through ``tfds.builder_from_directory``, in shard order) and a :class:`DatasetInfo`. For the
+        manifest too, use :meth:`SyntheticDataset.open`.
 
     Example:
         >>> ds, info = load_synthetic("syn/")
     """
-    import tensorflow_datasets as tfds
-
-    manifest = read_manifest(path)
-    try:
-        builder = tfds.builder_from_directory(os.fspath(path))
-        dataset = builder.as_dataset(split=SPLIT, shuffle_files=False)
-    except Exception as err:
-        raise GenaugError(f"{path}: TFDS metadata does not load ({str(err).splitlines()[0]})") from None
-    source = manifest["source"]
-    info = DatasetInfo(
-        name=f"synthetic:{path}",
-        image_shape=tuple(source["image_shape"]),
-        class_names=tuple(source["class_names"]),
-        split=SPLIT,
-        split_sizes={SPLIT: manifest["num_examples"]},
-        class_counts=tuple(manifest["counts_per_class"]),
-    )
-    return dataset, info
+    synthetic = SyntheticDataset.open(path)
+    return synthetic.as_dataset(), synthetic.info
 
 
 def verify(path: str | os.PathLike) -> dict:
@@ -160,18 +125,17 @@ def verify(path: str | os.PathLike) -> dict:
     Raises:
         GenaugError: naming the first missing or corrupt shard, or the count that disagrees.
     """
-    path = Path(path)
-    manifest = read_manifest(path)
+    synthetic = SyntheticDataset.open(path)
+    path, manifest = synthetic.path, synthetic.manifest
     for shard in manifest["shards"]:
         file = path / shard["file"]
         if not file.is_file():
             raise GenaugError(f"{path}: shard {shard['file']} is missing")
         if sha256_file(file) != shard["sha256"]:
             raise GenaugError(f"{path}: shard {shard['file']} is corrupt (sha256 mismatch)")
-    dataset, info = load_synthetic(path)
-    counts = np.zeros(len(info.class_names), np.int64)
+    counts = np.zeros(synthetic.info.num_classes, np.int64)
     try:
-        for labels in dataset.map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
+        for labels in synthetic.as_dataset().map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
             counts += np.bincount(labels, minlength=len(counts))
     except Exception as err:
         raise GenaugError(f"{path}: shards do not parse ({str(err).splitlines()[0]})") from None

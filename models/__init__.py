@@ -1,22 +1,45 @@
 """Keras 3 generative models for labelled images; each owns its ``train_step``.
 
-Importing this package registers every model and layer for ``.keras`` loading with ``safe_mode=True``.
+genaug runs on Keras 3 with the TensorFlow backend (it is built on ``tf.data`` and TFDS); the models
+use ``keras.ops`` wherever an op exists and TensorFlow where it must (gradient tapes, distribution).
+
+The package imports lazily, so that reading :data:`MODEL_KINDS` (the command line does) does not start
+TensorFlow. Load saved models with :func:`load_model`: it registers every genaug class first.
 """
 
-from models.dcgan import DCGAN, ConditionalDCGAN
-from models.generator import SyntheticGenerator
-from models.scaling import from_model_range, to_model_range
-from models.vae import VAE, ConditionalVAE
+from __future__ import annotations
 
-MODELS = {"vae": VAE, "cvae": ConditionalVAE, "dcgan": DCGAN, "cdcgan": ConditionalDCGAN}
+import importlib
 
-__all__ = [
-    "DCGAN",
-    "MODELS",
-    "VAE",
-    "ConditionalDCGAN",
-    "ConditionalVAE",
-    "SyntheticGenerator",
-    "from_model_range",
-    "to_model_range",
-]
+# The registry: model kind -> class. `genaug train --model`, the config and the docs derive from it.
+MODEL_KINDS = {"vae": "VAE", "cvae": "ConditionalVAE", "dcgan": "DCGAN", "cdcgan": "ConditionalDCGAN"}
+
+_EXPORTS = {
+    "VAE": "models.vae",
+    "ConditionalVAE": "models.vae",
+    "DCGAN": "models.dcgan",
+    "ConditionalDCGAN": "models.dcgan",
+    "SyntheticGenerator": "models.generator",
+    "ProjectionHead": "models.layers",
+    "to_model_range": "models.scaling",
+    "from_model_range": "models.scaling",
+}
+
+__all__ = ["MODELS", "MODEL_KINDS", "load_model", *_EXPORTS]
+
+
+def load_model(path):
+    """Loads a genaug ``.keras`` file with ``safe_mode=True`` (no code from the file is run)."""
+    import keras
+
+    for module in sorted(set(_EXPORTS.values())):
+        importlib.import_module(module)  # registers the classes for deserialisation
+    return keras.models.load_model(path, safe_mode=True)
+
+
+def __getattr__(name: str):
+    if name == "MODELS":
+        return {kind: __getattr__(cls) for kind, cls in MODEL_KINDS.items()}
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

@@ -54,6 +54,11 @@ def clone_network(network: keras.Model, name: str) -> keras.Model:
     return clone
 
 
+def adam(settings: dict, rate: str) -> keras.optimizers.Adam:
+    """Adam with ``settings[rate]`` as its learning rate and ``settings``' ``beta_1`` and ``beta_2``."""
+    return keras.optimizers.Adam(settings[rate], beta_1=settings["beta_1"], beta_2=settings["beta_2"])
+
+
 def require_classes(model_name: str, num_classes) -> None:
     """Conditional models refuse to be built without classes."""
     if not num_classes:

@@ -5,7 +5,6 @@ while G still receives gradients through the augmentation.
 """
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 POLICIES = ("color", "translation", "cutout")
@@ -47,8 +46,11 @@ def _translation(x, seed_generator, ratio: float = 0.125):
     rows = ops.clip(ops.arange(height)[None, :] + dy, -1, height) + 1  # index into the padded image
     cols = ops.clip(ops.arange(width)[None, :] + dx, -1, width) + 1
     padded = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])  # shifted-in pixels are zero (mid-grey)
-    x = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(x, cols, axis=2, batch_dims=1)
+    # Per-example gathers as products with one-hot selection matrices (exact: one 1 per row).
+    pick_rows = ops.one_hot(rows, height + 2, dtype=x.dtype)
+    pick_cols = ops.one_hot(cols, width + 2, dtype=x.dtype)
+    x = ops.einsum("bip,bpqc->biqc", pick_rows, padded)
+    return ops.einsum("bjq,biqc->bijc", pick_cols, x)
 
 
 def _cutout(x, seed_generator, ratio: float = 0.5):

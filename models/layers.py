@@ -37,8 +37,10 @@ class ProjectionHead(keras.layers.Layer):
         if not self.num_classes:
             return self.linear(inputs)
         features, labels = inputs
+        features = ops.cast(features, self.compute_dtype)
         projection = ops.sum(self.embedding(labels) * features, axis=-1, keepdims=True)
-        return self.linear(features) + projection
+        # SpectralNormalization may compute in float32 under mixed precision: meet in one dtype.
+        return ops.cast(self.linear(features), self.compute_dtype) + projection
 
     def compute_output_shape(self, input_shape):
         features_shape = input_shape[0] if self.num_classes else input_shape

@@ -35,20 +35,21 @@ def generator_loss(kind: str, fake_logits):
 
 
 def squared_gradient_norm(critic, images):
-    """Per-example ``||d critic(images) / d images||^2`` in float32 (``critic`` maps images to logits)."""
+    """Per-example ``||d critic(images) / d images||^2`` in float32 (``critic`` maps images to logits).
+
+    A gradient inside a loss needs a tape of its own: TensorFlow, not ``keras.ops``."""
     with tf.GradientTape() as tape:
         tape.watch(images)
         logits = critic(images)
     grads = tf.cast(tape.gradient(logits, images), tf.float32)
-    return ops.sum(ops.square(grads), axis=[1, 2, 3])
+    return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
 
-def gradient_penalty(critic, real, fake, alpha):
-    """WGAN-GP: ``mean((||grad D(x_hat)|| - 1)^2)`` at ``x_hat = real + alpha (fake - real)``.
+def gradient_penalty(critic, interpolated):
+    """WGAN-GP: ``mean((||grad D(x_hat)|| - 1)^2)`` at ``x_hat = interpolated`` (real + alpha (fake - real)).
 
     The epsilon keeps the norm's gradient finite where the input gradient is exactly zero.
     """
-    interpolated = real + alpha * (fake - real)
     norm = ops.sqrt(squared_gradient_norm(critic, interpolated) + 1e-12)
     return ops.mean(ops.square(norm - 1.0))
 

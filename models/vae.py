@@ -7,10 +7,12 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from models.base import GenerativeModel, deserialize_networks, require_classes, serialize_networks
+from models.base import GenerativeModel, adam, deserialize_networks, require_classes, serialize_networks
 from models.generator import SyntheticGenerator, add_prior_weights
 from models.networks import build_encoder, build_generator
 from models.replicas import per_replica
+
+LATENT_PRIORS = ("fitted", "standard")
 
 
 @keras.saving.register_keras_serializable(package="genaug")
@@ -24,6 +26,10 @@ class VAE(GenerativeModel):
     Sampling draws from N(0, I) until :meth:`fit_latent_prior` fits a Gaussian per class to the
     encoded training images (ex-post density estimation, Ghosh et al. 2020): with beta < 1 the
     codes the decoder learned from drift away from N(0, I), and sampling where they are is better.
+    ``genaug train`` calls it after ``fit`` when ``latent_prior == "fitted"``; so should you.
+
+    The defaults are the tuned ones ``genaug train`` uses (the experiments are in docs/experiments.md),
+    and ``compile()`` without an optimizer uses :attr:`TRAINING_DEFAULTS`.
 
     Args:
         image_shape: ``(H, W, C)``; any size the networks support (8..64).
@@ -31,6 +37,9 @@ class VAE(GenerativeModel):
         num_classes: classes to condition encoder and decoder on, or ``None``.
         base_filters: width of the networks.
         beta: weight of the KL term.
+        latent_prior: how samples are drawn after training: ``"fitted"`` (a Gaussian per class fitted
+            by :meth:`fit_latent_prior`) or ``"standard"`` (N(0, I)).
+        prior_spread: how much :meth:`fit_latent_prior` widens the fitted Gaussians.
         seed: seed of the reparameterisation noise.
         encoder: your own encoder instead of the built one: ``image`` (or ``[image, label]``) ->
             ``[z_mean, z_log_var]``, both float32 of size ``latent_dim``.
@@ -38,9 +47,10 @@ class VAE(GenerativeModel):
             image is ``tanh(a)``). ``base_filters`` then does not apply.
 
     Example:
-        >>> vae = VAE((8, 8, 1), latent_dim=8)
-        >>> vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> vae = VAE((8, 8, 1))
+        >>> vae.compile()  # Adam with TRAINING_DEFAULTS
         >>> vae.fit(train_ds, epochs=1)  # elements {"image": float [-1, 1], "label": int}
+        >>> vae.fit_latent_prior(train_images)  # float [-1, 1]; add labels when conditional
         >>> images, _ = vae.generate(16, seed=0)
     """
 
@@ -50,18 +60,26 @@ class VAE(GenerativeModel):
         latent_dim: int = 16,
         num_classes: int | None = None,
         base_filters: int = 32,
-        beta: float = 1.0,
+        beta: float = 0.25,
+        latent_prior: str = "fitted",
+        prior_spread: float = 1.5,
         seed: int = 0,
         encoder: keras.Model | None = None,
         decoder: keras.Model | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if latent_prior not in LATENT_PRIORS:
+            raise ValueError(f"latent_prior {latent_prior!r}: expected one of {', '.join(LATENT_PRIORS)}")
+        if prior_spread <= 0:
+            raise ValueError(f"prior_spread must be positive, got {prior_spread}")
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.base_filters = base_filters
         self.beta = beta
+        self.latent_prior = latent_prior
+        self.prior_spread = prior_spread
         self.seed = seed
         self.custom_networks = (encoder, decoder)
         self.encoder = encoder or build_encoder(self.image_shape, latent_dim, num_classes, base_filters)
@@ -76,9 +94,22 @@ class VAE(GenerativeModel):
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         self.built = True
 
+    #: What ``compile()`` and ``genaug train`` use unless told otherwise (``fit`` takes the epochs).
+    TRAINING_DEFAULTS = {"epochs": 150, "batch_size": 64, "learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999}
+
     @property
     def metrics(self):
         return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
+
+    def compile(self, optimizer: keras.optimizers.Optimizer | None = None, **kwargs):
+        """``keras.Model.compile``; ``optimizer`` defaults to Adam with :attr:`TRAINING_DEFAULTS`."""
+        super().compile(optimizer=optimizer or adam(self.TRAINING_DEFAULTS, "learning_rate"), **kwargs)
+
+    def compile_from_config(self, config):
+        # keras.Model's version refuses to run for a custom compile(); this one is a plain extension.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        self.optimizer.build(self.trainable_variables)  # so a loaded file restores the optimizer's state
 
     def _with_label(self, first, labels):
         return [first, labels] if self.num_classes else first
@@ -125,14 +156,16 @@ class VAE(GenerativeModel):
         generator.prior_scale.assign(self.prior_scale)
         return generator
 
-    def fit_latent_prior(self, images, labels=None, spread: float = 1.0, batch_size: int = 512) -> None:
+    def fit_latent_prior(self, images, labels=None, spread: float | None = None, batch_size: int = 512) -> None:
         """Fits the sampling prior: a full-covariance Gaussian per class (one when unconditional, whose
         ``labels`` are then ignored) to the posterior means of ``images`` (float, in [-1, 1]), with
         Ledoit-Wolf shrinkage so that a class with fewer images than latent dimensions still gets a
         well-conditioned covariance.
 
-        ``spread`` widens each Gaussian's standard deviations: posterior means are shrunk towards
-        their class centre, so a Gaussian fitted to them is narrower than the codes really are."""
+        ``spread`` (default: the model's ``prior_spread``) widens each Gaussian's standard deviations:
+        posterior means are shrunk towards their class centre, so a Gaussian fitted to them is narrower
+        than the codes really are."""
+        spread = self.prior_spread if spread is None else spread
         if spread <= 0:
             raise ValueError(f"spread must be positive, got {spread}")
         from sklearn.covariance import LedoitWolf
@@ -161,6 +194,8 @@ class VAE(GenerativeModel):
             "num_classes": self.num_classes,
             "base_filters": self.base_filters,
             "beta": self.beta,
+            "latent_prior": self.latent_prior,
+            "prior_spread": self.prior_spread,
             "seed": self.seed,
             **serialize_networks(encoder=self.custom_networks[0], decoder=self.custom_networks[1]),
         }

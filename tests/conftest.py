@@ -34,22 +34,26 @@ def image_folder(tmp_path):
     return root
 
 
-def _smoke_run(root, kind, epochs):
-    from trainers import PRESETS, train
+def smoke_config(out, **sections):
+    """The smoke preset (tiny networks, 2 epochs) on 10 digits per class, quiet, writing to ``out``,
+    with ``sections`` (``model={"kind": "vae"}``, ...) overlaid."""
+    from trainers import PRESETS
     from trainers import config as cfg
 
-    raw = {
-        "model": {"kind": kind},
-        "data": {"labels_per_class": 20},
-        "optim": {"epochs": epochs},
-        "run": {"out": str(root / kind), "quiet": True, "sample_every": epochs},
-    }
-    return train(cfg.from_dict(raw, PRESETS["smoke"])).directory
+    raw = {"data": {"labels_per_class": 10}, "run": {"out": str(out), "quiet": True}}
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return cfg.from_dict(raw, PRESETS["smoke"])
 
 
 @pytest.fixture(scope="session")
 def smoke_runs(tmp_path_factory):
     """Trained smoke runs on 20 digits per class, a conditional and an unconditional VAE, trained
     long enough (60 epochs, seconds) that their samples resemble every class."""
+    from trainers import train
+
     root = tmp_path_factory.mktemp("runs")
-    return {kind: _smoke_run(root, kind, 60) for kind in ("cvae", "vae")}
+    sections = dict(data={"labels_per_class": 20}, optim={"epochs": 60}, run={"sample_every": 60})
+    return {
+        kind: train(smoke_config(root / kind, model={"kind": kind}, **sections)).directory for kind in ("cvae", "vae")
+    }

@@ -26,3 +26,26 @@ def test_python_dash_m_entry_point_reports_missing_path():
     )
     assert result.returncode == 1
     assert result.stderr.strip() == "genaug: error: folder not found: /no/such/dir"
+
+
+def test_every_option_has_a_help_text():
+    from genaug.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, command in {"genaug": parser, **commands}.items():
+        for action in command._actions:
+            if action.dest not in ("help", "version", "command"):
+                assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_library_errors_name_arguments_and_the_cli_names_flags(run_cli, tmp_path):
+    import pytest
+
+    from genaug.errors import ArgumentError
+    from genaug.evaluate import evaluate
+
+    with pytest.raises(ArgumentError, match="^seeds must be at least 1, got 0$"):
+        evaluate("digits", tmp_path, tmp_path / "r", seeds=0)
+    code, _, err = run_cli("evaluate", "--synthetic", tmp_path, "--out", tmp_path / "r", "--num-seeds", "0")
+    assert code == 1 and err == "genaug: error: --num-seeds must be at least 1, got 0\n"

@@ -176,10 +176,10 @@ def test_bad_npz(tmp_path, arrays, message):
 
 
 def test_labels_per_class_larger_than_smallest_class():
-    with pytest.raises(GenaugError, match="--labels-per-class 200 .*smallest class size \\(131\\)"):
+    with pytest.raises(GenaugError, match="labels_per_class 200 .*smallest class size \\(131\\)"):
         load_arrays("digits", labels_per_class=200)
 
 
 def test_bad_label_fraction():
-    with pytest.raises(GenaugError, match="--label-fraction 1.5"):
+    with pytest.raises(GenaugError, match="label_fraction 1.5"):
         load_arrays("digits", label_fraction=1.5)

@@ -1,12 +1,15 @@
 """End-to-end evaluate on a smoke run's synthetic set (tiny step budget)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from genaug import sample
 from genaug.errors import GenaugError
 from genaug.evaluate import evaluate
+
+PREVIOUS_SYNTHETIC = Path(__file__).parent / "fixtures" / "previous_release" / "syn"  # 3 per class, 5 labels
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +19,7 @@ def synthetic(smoke_runs, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_report_has_every_section(synthetic, tmp_path, run_cli):
     code, out, _ = run_cli(
         "evaluate",
@@ -50,19 +54,19 @@ def test_report_has_every_section(synthetic, tmp_path, run_cli):
     assert "## Memorisation" in (tmp_path / "r" / "report.md").read_text()
 
 
-def test_scarce_labels_must_match_the_generator_subset(synthetic, tmp_path):
-    with pytest.raises(GenaugError, match="--labels-per-class 5 disagrees with the generator's training subset"):
-        evaluate("digits", synthetic, tmp_path / "r", labels_per_class=5, seeds=1, progress=False)
+def test_scarce_labels_must_match_the_generator_subset(tmp_path):
+    with pytest.raises(GenaugError, match="labels_per_class 10 disagrees with the generator's training subset"):
+        evaluate("digits", PREVIOUS_SYNTHETIC, tmp_path / "r", labels_per_class=10, seeds=1, progress=False)
 
 
-def test_mismatched_data_is_refused(synthetic, tmp_path):
+def test_mismatched_data_is_refused(tmp_path):
     import numpy as np
 
     path = tmp_path / "other.npz"
     rng = np.random.default_rng(0)
     np.savez(path, x=rng.integers(0, 256, (40, 8, 8), dtype=np.uint8), y=np.arange(40) % 4)
     with pytest.raises(GenaugError, match="does not match"):
-        evaluate(f"npz:{path}", synthetic, tmp_path / "r", seeds=1, progress=False)
+        evaluate(f"npz:{path}", PREVIOUS_SYNTHETIC, tmp_path / "r", seeds=1, progress=False)
 
 
 def test_missing_synthetic_dir(tmp_path, run_cli):

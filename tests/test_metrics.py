@@ -18,8 +18,8 @@ def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_shift():
 
 
 def test_kid_near_zero_for_same_distribution():
-    same = metrics.kernel_inception_distance(_gauss(400), _gauss(400, seed=1), subset_size=200)
-    shifted = metrics.kernel_inception_distance(_gauss(400), _gauss(400, 1.0, 1), subset_size=200)
+    same = metrics.kernel_distance(_gauss(400), _gauss(400, seed=1), subset_size=200)
+    shifted = metrics.kernel_distance(_gauss(400), _gauss(400, 1.0, 1), subset_size=200)
     assert abs(same) < 0.05 < shifted
 
 
@@ -42,3 +42,13 @@ def test_memorisation_flags_a_copied_training_set():
     assert copied["closer_to_train_share"] > 0.6  # about 0.75: half are in the matched subset (distance 0)
     fresh = metrics.memorisation(rng.integers(0, 256, (100, 6, 6, 1), dtype=np.uint8), train, holdout, 0.1)
     assert fresh["near_copies"] == 0 and 0.3 < fresh["closer_to_train_share"] < 0.7
+
+
+def test_memorisation_guard_default_threshold_and_copies():
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (50, 4, 4, 1), dtype=np.uint8)
+    test = rng.integers(0, 256, (20, 4, 4, 1), dtype=np.uint8)
+    threshold = metrics.default_min_distance(train, test)
+    assert threshold > 0
+    distances = metrics.nearest_distances(np.concatenate([train[:3], test[:3]]), train)
+    assert np.allclose(distances[:3], 0) and (distances[3:] > 0).all()

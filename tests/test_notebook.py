@@ -1,5 +1,6 @@
-"""The quickstart notebook runs top to bottom (so it cannot rot)."""
+"""The quickstart notebook runs top to bottom (so it cannot rot) and says what it should."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,11 @@ def test_quickstart_notebook_executes(tmp_path):
     from nbclient import NotebookClient
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
+    # execute() raises on the first cell that fails.
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "1000 examples" in text
+    accuracy = float(re.search(r"test accuracy ([0-9.]+)", text).group(1))
+    assert accuracy > 0.8, text
     assert any(o.output_type == "display_data" and "image/png" in o.get("data", {}) for o in outputs)

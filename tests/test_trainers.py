@@ -1,7 +1,6 @@
 """Trainer tests: config validation, the run directory, resume after SIGKILL and the NaN guard."""
 
 import csv
-import dataclasses
 import json
 import os
 import signal
@@ -12,27 +11,26 @@ import time
 import keras
 import numpy as np
 import pytest
+from conftest import smoke_config as smoke
 
+import models
 from genaug.errors import GenaugError
+from genaug.records import RunDirectory
 from trainers import PRESETS, train
 from trainers import config as cfg
 from trainers.pipeline import execution_length
-
-
-def smoke(out, **sections) -> cfg.TrainConfig:
-    """The smoke preset on 10 digits per class, with ``sections`` overlaid."""
-    raw = {"data": {"labels_per_class": 10}, "run": {"out": str(out), "quiet": True}}
-    for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
-    return cfg.from_dict(raw, PRESETS["smoke"])
-
+from trainers.training import build_model, compile_model
 
 # ---- config ----------------------------------------------------------------------------------
 
 
 def test_unknown_config_key_is_named():
-    with pytest.raises(GenaugError, match="unknown config key 'model.latnet_dim'"):
-        cfg.from_dict({"model": {"latnet_dim": 3}})
+    with pytest.raises(GenaugError, match="config key 'model.latnet_dim' does not apply to cvae"):
+        cfg.resolve(cfg.from_dict({"model": {"latnet_dim": 3}}))
+    with pytest.raises(GenaugError, match="config key 'model.g_filters' does not apply to vae"):
+        cfg.resolve(cfg.from_dict({"model": {"kind": "vae", "g_filters": 3}}))
+    with pytest.raises(GenaugError, match="config key 'optim.learning_rate' does not apply to cdcgan"):
+        cfg.resolve(cfg.from_dict({"model": {"kind": "cdcgan"}, "optim": {"learning_rate": 0.1}}))
     with pytest.raises(GenaugError, match="unknown config key 'optimiser'"):
         cfg.from_dict({"optimiser": {}})
 
@@ -40,36 +38,38 @@ def test_unknown_config_key_is_named():
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"optim": {"epochs": "ten"}}, "'optim.epochs' must be int or NoneType, got 'ten'"),
-        ({"model": {"spectral_norm": 1}}, "'model.spectral_norm' must be bool"),
-        ({"model": {"diffaugment": "cutout"}}, "'model.diffaugment' must be tuple"),
+        ({"optim": {"epochs": "ten"}}, "'optim.epochs' must be int, got 'ten'"),
+        ({"model": {"kind": "cdcgan", "spectral_norm": 1}}, "'model.spectral_norm' must be bool"),
+        ({"model": {"kind": "cdcgan", "diffaugment": "cutout"}}, "'model.diffaugment' must be tuple"),
         ({"run": {"seed": None}}, "'run.seed' must not be null"),
     ],
 )
 def test_wrong_types_are_named(raw, message):
     with pytest.raises(GenaugError, match=message):
-        cfg.from_dict(raw)
+        cfg.resolve(cfg.from_dict(raw))
 
 
-def test_latent_prior_choices_are_checked():
-    assert cfg.resolve(cfg.from_dict({"model": {"kind": "cvae"}})).model.latent_prior == "fitted"
-    assert cfg.resolve(cfg.from_dict({"model": {"kind": "cdcgan"}})).model.latent_prior == "standard"
-    with pytest.raises(GenaugError, match="model.latent_prior 'fitted': cdcgan allows 'standard'"):
+def test_bad_model_values_fail_before_anything_is_written(tmp_path):
+    with pytest.raises(GenaugError, match="config key 'model.latent_prior' does not apply to cdcgan"):
         cfg.resolve(cfg.from_dict({"model": {"kind": "cdcgan", "latent_prior": "fitted"}}))
-    standard = cfg.resolve(cfg.from_dict({"model": {"kind": "vae", "latent_prior": "standard"}}))
-    assert standard.model.prior_spread is None
-    for model in ({"kind": "vae", "latent_prior": "standard", "prior_spread": 2.0}, {"prior_spread": -1.0}):
-        with pytest.raises(GenaugError, match="model.prior_spread"):
-            cfg.resolve(cfg.from_dict({"model": model}))
+    for model, message in (
+        ({"latent_prior": "uniform"}, "model cvae: latent_prior 'uniform': expected one of fitted, standard"),
+        ({"prior_spread": -1.0}, "model cvae: prior_spread must be positive"),
+        ({"kind": "cdcgan", "loss": "wasserstein"}, "model cdcgan: unknown GAN loss 'wasserstein'"),
+    ):
+        with pytest.raises(GenaugError, match=message):
+            train(smoke(tmp_path / "run", model=model))
+        assert not (tmp_path / "run").exists()
 
 
 def test_yaml_config_and_defaults(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model:\n  kind: cdcgan\n  diffaugment: [color]\noptim:\n  d_learning_rate: 1\n")
     config = cfg.resolve(cfg.load(path))
-    assert config.model.diffaugment == ("color",) and config.optim.d_learning_rate == 1.0
-    assert config.model.ema_decay == cfg.MODEL_DEFAULTS["gan"]["ema_decay"]  # filled per model
-    assert cfg.resolve(cfg.TrainConfig()).optim.learning_rate == cfg.MODEL_DEFAULTS["vae"]["learning_rate"]
+    assert config.model.params["diffaugment"] == ["color"] and config.optim.d_learning_rate == 1.0
+    assert config.model.params["ema_decay"] == 0.99  # the constructor's default, filled in
+    assert config.optim.g_learning_rate == models.DCGAN.TRAINING_DEFAULTS["g_learning_rate"]
+    assert cfg.resolve(cfg.TrainConfig()).optim.learning_rate == models.VAE.TRAINING_DEFAULTS["learning_rate"]
     with pytest.raises(GenaugError, match="unknown model 'gan'"):
         cfg.resolve(cfg.from_dict({"model": {"kind": "gan"}}))
 
@@ -94,6 +94,7 @@ def test_train_writes_the_run_directory(kind, tmp_path):
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
     assert any((out / "logs").rglob("events.out.tfevents.*"))
     info = json.loads((out / "run.json").read_text())
+    assert RunDirectory.open(out).record == run.record
     assert info["epochs_completed"] == 2 and info["seed"] == 0
     assert len(info["train_indices"]) == 100 and info["dataset"]["class_counts"] == [10] * 10
     assert set(info["versions"]) >= {"tensorflow", "keras"}
@@ -121,14 +122,14 @@ def test_rerun_continues_and_refuses_a_different_run(tmp_path):
     run = train(smoke(out, optim={"epochs": 3}))  # same run, more epochs: continues from epoch 2
     with open(out / "history.csv") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]
-    assert run.info["epochs_completed"] == 3
-    with pytest.raises(GenaugError, match=r"holds a different run \(differs in model.kind\).*--overwrite"):
+    assert run.record.epochs_completed == 3
+    with pytest.raises(GenaugError, match=r"holds a different run \(differs in model.kind\); pass overwrite"):
         train(smoke(out, model={"kind": "vae"}))
-    assert train(smoke(out, model={"kind": "vae"}), overwrite=True).info["model"] == "vae"
+    assert train(smoke(out, model={"kind": "vae"}), overwrite=True).record.model == "vae"
 
 
 def test_resume_needs_a_checkpoint_and_dirs_must_be_usable(tmp_path):
-    with pytest.raises(GenaugError, match="--resume: no checkpoint"):
+    with pytest.raises(GenaugError, match="resume: no checkpoint"):
         train(smoke(tmp_path / "new"), resume=True)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
@@ -145,7 +146,7 @@ def test_cli_train_errors_are_one_line(run_cli, tmp_path):
     assert code == 1 and err.strip() == "genaug: error: npz file not found: /nope.npz"
     (tmp_path / "c.json").write_text('{"model": {"kind": "cvae", "colour": 1}}')
     code, _, err = run_cli("train", "--config", tmp_path / "c.json", "--out", tmp_path / "r")
-    assert code == 1 and "unknown config key 'model.colour'" in err
+    assert code == 1 and "config key 'model.colour' does not apply to cvae" in err
 
 
 # ---- non-finite losses -------------------------------------------------------------------------
@@ -182,7 +183,7 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 def test_nan_rollback_resumes_at_lower_learning_rate(tmp_path, capsys):
     config = smoke(tmp_path / "run", optim={"epochs": 3}, run={"nan_rollback": True})
     run = train(config, extra_callbacks=[PoisonOnce(epoch=1)])
-    assert run.info["rollbacks"] == 1 and run.info["epochs_completed"] == 3
+    assert run.record.rollbacks == 1 and run.record.epochs_completed == 3
     assert float(run.model.optimizer.learning_rate) == pytest.approx(5e-4)
     assert "rolled back to epoch 1" in capsys.readouterr().out
 
@@ -240,6 +241,31 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_smoke_preset_is_small():
-    smoke_config = cfg.resolve(dataclasses.replace(PRESETS["smoke"]))
-    assert smoke_config.optim.epochs == 2 and smoke_config.model.latent_dim == 4
+@pytest.mark.parametrize("kind", ["cvae", "cdcgan"])
+def test_smoke_preset_shrinks_the_model_it_applies_to(kind):
+    default = cfg.resolve(cfg.from_dict({"model": {"kind": kind}}))
+    smoke_config = cfg.resolve(cfg.from_dict({"model": {"kind": kind}}, PRESETS["smoke"]))
+    assert smoke_config.optim.epochs == 2 < default.optim.epochs
+    assert smoke_config.model.params["latent_dim"] == 4 < default.model.params["latent_dim"]
+    width = "base_filters" if kind == "cvae" else "g_filters"
+    assert smoke_config.model.params[width] == 8 < default.model.params[width]
+
+
+@pytest.mark.parametrize("kind", list(models.MODEL_KINDS))
+def test_the_python_api_defaults_are_what_genaug_train_uses(kind):
+    """`models.ConditionalDCGAN(shape, 10)` + `compile()` is the model and optimisers of `--model cdcgan`."""
+    config = cfg.resolve(cfg.from_dict({"model": {"kind": kind}}))
+    cls = models.MODELS[kind]
+    by_train = build_model(config, (8, 8, 1), 10)
+    by_hand = cls((8, 8, 1), 10) if cfg.is_conditional(cls) else cls((8, 8, 1))
+    compile_model(by_train, config, jit=False)
+    by_hand.compile()
+
+    def settings(obj):
+        return {k: v for k, v in obj.get_config().items() if k != "name"}
+
+    assert settings(by_train) == settings(by_hand)
+    optimizers = ("d_optimizer", "g_optimizer") if kind.endswith("gan") else ("optimizer",)
+    for name in optimizers:
+        assert settings(getattr(by_train, name)) == settings(getattr(by_hand, name))
+    assert config.optim.epochs == cls.TRAINING_DEFAULTS["epochs"]

@@ -1,6 +1,21 @@
-"""Fit orchestration: config, callbacks, checkpoints and distribution strategy around ``keras.Model.fit``."""
+"""Fit orchestration: config, callbacks, checkpoints and distribution strategy around ``keras.Model.fit``.
 
-from trainers.config import PRESETS, TrainConfig
-from trainers.train import Run, train
+Imported lazily, so that reading ``trainers.config`` (the command line does) does not start TensorFlow.
+"""
 
-__all__ = ["PRESETS", "Run", "TrainConfig", "train"]
+import importlib
+
+_EXPORTS = {
+    "PRESETS": "trainers.config",
+    "TrainConfig": "trainers.config",
+    "Run": "trainers.training",
+    "train": "trainers.training",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'trainers' has no attribute {name!r}")

@@ -1,21 +1,36 @@
-"""The typed training config: frozen dataclasses, one place for defaults, a ``smoke`` preset.
+"""The typed training config: frozen dataclasses, named presets, and no defaults of its own for models.
 
-Load order: preset (or defaults) <- ``--config`` file (YAML or JSON) <- command-line overrides.
-Unknown keys and wrong types are errors naming the key. ``None`` model/optimiser fields mean
-"the model's default" and are filled in by :func:`resolve`, so ``config.json`` records real values.
+Load order: preset <- ``--config`` file (YAML or JSON) <- command-line overrides. Unknown keys and wrong
+types are errors naming the key. The ``model`` section holds the model's constructor arguments
+(``cls(image_shape, num_classes, seed=run.seed, **params)``), and ``None`` optimiser fields mean "the
+model's ``TRAINING_DEFAULTS``": the defaults live in ``models/`` only, and :func:`resolve` copies them in
+so that ``config.json`` records real values.
+
+Example YAML (every key optional)::
+
+    data: {data: digits, labels_per_class: 10}
+    model: {kind: cdcgan, g_filters: 64, diffaugment: [translation]}
+    optim: {epochs: 100, d_learning_rate: 3.0e-4}
+    run: {seed: 1, sample_every: 5}
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import types
 import typing
 from pathlib import Path
+from typing import Any
 
 from genaug.errors import GenaugError
 
-MODEL_KINDS = ("vae", "cvae", "dcgan", "cdcgan")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+JIT_MODES = ("auto", "on", "off")
+# Constructor arguments that are not model settings: they come from the data, the run or the Python API.
+NOT_SETTINGS = {"image_shape", "num_classes", "seed", "generator", "discriminator", "encoder", "decoder"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,43 +44,33 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
+    """``kind`` (a key of ``models.MODEL_KINDS``) and constructor arguments; after :func:`resolve`,
+    ``params`` holds every argument."""
+
     kind: str = "cvae"
-    latent_dim: int | None = None
-    base_filters: int | None = None  # VAE encoder/decoder width
-    beta: float | None = None  # VAE KL weight
-    latent_prior: str | None = None  # VAE sampling prior: "fitted" (per class, after training) | "standard"
-    prior_spread: float | None = None  # widens a fitted prior's standard deviations
-    g_filters: int | None = None
-    d_filters: int | None = None
-    loss: str = "ns"
-    spectral_norm: bool | None = None
-    diffaugment: tuple[str, ...] | None = None
-    ema_decay: float | None = None
-    r1_gamma: float = 0.0
-    gp_weight: float = 10.0
-    d_dropout: float = 0.0
-    coverage: float | None = None  # weight of the in-batch coverage term in G's loss
-    fakes_per_real: int | None = None  # fakes per real image in each GAN step
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
+    """Adam and the schedule; ``None`` is the model's ``TRAINING_DEFAULTS``. ``batch_size`` is global."""
+
     epochs: int | None = None
-    batch_size: int = 64  # global batch, split across replicas
-    learning_rate: float | None = None  # VAE
-    g_learning_rate: float | None = None
-    d_learning_rate: float | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None  # VAEs
+    g_learning_rate: float | None = None  # GANs
+    d_learning_rate: float | None = None  # GANs
     beta_1: float | None = None
-    beta_2: float = 0.999
+    beta_2: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     out: str = "runs/default"
     seed: int = 0
-    strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu
-    precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16
-    jit: str = "auto"  # auto | on | off
+    strategy: str = "auto"  # one of STRATEGIES
+    precision: str = "auto"  # one of PRECISIONS
+    jit: str = "auto"  # one of JIT_MODES
     steps_per_execution: int = 32  # at most; a divisor of the steps per epoch (trainers.pipeline)
     sample_every: int = 10  # epochs between sample grids
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
@@ -75,107 +80,86 @@ class RunConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+    preset: str = "default"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
     run: RunConfig = RunConfig()
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The nested dict ``config.json`` holds (the model section flat: ``{"kind": ..., **params}``)."""
+        raw = dataclasses.asdict(self)
+        raw["model"] = {"kind": self.model.kind, **self.model.params}
+        return raw
 
-
-# Per-model defaults: tuned on digits (CPU, about two minutes) and sized to work on MNIST-like data.
-MODEL_DEFAULTS = {
-    "vae": dict(
-        latent_dim=16,
-        base_filters=32,
-        beta=0.25,
-        latent_prior="fitted",
-        # Chosen on digits by CAS on a held-out quarter of the train split (never the test split):
-        # 1.0 0.975, 1.2 0.977, 1.4 0.978, 1.6 0.978, 1.8 0.977, 2.0 0.976 (README, quality).
-        prior_spread=1.5,
-        epochs=150,
-        learning_rate=1e-3,
-        beta_1=0.9,
-    ),
-    # Chosen on digits by CAS after 120 s of training (README, quality, lists every trial). The coverage term
-    # (weight 3, 2 fakes per real) and no DiffAugment were picked on the test split the benchmark reports and
-    # checked on a held-out quarter of the train split: 0.980/0.980 vs 0.958/0.959 for the previous
-    # translation-DiffAugment defaults (re-run a session later: 0.969/0.977; that quarter is as noisy as the
-    # test split, and the per-class Gaussian mixture scores 0.973 there). The last change, g_filters 64 -> 32
-    # and D learning rate 5e-4 -> 3e-4 (a smaller G takes more steps in the same time), was checked away from
-    # the test split on four random 3/4-1/4 splits of the train split (training seed 0, 3 draws each): 0.980,
-    # 0.976, 0.983, 0.975 (mean 0.979) vs 0.976, 0.978, 0.977, 0.973 (0.976); on the test split, training
-    # seeds 0..3: 0.986, 0.984, 0.984, 0.984 vs 0.981, 0.984, 0.981, 0.985. EMA 0.99 beat 0.999, learning rate
-    # 5e-4 beat 2e-4 and 1e-3 (on the older defaults).
-    "gan": dict(
-        latent_dim=64,
-        g_filters=32,
-        d_filters=64,
-        spectral_norm=True,
-        diffaugment=(),
-        ema_decay=0.99,
-        coverage=3.0,
-        fakes_per_real=2,
-        latent_prior="standard",
-        epochs=300,
-        g_learning_rate=5e-4,
-        d_learning_rate=3e-4,
-        beta_1=0.5,
-    ),
-}
 
 PRESETS = {
     "default": TrainConfig(),
-    # Shrinks everything for tests and local smoke runs: tiny networks, two epochs.
+    # Shrinks everything for tests and local smoke runs: tiny networks (PRESET_MODELS), two epochs.
     "smoke": TrainConfig(
-        model=ModelConfig(latent_dim=4, base_filters=8, g_filters=8, d_filters=8),
+        preset="smoke",
         optim=OptimConfig(epochs=2, batch_size=32),
         run=RunConfig(sample_every=1),
     ),
 }
+# What a preset sets in the model, for each kind whose constructor takes that argument.
+PRESET_MODELS = {"default": {}, "smoke": {"latent_dim": 4, "base_filters": 8, "g_filters": 8, "d_filters": 8}}
 
 
-def family(kind: str) -> str:
-    return "vae" if kind in ("vae", "cvae") else "gan"
+def model_class(kind: str) -> type:
+    import models
+
+    if kind not in models.MODEL_KINDS:
+        raise GenaugError(f"unknown model {kind!r}: expected one of {', '.join(models.MODEL_KINDS)}")
+    return models.MODELS[kind]
+
+
+def is_conditional(cls: type) -> bool:
+    """Whether ``cls`` needs ``num_classes`` (a class-conditional model)."""
+    return inspect.signature(cls).parameters["num_classes"].default is inspect.Parameter.empty
+
+
+def model_settings(cls: type) -> dict[str, tuple[Any, Any]]:
+    """``{argument: (default, type hint)}`` of the settings ``cls``'s constructor takes (its own and its
+    base classes', for a subclass that passes ``**kwargs`` on)."""
+    settings = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or not hasattr(klass, "TRAINING_DEFAULTS"):
+            continue
+        hints = typing.get_type_hints(klass.__init__)
+        for name, parameter in inspect.signature(klass.__init__).parameters.items():
+            if parameter.default is not inspect.Parameter.empty and name not in NOT_SETTINGS:
+                settings.setdefault(name, (parameter.default, hints[name]))
+    return settings
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
-    """Validates choices and fills every ``None`` model/optimiser field with the model's default."""
-    kind = config.model.kind
-    if kind not in MODEL_KINDS:
-        raise GenaugError(f"unknown model {kind!r}: expected one of {', '.join(MODEL_KINDS)}")
-    for key, allowed in (
-        ("strategy", ("auto", "default", "mirrored", "multi_worker", "tpu")),
-        ("precision", ("auto", "float32", "mixed_float16", "mixed_bfloat16")),
-        ("jit", ("auto", "on", "off")),
-    ):
+    """Validates choices and fills every model argument and optimiser field the config leaves open."""
+    cls = model_class(config.model.kind)
+    for key, allowed in (("strategy", STRATEGIES), ("precision", PRECISIONS), ("jit", JIT_MODES)):
         if getattr(config.run, key) not in allowed:
             raise GenaugError(f"run.{key} {getattr(config.run, key)!r}: expected one of {', '.join(allowed)}")
-    defaults = MODEL_DEFAULTS[family(kind)]
-    sections = {}
-    for name in ("model", "optim"):
-        section = getattr(config, name)
-        filled = {
-            f.name: defaults[f.name]
-            for f in dataclasses.fields(section)
-            if getattr(section, f.name) is None and f.name in defaults
-        }
-        sections[name] = dataclasses.replace(section, **filled)
-    resolved = dataclasses.replace(config, **sections)
-    if resolved.optim.epochs < 1 or resolved.optim.batch_size < 1:
+    if config.preset not in PRESETS:
+        raise GenaugError(f"unknown preset {config.preset!r}: expected one of {', '.join(PRESETS)}")
+    settings = model_settings(cls)
+    params = {name: default for name, (default, _) in settings.items()}
+    params.update({k: v for k, v in PRESET_MODELS[config.preset].items() if k in settings})
+    for key, value in config.model.params.items():
+        if key not in settings:
+            raise GenaugError(
+                f"config key 'model.{key}' does not apply to {config.model.kind} (known: {', '.join(sorted(settings))})"
+            )
+        params[key] = _coerce(value, settings[key][1], f"model.{key}")
+    params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}  # as JSON has them
+    optim = {}
+    for field in dataclasses.fields(OptimConfig):
+        value = getattr(config.optim, field.name)
+        if field.name not in cls.TRAINING_DEFAULTS and value is not None:
+            raise GenaugError(f"config key 'optim.{field.name}' does not apply to {config.model.kind}")
+        optim[field.name] = cls.TRAINING_DEFAULTS.get(field.name) if value is None else value
+    if optim["epochs"] < 1 or optim["batch_size"] < 1:
         raise GenaugError("optim.epochs and optim.batch_size must be at least 1")
-    priors = ("fitted", "standard") if family(kind) == "vae" else ("standard",)
-    if resolved.model.latent_prior not in priors:
-        raise GenaugError(
-            f"model.latent_prior {resolved.model.latent_prior!r}: {kind} allows {' or '.join(map(repr, priors))}"
-        )
-    spread = config.model.prior_spread  # as given: the default applies to fitted priors only
-    if spread is not None and (resolved.model.latent_prior != "fitted" or spread <= 0):
-        raise GenaugError(f"model.prior_spread {spread}: needs latent_prior 'fitted' and a positive value")
-    if resolved.model.latent_prior != "fitted":
-        resolved = dataclasses.replace(resolved, model=dataclasses.replace(resolved.model, prior_spread=None))
-    return resolved
+    return dataclasses.replace(config, model=ModelConfig(config.model.kind, params), optim=OptimConfig(**optim))
 
 
 def from_dict(raw: dict, base: TrainConfig | None = None) -> TrainConfig:
@@ -206,6 +190,9 @@ def load(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
 def _overlay(obj, raw: dict, prefix: str):
     if not isinstance(raw, dict):
         raise GenaugError(f"config key {prefix.rstrip('.') or '<root>'} must be a mapping")
+    if isinstance(obj, ModelConfig):  # arguments are checked against the model's constructor in resolve()
+        kind = _coerce(raw.get("kind", obj.kind), str, f"{prefix}kind")
+        return ModelConfig(kind, {**obj.params, **{k: v for k, v in raw.items() if k != "kind"}})
     fields = {f.name: f for f in dataclasses.fields(obj)}
     hints = typing.get_type_hints(type(obj))
     changes = {}
@@ -238,5 +225,5 @@ def _coerce(value, hint, name: str):
             return value
         elif option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-    expected = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    expected = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None)) or "null"
     raise GenaugError(f"config key {name!r} must be {expected}, got {value!r}")

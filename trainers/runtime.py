@@ -31,7 +31,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, tf.errors.OpError) as err:
-            raise GenaugError(f"--strategy tpu: no TPU found ({str(err).splitlines()[0]})") from None
+            raise GenaugError(f"strategy tpu: no TPU found ({str(err).splitlines()[0]})") from None
         return tf.distribute.TPUStrategy(resolver)
     raise GenaugError(f"unknown strategy {name!r}")
 

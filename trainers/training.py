@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,11 +19,13 @@ import tensorflow as tf
 import models
 from genaug import atomic
 from genaug.data import LabelledArrays, load_arrays
-from genaug.errors import GenaugError
+from genaug.errors import ArgumentError, GenaugError
+from genaug.records import RunDirectory, RunRecord, claim_directory
 from genaug.version import __version__
+from models.base import adam
 from models.scaling import to_model_range
 from trainers import callbacks as cb
-from trainers.config import TrainConfig, family, resolve
+from trainers.config import TrainConfig, is_conditional, model_class, resolve
 from trainers.pipeline import execution_length, steps_per_epoch, training_dataset
 from trainers.runtime import make_strategy, resolve_jit, resolve_precision
 
@@ -45,111 +46,86 @@ RESUMABLE_CHANGES = {
 
 @dataclasses.dataclass
 class Run:
-    """A finished run: its directory, resolved config, trained model and ``run.json`` contents."""
+    """A finished run: its directory, resolved config, trained model and ``run.json`` record."""
 
     directory: Path
     config: TrainConfig
     model: keras.Model
-    info: dict
+    record: RunRecord
 
     def summary(self) -> str:
-        metrics = ", ".join(f"{k} {v:.4g}" for k, v in self.info["final_metrics"].items())
+        r = self.record
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in r.final_metrics.items())
         return (
-            f"trained {self.config.model.kind} on {self.config.data.data} "
-            f"({self.info['num_train_examples']} examples) for {self.info['epochs_completed']} epochs "
-            f"in {self.info['timings']['seconds']:.0f} s: {metrics or 'no new epochs'} -> {self.directory}"
+            f"trained {self.config.model.kind} on {self.config.data.data} ({r.num_train_examples} examples) "
+            f"for {r.epochs_completed} epochs in {r.timings['seconds']:.0f} s: {metrics or 'no new epochs'} "
+            f"-> {self.directory}"
         )
 
 
 def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """The model ``config.model`` describes, for images of ``image_shape`` with ``num_classes`` labels."""
-    m, kind = config.model, config.model.kind
-    conditional = {"num_classes": num_classes} if kind in ("cvae", "cdcgan") else {}
-    seed = config.run.seed
+    """The model a resolved ``config.model`` describes, for images of ``image_shape`` with ``num_classes``."""
+    cls = model_class(config.model.kind)
+    conditional = {"num_classes": num_classes} if is_conditional(cls) else {}
     try:
-        if family(kind) == "vae":
-            return models.MODELS[kind](
-                image_shape,
-                latent_dim=m.latent_dim,
-                base_filters=m.base_filters,
-                beta=m.beta,
-                seed=seed,
-                **conditional,
-            )
-        return models.MODELS[kind](
-            image_shape,
-            latent_dim=m.latent_dim,
-            g_filters=m.g_filters,
-            d_filters=m.d_filters,
-            loss=m.loss,
-            spectral_norm=m.spectral_norm,
-            diffaugment=m.diffaugment,
-            ema_decay=m.ema_decay,
-            r1_gamma=m.r1_gamma,
-            gp_weight=m.gp_weight,
-            d_dropout=m.d_dropout,
-            coverage=m.coverage,
-            fakes_per_real=m.fakes_per_real,
-            seed=seed,
-            **conditional,
-        )
+        return cls(image_shape, seed=config.run.seed, **conditional, **config.model.params)
     except ValueError as err:  # unsupported image shape, unknown loss or augmentation
-        raise GenaugError(f"model {kind}: {err}") from None
+        raise GenaugError(f"model {config.model.kind}: {err}") from None
 
 
 def compile_model(model: keras.Model, config: TrainConfig, jit: bool, steps_per_execution: int = 1) -> None:
-    """Compiles with the config's optimisers; ``steps_per_execution`` from :func:`execution_length`."""
-    o = config.optim
+    """Compiles with the resolved config's optimisers; ``steps_per_execution`` from :func:`execution_length`."""
+    settings = dataclasses.asdict(config.optim)
     common = dict(jit_compile=jit, steps_per_execution=steps_per_execution)
     if isinstance(model, models.DCGAN):
         model.compile(
-            d_optimizer=keras.optimizers.Adam(o.d_learning_rate, beta_1=o.beta_1, beta_2=o.beta_2),
-            g_optimizer=keras.optimizers.Adam(o.g_learning_rate, beta_1=o.beta_1, beta_2=o.beta_2),
-            **common,
+            d_optimizer=adam(settings, "d_learning_rate"), g_optimizer=adam(settings, "g_learning_rate"), **common
         )
     else:
-        model.compile(optimizer=keras.optimizers.Adam(o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2), **common)
+        model.compile(optimizer=adam(settings, "learning_rate"), **common)
 
 
 def _optimizers(model: keras.Model):
     return [model.d_optimizer, model.g_optimizer] if isinstance(model, models.DCGAN) else [model.optimizer]
 
 
-def _differences(previous: dict, current: dict) -> list[str]:
+def _differences(config_path: Path, current: dict) -> list[str]:
+    """The settings in which the run recorded at ``config_path`` differs from ``current``, apart from
+    those a resumed run may change."""
+    previous = json.loads(config_path.read_text())
     return [
-        f"{section}.{key}"
+        section if key is None else f"{section}.{key}"
         for section, values in current.items()
-        for key, value in values.items()
+        for key, value in (values.items() if isinstance(values, dict) else [(None, values)])
         if (section, key) not in RESUMABLE_CHANGES
-        and json.loads(json.dumps(previous.get(section, {}).get(key))) != json.loads(json.dumps(value))
+        and _json(previous.get(section) if key is None else previous.get(section, {}).get(key)) != _json(value)
     ]
 
 
-def _prepare_run_dir(out: Path, config: TrainConfig, resume: bool, overwrite: bool) -> int:
-    """Creates or reuses ``out``; returns the epoch to start from."""
-    config_path, state_path = out / "config.json", out / "checkpoints" / cb.STATE
-    if config_path.exists() and overwrite:
-        shutil.rmtree(out)
-    elif config_path.exists():
-        differences = _differences(json.loads(config_path.read_text()), config.to_dict())
-        if differences:
-            raise GenaugError(
-                f"{out} holds a different run (differs in {', '.join(differences)}); "
-                "pass --overwrite to replace it or choose another --out"
-            )
+def _json(value):
+    return json.loads(json.dumps(value))
+
+
+def _prepare_run_dir(run: RunDirectory, config: TrainConfig, resume: bool, overwrite: bool) -> int:
+    """Creates or reuses the run directory; returns the epoch to start from."""
+    wanted = config.to_dict()
+    same = claim_directory(
+        run.path,
+        RunDirectory.CONFIG,
+        what="run",
+        differences=lambda path: _differences(path, wanted),
+        overwrite=overwrite,
+    )
+    checkpoints = run / RunDirectory.CHECKPOINTS
+    if same:
         for name in (cb.CHECKPOINT, cb.STATE):  # left by a killed run
-            atomic.remove_stale_temporaries(out / "checkpoints" / name)
-        if state_path.exists():
-            return json.loads(state_path.read_text())["epoch"]
-    elif out.exists() and any(out.iterdir()) and not overwrite:
-        raise GenaugError(f"{out} is not empty and holds no genaug run; choose another --out or pass --overwrite")
+            atomic.remove_stale_temporaries(checkpoints / name)
+        if (checkpoints / cb.STATE).exists():
+            return json.loads((checkpoints / cb.STATE).read_text())["epoch"]
     if resume:
-        raise GenaugError(f"--resume: no checkpoint in {out / 'checkpoints'}")
-    try:
-        for sub in ("checkpoints", "samples", "logs"):
-            (out / sub).mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise GenaugError(f"cannot write the run directory {out}: {err.strerror}") from None
+        raise ArgumentError(f"{{}}: no checkpoint in {checkpoints}", "resume")
+    for sub in (RunDirectory.CHECKPOINTS, RunDirectory.SAMPLES, RunDirectory.LOGS):
+        (run / sub).mkdir(parents=True, exist_ok=True)
     return 0
 
 
@@ -192,32 +168,34 @@ def train(
             (without ``config.run.nan_rollback``, or after too many roll-backs).
 
     Example:
-        >>> from trainers.config import PRESETS
-        >>> run = train(dataclasses.replace(PRESETS["smoke"], run=RunConfig(out="runs/smoke")))
+        >>> from trainers.config import PRESETS, from_dict
+        >>> run = train(from_dict({"model": {"kind": "cdcgan"}, "run": {"out": "runs/gan"}}, PRESETS["smoke"]))
     """
     config = resolve(config)
-    out = Path(config.run.out)
+    run = RunDirectory(config.run.out)
     arrays = _load_training_data(config)
-    start_epoch = _prepare_run_dir(out, config, resume, overwrite)
-    atomic.write_json(out / "config.json", config.to_dict())
+    build_model(config, arrays.info.image_shape, arrays.info.num_classes)  # bad settings fail before any write
+    start_epoch = _prepare_run_dir(run, config, resume, overwrite)
+    run.write_config(config.to_dict())
     precision = resolve_precision(config.run.precision)
     jit = resolve_jit(config.run.jit)
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return _fit(config, out, arrays, start_epoch, precision, jit, extra_callbacks)
+        return _fit(config, run, arrays, start_epoch, precision, jit, extra_callbacks)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _fit(config, out, arrays, start_epoch, precision, jit, extra_callbacks) -> Run:
+def _fit(config, run: RunDirectory, arrays, start_epoch, precision, jit, extra_callbacks) -> Run:
+    out = run.path
     strategy = make_strategy(config.run.strategy)
     checkpoint = out / "checkpoints" / cb.CHECKPOINT
     epochs, started, rollbacks = config.optim.epochs, time.time(), 0
     history: dict[str, list[float]] = {}
     with strategy.scope():
         if start_epoch:
-            model = keras.models.load_model(checkpoint)
+            model = models.load_model(checkpoint)
         else:
             keras.utils.set_random_seed(config.run.seed)  # weight initialisers draw from the global seed
             model = build_model(config, arrays.info.image_shape, arrays.info.num_classes)
@@ -259,37 +237,37 @@ def _fit(config, out, arrays, start_epoch, precision, jit, extra_callbacks) -> R
             break
         start_epoch, model = _roll_back(config, out, guard.tripped_at, rollbacks, strategy)
         rollbacks += 1
-    if config.model.latent_prior == "fitted":
-        model.fit_latent_prior(to_model_range(arrays.x), arrays.y, spread=config.model.prior_spread)
+    if getattr(model, "latent_prior", None) == "fitted":
+        model.fit_latent_prior(to_model_range(arrays.x), arrays.y)
     seconds = time.time() - started
-    atomic.save_model(model, out / "model.keras")
-    atomic.save_model(model.export_generator(), out / "generator.keras")
+    atomic.save_model(model, out / RunDirectory.MODEL)
+    atomic.save_model(model.export_generator(), out / RunDirectory.GENERATOR)
     scarce = config.data.labels_per_class is not None or config.data.label_fraction is not None
-    info = {
-        "genaug_version": __version__,
-        "versions": {
+    record = RunRecord(
+        genaug_version=__version__,
+        versions={
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "numpy": np.__version__,
         },
-        "seed": config.run.seed,
-        "model": config.model.kind,
-        "dataset": arrays.info.to_dict(),
-        "dataset_fingerprint": arrays.fingerprint(),
-        "num_train_examples": len(arrays.y),
-        "train_indices": arrays.indices.tolist() if scarce else None,
-        "precision": precision,
-        "jit_compile": jit,
-        "strategy": type(strategy).__name__,
-        "replicas": strategy.num_replicas_in_sync,
-        "epochs_completed": start_epoch,
-        "rollbacks": rollbacks,
-        "timings": {"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-        "final_metrics": {k: v[-1] for k, v in history.items()},
-    }
-    atomic.write_json(out / "run.json", info)
-    return Run(directory=out, config=config, model=model, info=info)
+        seed=config.run.seed,
+        model=config.model.kind,
+        dataset=arrays.info,
+        dataset_fingerprint=arrays.fingerprint(),
+        num_train_examples=len(arrays.y),
+        train_indices=arrays.indices.tolist() if scarce else None,
+        precision=precision,
+        jit_compile=jit,
+        strategy=type(strategy).__name__,
+        replicas=strategy.num_replicas_in_sync,
+        epochs_completed=start_epoch,
+        rollbacks=rollbacks,
+        timings={"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        final_metrics={k: v[-1] for k, v in history.items()},
+    )
+    run.write_record(record)
+    return Run(directory=out, config=config, model=model, record=record)
 
 
 def _trim_history(path: Path, start_epoch: int) -> None:
@@ -316,7 +294,7 @@ def _roll_back(config, out, tripped_at, rollbacks, strategy):
     if rollbacks >= MAX_ROLLBACKS:
         raise GenaugError(f"{where} again after {rollbacks} roll-backs; giving up (checkpoint: epoch {good})")
     with strategy.scope():
-        model = keras.models.load_model(out / "checkpoints" / cb.CHECKPOINT)
+        model = models.load_model(out / "checkpoints" / cb.CHECKPOINT)
     for optimizer in _optimizers(model):
         optimizer.learning_rate = float(optimizer.learning_rate) * (0.5 ** (rollbacks + 1))
     print(f"genaug: {where}; rolled back to epoch {good} at {0.5 ** (rollbacks + 1):g}x the learning rate")

@@ -1,0 +1,53 @@
+"""The packages read top-down: models <- genaug's base <- trainers <- genaug's library <- the app."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+BASE = {"genaug.errors", "genaug.atomic", "genaug.version", "genaug.data", "genaug.records", "genaug.grids"}
+APP = {"genaug.cli", "genaug.demo", "genaug.__main__"}
+
+
+def _imports(path: Path) -> set[str]:
+    """Every project module ``path`` imports, at any depth (lazy imports inside functions count)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.split(".")[0] in ("genaug", "models", "trainers")}
+
+
+def _modules(package: str):
+    for path in sorted((ROOT / package).glob("*.py")):
+        name = f"{package}.{path.stem}" if path.stem != "__init__" else package
+        yield name, _imports(path)
+
+
+@pytest.mark.parametrize(("module", "imports"), list(_modules("models")))
+def test_models_import_nothing_from_the_project(module, imports):
+    assert not {name for name in imports if not name.startswith("models")}, module
+
+
+@pytest.mark.parametrize(("module", "imports"), list(_modules("trainers")))
+def test_trainers_import_only_models_and_genaugs_base(module, imports):
+    allowed = {"genaug"} | BASE
+    wrong = {n for n in imports if n.startswith("genaug") and n not in allowed and n.rsplit(".", 1)[0] not in BASE}
+    assert not wrong, module
+
+
+@pytest.mark.parametrize(("module", "imports"), list(_modules("genaug")))
+def test_only_the_app_reaches_up(module, imports):
+    if module in APP or module == "genaug":  # the package re-exports `train` (lazily) as its public API
+        return
+    assert not {n for n in imports if n.startswith("trainers")}, module
+    assert not imports & APP, module
+
+
+@pytest.mark.parametrize(("module", "imports"), [m for m in _modules("genaug") if m[0] in BASE])
+def test_genaugs_base_imports_only_the_base_and_models(module, imports):
+    wrong = {n for n in imports if not n.startswith("models") and n not in BASE | {"genaug"}}
+    assert not {n for n in wrong if n.rsplit(".", 1)[0] not in BASE}, module

@@ -1,0 +1,48 @@
+"""README's commands run as written: its CLI walkthrough and Python snippets, on a folder made from digits."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+SETUP = "python3 -m venv"  # the set-up commands; CI runs the test one, the demo has its own test
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def _cli_lines() -> list[str]:
+    lines = [line for block in _blocks("bash") for line in block.splitlines()]
+    return [line for line in lines if line.startswith("genaug ")]
+
+
+def test_readme_is_a_guide_not_a_log():
+    assert len(README.splitlines()) < 220
+    assert len(_cli_lines()) >= 5 and len(_blocks("python")) >= 2
+    assert all(block.startswith(SETUP) or block.startswith("genaug ") for block in _blocks("bash"))
+
+
+@pytest.mark.slow
+def test_readme_walkthrough_and_python_snippets_run_as_written(tmp_path):
+    from PIL import Image
+
+    import genaug
+
+    digits = genaug.load_arrays("digits", "train").subset(range(400))
+    for i, (image, label) in enumerate(zip(digits.x, digits.y, strict=True)):
+        folder = tmp_path / "my_images" / f"class_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[..., 0]).save(folder / f"{i}.png")
+    for line in _cli_lines():
+        command = [sys.executable, "-m", "genaug", *line.split()[1:]]
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, f"{line}\n{result.stderr[-2000:]}"
+    assert (tmp_path / "report" / "report.md").is_file()
+    script = "\n".join(_blocks("python"))
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "gan.keras").is_file()
