@@ -97,14 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="sample a synthetic labelled dataset from a run")
     sample.add_argument("run", help="run directory written by genaug train")
     sample.add_argument("--out", required=True, help="synthetic dataset directory to write (or to resume)")
-    count = sample.add_mutually_exclusive_group(required=True)
+    count = sample.add_mutually_exclusive_group()
     count.add_argument("--per-class", type=int, metavar="N", help="N images per class")
     count.add_argument("--num", type=int, metavar="N", help="N images in all, split by --class-balance")
     sample.add_argument(
         "--class-balance",
         default="uniform",
         metavar="uniform|match|JSON",
-        help='split of --num: uniform, match (real train prior) or {"class": count}',
+        help='split of --num: uniform, match (real train prior) or {"class": count} (then --num is optional)',
     )
     sample.add_argument("--seed", type=int, default=0, help="seed every draw derives from (default 0)")
     sample.add_argument(
@@ -314,6 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genaug: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("genaug: error: out of memory; ask for fewer or smaller images (or a larger machine)", file=sys.stderr)
+        return 1
+    except OSError as err:  # the machine, not genaug: a full disk, a permission, a vanished file
+        if args.debug:
+            raise
+        where = f": {err.filename}" if err.filename else ""
+        print(f"genaug: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 1
     except Exception as err:  # a bug, not bad input: still one line, with the way to the traceback
         if args.debug:
             raise

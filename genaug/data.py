@@ -25,6 +25,7 @@ SPLITS = ("train", "test")
 SPLIT_TEST_SIZE = 0.25
 SPLIT_RANDOM_STATE = 0
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_IMAGE_SIDE = 1024  # the networks support 8..64; resizing beyond this only exhausts memory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +127,8 @@ def load_arrays(
     """
     if split not in SPLITS:
         raise GenaugError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    if image_size is not None and not all(1 <= side <= MAX_IMAGE_SIDE for side in image_size):
+        raise ArgumentError(f"{{}} {image_size} must be between 1 and {MAX_IMAGE_SIDE} pixels a side", "image_size")
     kind, _, arg = data.partition(":")
     loaders = {"digits": _load_digits, "tfds": _load_tfds, "folder": _load_folder, "npz": _load_npz}
     if kind not in loaders or (kind == "digits") == bool(arg):
@@ -146,6 +149,12 @@ def load_arrays(
         class_counts=tuple(int(c) for c in np.bincount(y, minlength=len(class_names))),
     )
     return LabelledArrays(x=x, y=y, info=info, indices=keep)
+
+
+def resolved_spec(data: str) -> str:
+    """``data`` with a folder or npz path made absolute, so that a run can be read from any folder."""
+    kind, _, arg = data.partition(":")
+    return f"{kind}:{Path(arg).resolve()}" if kind in ("folder", "npz") and arg else data
 
 
 def load_dataset(data: str, split: str = "train", **kwargs):
@@ -212,9 +221,19 @@ def resize_images(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _stratified_split(y: np.ndarray, split: str) -> tuple[np.ndarray, dict[str, int]]:
+def _stratified_split(y: np.ndarray, split: str, names, source) -> tuple[np.ndarray, dict[str, int]]:
     from sklearn.model_selection import train_test_split
 
+    counts = np.bincount(y, minlength=len(names))
+    if counts.min(initial=2) < 2:
+        raise GenaugError(
+            f"{source}: class {names[int(counts.argmin())]!r} has {counts.min()} image(s); the seeded 75/25 "
+            "split needs at least 2 per class (or give train/ and test/ sub-folders)"
+        )
+    if round(len(y) * SPLIT_TEST_SIZE) < len(names):
+        raise GenaugError(
+            f"{source}: {len(y)} images are too few to hold out 25 % with every one of {len(names)} classes"
+        )
     train, test = train_test_split(
         np.arange(len(y)), test_size=SPLIT_TEST_SIZE, random_state=SPLIT_RANDOM_STATE, stratify=y
     )
@@ -227,8 +246,9 @@ def _load_digits(_arg, split, _image_size):
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
     labels = digits.target.astype(np.int64)
-    index, sizes = _stratified_split(labels, split)
-    return images[index], labels[index], [str(i) for i in range(10)], sizes
+    names = [str(i) for i in range(10)]
+    index, sizes = _stratified_split(labels, split, names, "digits")
+    return images[index], labels[index], names, sizes
 
 
 def _load_tfds(arg, split, _image_size):
@@ -278,15 +298,23 @@ def _load_npz(arg, split, _image_size):
         raise GenaugError(f"{path}: x has {len(x)} images but y has {len(y)} labels")
     if len(y) and y.min() < 0:
         raise GenaugError(f"{path}: y has negative labels (min {y.min()})")
-    num_classes = int(y.max()) + 1 if len(y) else 0
+    if not len(y):
+        raise GenaugError(f"{path}: holds no images")
+    num_classes = int(y.max()) + 1
     if "class_names" in arrays:
         names = [str(n) for n in arrays["class_names"]]
         if len(names) < num_classes:
             raise GenaugError(f"{path}: label {num_classes - 1} has no entry in class_names")
     else:
+        missing = np.setdiff1d(np.arange(min(num_classes, 1 << 20)), y)
+        if len(missing):
+            raise GenaugError(
+                f"{path}: labels must be 0..K-1 without gaps when there are no class_names, but {missing[0]} is "
+                f"absent (labels {np.unique(y)[:5].tolist()}...); relabel or add class_names"
+            )
         names = [str(i) for i in range(num_classes)]
     y = y.astype(np.int64)
-    index, sizes = _stratified_split(y, split)
+    index, sizes = _stratified_split(y, split, names, path)
     return x[index], y[index], names, sizes
 
 
@@ -331,16 +359,17 @@ def _load_folder(arg, split, image_size):
     if len(shapes) > 1:
         first = images[0].shape
         odd = next(i for i, im in enumerate(images) if im.shape != first)
-        raise GenaugError(
+        raise ArgumentError(
             f"{base}: images differ in size or channels ({files[0].name} is {first}, {files[odd]} is "
-            f"{images[odd].shape}); pass --image-size HxW"
+            f"{images[odd].shape}); pass {{}} HxW",
+            "image_size",
         )
     x = np.stack(images)
     y = np.asarray(labels, np.int64)
     if has_splits:
         sizes = {s: _count_images(root / s) for s in SPLITS}
         return x, y, names, sizes
-    index, sizes = _stratified_split(y, split)
+    index, sizes = _stratified_split(y, split, names, root)
     return x[index], y[index], names, sizes
 
 
@@ -354,11 +383,15 @@ def _read_image(path: Path, image_size: tuple[int, int] | None) -> np.ndarray:
     try:
         with Image.open(path) as pil:
             pil.load()
-            mode = "L" if pil.mode in ("1", "L", "I;16", "I") else "RGB"
-            pil = pil.convert(mode)
+            wide = pil.mode.startswith("I")  # 16- or 32-bit grey: scale to 8 bits, do not clip
+            pil = pil.convert("I" if wide else "L" if pil.mode in ("1", "L") else "RGB")
             if image_size is not None:
                 pil = pil.resize((image_size[1], image_size[0]), Image.Resampling.BOX)
-            image = np.asarray(pil, np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            image = np.asarray(pil)
+            if wide:
+                top = 65535 if image.max(initial=0) <= 65535 else np.iinfo(np.int32).max
+                image = np.round(image.astype(np.float64) * 255 / top).clip(0, 255)
+            image = image.astype(np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise GenaugError(f"{path}: not a readable image ({type(err).__name__})") from None
     return image[..., None] if image.ndim == 2 else image

@@ -123,6 +123,10 @@ def evaluate(
     say = print if progress else (lambda *_: None)
     if seeds < 1:
         raise ArgumentError(f"{{}} must be at least 1, got {seeds}", "seeds")
+    if steps < 1:
+        raise ArgumentError(f"{{}} must be at least 1, got {steps}", "steps")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ArgumentError(f"{{}} {out} is a file, not a directory", "out")
     if any(not 0.0 < f < 1.0 for f in fractions):
         raise GenaugError(f"fractions must be in (0, 1), got {list(fractions)}")
     syn_set = SyntheticDataset.open(synthetic)

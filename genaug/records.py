@@ -9,12 +9,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fnmatch
 import functools
+import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,14 @@ def shard_name(index: int, num_shards: int) -> str:
         FILEFORMAT="tfrecord",
         SHARD_X_OF_Y=f"{index:05d}-of-{num_shards:05d}",
     )
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(path: Path, what: str) -> dict:
@@ -77,17 +88,20 @@ class RunRecord:
     rollbacks: int
     timings: dict
     final_metrics: dict
+    data_source: str | None = None  # the data spec with its path made absolute (runs from before lack it)
 
     @classmethod
     def from_dict(cls, raw: dict, where: Path) -> RunRecord:
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw]
+        required = [f for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        missing = [f.name for f in required if f.name not in raw]
         if missing:
             raise GenaugError(f"{where}: missing {', '.join(missing)}")
         try:
             dataset = DatasetInfo.from_dict(raw["dataset"])
         except (KeyError, TypeError) as err:
             raise GenaugError(f"{where}: malformed dataset record (no {err})") from None
-        return cls(**{f.name: raw[f.name] for f in dataclasses.fields(cls)} | {"dataset": dataset})
+        fields = {f.name: raw[f.name] for f in dataclasses.fields(cls) if f.name in raw}
+        return cls(**fields | {"dataset": dataset})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -157,13 +171,19 @@ class RunDirectory:
         """A whole split of the run's data source, loaded as at training (same image size)."""
         data = self.read_config()["data"]
         size = tuple(data["image_size"]) if data.get("image_size") else None
-        return load_arrays(data["data"], split, image_size=size)
+        return load_arrays(self.record.data_source or data["data"], split, image_size=size)
 
     def labelled_examples(self) -> LabelledArrays:
         """The labelled examples the generator was trained on (the scarce-label subset, if any)."""
         full = self.load_split(self.read_config()["data"]["split"])
         indices = self.record.train_indices
-        return full if indices is None else full.subset(indices)
+        examples = full if indices is None else full.subset(indices)
+        if examples.fingerprint() != self.record.dataset_fingerprint:
+            raise GenaugError(
+                f"{self.path}: the data at {self.record.data_source or full.info.name} is not what this run "
+                "was trained on (its fingerprint differs); restore that data to sample with filters"
+            )
+        return examples
 
     # ---- the models -----------------------------------------------------------------------------
 
@@ -199,6 +219,9 @@ class RunDirectory:
         atomic.save_model(model, self.path / self.ORACLE)
 
 
+_VERIFIED: dict[tuple[str, int, int], str] = {}  # (resolved path, size, mtime) -> sha256 found
+
+
 @dataclasses.dataclass(frozen=True)
 class SyntheticDataset:
     """A synthetic dataset directory: TFDS shards plus ``manifest.json`` (how it was made).
@@ -232,6 +255,44 @@ class SyntheticDataset:
             raise GenaugError(f"{path / MANIFEST}: malformed manifest (no {err})") from None
         return cls(path=path, manifest=manifest, info=info)
 
+    def check_files(self, *, rehash: bool = False) -> None:
+        """Checks that the shards TFDS will read are exactly the manifest's, inside this directory, with
+        the recorded sha256 (hashed once per file version in this process, unless ``rehash``).
+
+        Raises:
+            GenaugError: naming the first shard that is listed wrongly, missing or corrupt.
+        """
+        listed = self.manifest.get("shards")
+        if not isinstance(listed, list) or not listed:
+            raise GenaugError(f"{self.path / MANIFEST}: lists no shards")
+        expected = [shard_name(k, len(listed)) for k in range(len(listed))]
+        names = [entry.get("file") if isinstance(entry, dict) else None for entry in listed]
+        if names != expected:
+            wrong = next(n for n, e in zip(names, expected, strict=True) if n != e)
+            raise GenaugError(f"{self.path / MANIFEST}: shard {wrong!r} is not a shard name of this dataset")
+        split = self._split_info()
+        read = [Path(p).name for p in split.filepaths]
+        if read != names or list(split.shard_lengths) != [entry["examples"] for entry in listed]:
+            raise GenaugError(f"{self.path}: dataset_info.json and {MANIFEST} disagree on the shards")
+        for entry in listed:
+            file = self.path / entry["file"]
+            if file.is_symlink() or not file.is_file():
+                raise GenaugError(f"{self.path}: shard {entry['file']} is missing")
+            stat = file.stat()
+            key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+            if rehash or _VERIFIED.get(key) != entry["sha256"]:
+                if sha256_file(file) != entry["sha256"]:
+                    raise GenaugError(f"{self.path}: shard {entry['file']} is corrupt (sha256 mismatch)")
+                _VERIFIED[key] = entry["sha256"]
+
+    def _split_info(self):
+        import tensorflow_datasets as tfds
+
+        try:
+            return tfds.builder_from_directory(os.fspath(self.path)).info.splits[SYNTHETIC_SPLIT]
+        except Exception as err:
+            raise GenaugError(f"{self.path}: TFDS metadata does not load ({str(err).splitlines()[0]})") from None
+
     @property
     def train_indices(self) -> list[int] | None:
         """The generator's labelled training examples, as positions in the real training split."""
@@ -239,9 +300,10 @@ class SyntheticDataset:
 
     def as_dataset(self):
         """``{"image": uint8[H,W,C], "label": int64[]}`` elements, in shard order, via
-        ``tfds.builder_from_directory``."""
+        ``tfds.builder_from_directory``, after :meth:`check_files`."""
         import tensorflow_datasets as tfds
 
+        self.check_files()
         try:
             builder = tfds.builder_from_directory(os.fspath(self.path))
             return builder.as_dataset(split=SYNTHETIC_SPLIT, shuffle_files=False)
@@ -264,41 +326,160 @@ class SyntheticDataset:
         return np.concatenate([b["image"] for b in batches]), np.concatenate([b["label"] for b in batches])
 
 
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """What a kind of output directory may hold: genaug replaces a directory only if it holds nothing else.
+
+    Attributes:
+        what: the kind, for messages (``"run"``, ``"synthetic dataset"``).
+        record: the file that describes the job it holds (compared to decide resume or replace).
+        names: the entries genaug writes at the top of the directory.
+        patterns: ``fnmatch`` patterns of further entries it writes (shards, atomic temporaries).
+        proof: entries of which at least one shows genaug made the directory (its record alone might be
+            a user's file of the same name).
+    """
+
+    what: str
+    record: str
+    names: frozenset[str]
+    patterns: tuple[str, ...] = (".*.tmp-*",)
+    proof: tuple[str, ...] = (".genaug",)
+
+    def foreign(self, path: Path) -> list[str]:
+        """The entries of ``path`` genaug does not write into this kind of directory."""
+        return sorted(
+            entry.name
+            for entry in path.iterdir()
+            if entry.name not in self.names and not any(fnmatch.fnmatch(entry.name, p) for p in self.patterns)
+        )
+
+
+STATE_DIR = ".genaug"  # genaug's own bookkeeping inside an output directory: locks, per-shard records
+RUN_LAYOUT = Layout(
+    "run",
+    RunDirectory.CONFIG,
+    frozenset(
+        {
+            RunDirectory.CONFIG,
+            RunDirectory.RECORD,
+            RunDirectory.MODEL,
+            RunDirectory.GENERATOR,
+            RunDirectory.ORACLE,
+            RunDirectory.CHECKPOINTS,
+            RunDirectory.SAMPLES,
+            RunDirectory.LOGS,
+            RunDirectory.HISTORY,
+            STATE_DIR,
+        }
+    ),
+    proof=(STATE_DIR, RunDirectory.CHECKPOINTS),  # runs from before .genaug/ have checkpoints/
+)
+SYNTHETIC_LAYOUT = Layout(
+    "synthetic dataset",
+    f"{STATE_DIR}/settings.json",
+    frozenset({MANIFEST, "dataset_info.json", "features.json", "label.labels.txt", STATE_DIR}),
+    (".*.tmp-*", f"{SYNTHETIC_NAME}-{SYNTHETIC_SPLIT}.tfrecord-*-of-*"),
+)
+
+
+class DirectoryLock:
+    """An advisory lock on a file (``fcntl.flock``): one writer at a time, released by the OS when the
+    process dies, so a killed job never leaves a stale lock."""
+
+    def __init__(self, path: Path, what: str):
+        self.path, self.what, self.file = path, what, None
+
+    def __enter__(self) -> DirectoryLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise GenaugError(
+                f"{self.path.parent.parent} is being written by {holder}; wait for it to finish or choose "
+                f"another output {self.what} directory"
+            ) from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"genaug process {os.getpid()}\n")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()  # closing releases the lock
+
+
+@contextlib.contextmanager
 def claim_directory(
     path: Path,
-    marker: str,
+    layout: Layout,
     *,
-    what: str,
     differences: Callable[[Path], list[str]],
     overwrite: bool,
-) -> bool:
-    """Makes ``path`` the output of one job; returns ``True`` if it already holds the same job (resume).
+    lock: str = "lock",
+) -> Iterator[bool]:
+    """Holds ``path`` as the output of one job while the ``with`` block runs; yields ``True`` if it
+    already holds the same job (resume: ``differences(record)`` is empty), ``False`` if it starts empty.
 
-    A directory is ours when it holds ``marker`` (written by the caller after claiming). If it holds the
-    same job (``differences(marker_path)`` is empty) the job resumes; a different job of ours is replaced
-    only when ``overwrite``; a non-empty directory that is not ours is never deleted.
+    genaug replaces only what it can prove it wrote: a directory holding ``layout.record`` and nothing
+    outside ``layout``, and only when ``overwrite``. A non-empty directory with any other entry is never
+    touched. One writer at a time: ``.genaug/<lock>`` is locked for the whole block (workers that share a
+    directory by design pass their own ``lock`` name).
 
     Raises:
         ArgumentError: naming ``out`` or ``overwrite``.
+        GenaugError: another process is writing ``path``, or it cannot be written.
     """
-    marker_path = path / marker
     shown = str(path).replace("{", "{{").replace("}", "}}")  # the messages below are templates
-    if marker_path.is_file():
-        changed = differences(marker_path)
-        if not changed:
-            return True
-        if not overwrite:
+    if path.exists() and not path.is_dir():
+        raise ArgumentError(f"{shown} is a file, not a directory; choose another {{}}", "out")
+    existing = path.is_dir() and _holds_anything(path)
+    if existing:
+        foreign = [name.replace("{", "{{").replace("}", "}}") for name in layout.foreign(path)]
+        if foreign:
             raise ArgumentError(
-                f"{shown} holds a different {what} (differs in {', '.join(changed)}); "
-                "pass {} to replace it or choose another {}",
-                "overwrite",
+                f"{shown} is not empty and holds {foreign[0]!r}, which genaug did not write; choose another {{}}",
                 "out",
             )
-        shutil.rmtree(path)
-    elif path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ArgumentError(f"{shown} is not empty and holds no genaug {what}; choose another {{}}", "out")
+        if not (path / layout.record).is_file() or not any((path / p).exists() for p in layout.proof):
+            raise ArgumentError(f"{shown} is not empty and holds no genaug {layout.what}; choose another {{}}", "out")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise GenaugError(f"cannot write the {what} directory {path}: {err.strerror}") from None
-    return False
+        raise GenaugError(f"cannot write the {layout.what} directory {path}: {err.strerror}") from None
+    with DirectoryLock(path / STATE_DIR / lock, layout.what):
+        same = existing and not differences(path / layout.record)
+        if existing and not same:
+            if not overwrite:
+                changed = ", ".join(differences(path / layout.record))
+                raise ArgumentError(
+                    f"{shown} holds a different {layout.what} (differs in {changed}); "
+                    "pass {} to replace it or choose another {}",
+                    "overwrite",
+                    "out",
+                )
+            _empty(path, keep=path / STATE_DIR / lock)
+        yield same
+
+
+def _holds_anything(path: Path) -> bool:
+    """Whether ``path`` holds more than genaug's lock files (left by a job that claimed it and stopped)."""
+    state = path / STATE_DIR
+    return any(e != state for e in path.iterdir()) or (
+        state.is_dir() and any(not e.name.startswith("lock") for e in state.iterdir())
+    )
+
+
+def _empty(path: Path, keep: Path) -> None:
+    """Deletes everything in ``path`` but the file ``keep`` (the held lock)."""
+    entries = [e for e in path.iterdir() if e != keep.parent] + [e for e in keep.parent.iterdir() if e != keep]
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

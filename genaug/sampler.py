@@ -20,14 +20,14 @@ import numpy as np
 from genaug import atomic, shards
 from genaug.errors import ArgumentError
 from genaug.metrics import default_min_distance, nearest_distances
-from genaug.records import MANIFEST, RunDirectory, claim_directory, shard_name
+from genaug.records import MANIFEST, STATE_DIR, SYNTHETIC_LAYOUT, RunDirectory, claim_directory, shard_name
 from genaug.version import __version__
 
 EXAMPLES_PER_SHARD = 10_000
 MAX_ROUNDS = 100
 ORACLE_EPOCHS = 30
 ORACLE_MIN_STEPS = 300
-STATE_DIR = ".genaug"
+MAX_IMAGES = 100_000_000  # per call; more would not fit the label plan in memory on a small machine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +62,11 @@ def class_counts(
     class_names: tuple[str, ...] = (),
 ) -> tuple[int, ...]:
     """How many images each class gets: ``per_class``, or ``num`` split uniformly, by the real prior
-    (``"match"``), or a ``{class name or index: count}`` mapping (which may leave classes at 0)."""
+    (``"match"``), or a ``{class name or index: count}`` mapping (which may leave classes at 0; ``num``,
+    if given, must be its total)."""
     if isinstance(class_balance, dict):
+        if per_class is not None:
+            raise ArgumentError("{} cannot be combined with a {} mapping", "per_class", "class_balance")
         counts = [0] * num_classes
         for key, count in class_balance.items():
             index = class_names.index(key) if key in class_names else _class_index(key, num_classes)
@@ -72,6 +75,10 @@ def class_counts(
             counts[index] = count
         if not sum(counts):
             raise ArgumentError("{} asks for no images", "class_balance")
+        if num is not None and num != sum(counts):
+            raise ArgumentError(
+                f"{{}} {num} disagrees with the {{}} mapping's total {sum(counts)}", "num", "class_balance"
+            )
         return tuple(counts)
     if (per_class is None) == (num is None):
         raise ArgumentError("give exactly one of {} and {}", "per_class", "num")
@@ -247,10 +254,7 @@ def sample(
     """
     run = run if isinstance(run, RunDirectory) else RunDirectory.open(run)
     out = Path(out)
-    if not 0 <= worker_index < num_workers:
-        raise ArgumentError(f"{{}} {worker_index} must be in [0, {{}} {num_workers})", "worker_index", "num_workers")
-    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-        raise ArgumentError(f"{{}} must be in [0, 1], got {min_confidence}", "min_confidence")
+    _check_arguments(run, out, worker_index, num_workers, min_confidence, min_distance, truncation, temperature, seed)
     dataset = run.record.dataset
     num_classes = dataset.num_classes
     counts = class_counts(
@@ -262,8 +266,11 @@ def sample(
         class_names=dataset.class_names,
     )
     total = sum(counts)
-    num_shards = num_shards or max(num_workers, math.ceil(total / EXAMPLES_PER_SHARD))
-    if num_shards < 1 or num_shards > total:
+    if total > MAX_IMAGES:
+        raise ArgumentError(f"asks for {total:,} images; at most {MAX_IMAGES:,} per call (use {{}})", "num_workers")
+    if num_shards is None:
+        num_shards = max(num_workers, math.ceil(total / EXAMPLES_PER_SHARD))
+    if not 1 <= num_shards <= total:
         raise ArgumentError(
             f"{{}} must be between 1 and the number of images ({total}), got {num_shards}", "num_shards"
         )
@@ -284,53 +291,69 @@ def sample(
         temperature=temperature,
         generator_sha256=generator_fingerprint(generator),
     )
-    _claim_output(out, settings, overwrite)
-    filters = _Filters(settings, oracle, train_x)
-    plan = label_plan(counts, seed, num_shards)
-    mine = [k for k in range(num_shards) if k % num_workers == worker_index]
-    bar = _progress(sum(len(plan[k]) for k in mine)) if progress else None
-    for k in mine:
-        # Each shard has one owner (k % W == I), so its leftovers from a killed run are ours to remove.
-        atomic.remove_stale_temporaries(out / shard_name(k, num_shards))
-        atomic.remove_stale_temporaries(out / STATE_DIR / f"shard-{k:05d}.json")
-        if _shard_is_done(out, k, num_shards):
+    wanted = json.loads(json.dumps(dataclasses.asdict(settings)))
+
+    def differences(record: Path) -> list[str]:
+        previous = json.loads(record.read_text())
+        return sorted(k for k in wanted.keys() | previous.keys() if previous.get(k) != wanted.get(k))
+
+    lock = "lock" if num_workers == 1 else f"lock-{worker_index}-of-{num_workers}"  # workers share `out`
+    with claim_directory(out, SYNTHETIC_LAYOUT, differences=differences, overwrite=overwrite, lock=lock) as same:
+        if not same:
+            atomic.write_json(out / SYNTHETIC_LAYOUT.record, wanted)
+        filters = _Filters(settings, oracle, train_x)
+        plan = label_plan(counts, seed, num_shards)
+        mine = [k for k in range(num_shards) if k % num_workers == worker_index]
+        bar = _progress(sum(len(plan[k]) for k in mine)) if progress else None
+        for k in mine:
+            _write_shard(out, k, plan[k], generator, filters, settings, num_classes)
             if bar:
                 bar.add(len(plan[k]))
-            continue
-        images, stats = _make_shard(k, plan[k], generator, filters, settings, num_classes)
-        name = shard_name(k, num_shards)
-        digest = shards.write_shard(out / name, images, plan[k])
-        record = {
-            "file": name,
-            "examples": len(plan[k]),
-            "sha256": digest,
-            "counts_per_class": np.bincount(plan[k], minlength=num_classes).tolist(),
-            **{key: value.tolist() for key, value in stats.items()},
-        }
-        atomic.write_json(out / STATE_DIR / f"shard-{k:05d}.json", record)
-        if bar:
-            bar.add(len(plan[k]))
-    return _finalize(out, run=run, settings=settings)
+        return _finalize(out, run=run, settings=settings)
+
+
+def _check_arguments(run, out, worker_index, num_workers, min_confidence, min_distance, truncation, temperature, seed):
+    """Refuses bad values before anything is written."""
+    if out.resolve() == run.path.resolve():
+        raise ArgumentError("{} is the run directory being sampled; choose another", "out")
+    if not 0 <= worker_index < num_workers:
+        raise ArgumentError(f"{{}} {worker_index} must be in [0, {{}} {num_workers})", "worker_index", "num_workers")
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # NaN fails too
+        raise ArgumentError(f"{{}} must be in [0, 1], got {min_confidence}", "min_confidence")
+    if isinstance(min_distance, float) and not min_distance >= 0:
+        raise ArgumentError(f"{{}} must be a distance >= 0, got {min_distance}", "min_distance")
+    if truncation is not None and not 0 < truncation < math.inf:
+        raise ArgumentError(f"{{}} must be a positive number, got {truncation}", "truncation")
+    if not 0 < temperature < math.inf:
+        raise ArgumentError(f"{{}} must be a positive number, got {temperature}", "temperature")
+    if not 0 <= seed < 2**63:
+        raise ArgumentError(f"{{}} must be a non-negative integer, got {seed}", "seed")
+
+
+def _write_shard(out: Path, k: int, labels: np.ndarray, generator, filters, settings, num_classes: int) -> None:
+    """Writes shard ``k`` unless a checksum-verified copy exists; then records it in ``.genaug/``."""
+    # Each shard has one owner (k % W == I), so its leftovers from a killed run are ours to remove.
+    name = shard_name(k, settings.num_shards)
+    atomic.remove_stale_temporaries(out / name)
+    atomic.remove_stale_temporaries(out / STATE_DIR / f"shard-{k:05d}.json")
+    if _shard_is_done(out, k, settings.num_shards):
+        return
+    images, stats = _make_shard(k, labels, generator, filters, settings, num_classes)
+    digest = shards.write_shard(out / name, images, labels)
+    record = {
+        "file": name,
+        "examples": len(labels),
+        "sha256": digest,
+        "counts_per_class": np.bincount(labels, minlength=num_classes).tolist(),
+        **{key: value.tolist() for key, value in stats.items()},
+    }
+    atomic.write_json(out / STATE_DIR / f"shard-{k:05d}.json", record)
 
 
 def _progress(total: int):
     import keras
 
     return keras.utils.Progbar(total, unit_name="image")
-
-
-def _claim_output(out: Path, settings: SampleSettings, overwrite: bool) -> None:
-    """Records the settings in ``out``, refusing a directory that holds another sampling's shards."""
-    marker = f"{STATE_DIR}/settings.json"
-    wanted = json.loads(json.dumps(dataclasses.asdict(settings)))
-
-    def differences(path: Path) -> list[str]:
-        previous = json.loads(path.read_text())
-        return sorted(k for k in wanted.keys() | previous.keys() if previous.get(k) != wanted.get(k))
-
-    if not claim_directory(out, marker, what="synthetic dataset", differences=differences, overwrite=overwrite):
-        (out / STATE_DIR).mkdir(exist_ok=True)
-        atomic.write_json(out / marker, wanted)
 
 
 def _shard_record(out: Path, k: int) -> dict | None:

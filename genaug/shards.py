@@ -4,7 +4,6 @@ and genaug's ``manifest.json``. Readable by ``tfds.builder_from_directory`` and 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 
 from genaug import atomic
 from genaug.errors import GenaugError
-from genaug.records import SHARD_TEMPLATE, SYNTHETIC_SPLIT, SyntheticDataset
+from genaug.records import SHARD_TEMPLATE, SYNTHETIC_SPLIT, SyntheticDataset, sha256_file
 
 
 def features(image_shape: Sequence[int], class_names: Sequence[str]):
@@ -43,14 +42,6 @@ def serialize(image: np.ndarray, label: int) -> bytes:
         "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _TemplateSerializer:
@@ -117,7 +108,8 @@ def load_synthetic(path: str | os.PathLike):
 
 
 def verify(path: str | os.PathLike) -> dict:
-    """Recomputes every shard's checksum and the per-class counts; raises on any mismatch.
+    """Checks that the shards TFDS reads are exactly the manifest's, recomputes every checksum and the
+    per-class counts; raises on any mismatch.
 
     Returns:
         The manifest, when everything matches.
@@ -127,15 +119,11 @@ def verify(path: str | os.PathLike) -> dict:
     """
     synthetic = SyntheticDataset.open(path)
     path, manifest = synthetic.path, synthetic.manifest
-    for shard in manifest["shards"]:
-        file = path / shard["file"]
-        if not file.is_file():
-            raise GenaugError(f"{path}: shard {shard['file']} is missing")
-        if sha256_file(file) != shard["sha256"]:
-            raise GenaugError(f"{path}: shard {shard['file']} is corrupt (sha256 mismatch)")
+    synthetic.check_files(rehash=True)
+    labels_only = synthetic.as_dataset().map(lambda e: e["label"]).batch(4096)
     counts = np.zeros(synthetic.info.num_classes, np.int64)
     try:
-        for labels in synthetic.as_dataset().map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
+        for labels in labels_only.as_numpy_iterator():
             counts += np.bincount(labels, minlength=len(counts))
     except Exception as err:
         raise GenaugError(f"{path}: shards do not parse ({str(err).splitlines()[0]})") from None

@@ -29,9 +29,17 @@ __all__ = ["MODELS", "MODEL_KINDS", "load_model", *_EXPORTS]
 
 
 def load_model(path):
-    """Loads a genaug ``.keras`` file with ``safe_mode=True`` (no code from the file is run)."""
+    """Loads a genaug ``.keras`` file with ``safe_mode=True`` (no code from the file is run).
+
+    Raises:
+        ValueError: the file is not a complete ``.keras`` archive (e.g. truncated by a full disk).
+    """
+    import zipfile
+
     import keras
 
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not a complete .keras file (truncated or corrupt)")
     for module in sorted(set(_EXPORTS.values())):
         importlib.import_module(module)  # registers the classes for deserialisation
     return keras.models.load_model(path, safe_mode=True)

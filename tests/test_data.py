@@ -78,7 +78,7 @@ def test_folder_with_split_subfolders(tmp_path):
 
 def test_folder_resizes_with_image_size(image_folder):
     Image.new("L", (16, 12)).save(image_folder / "cat" / "big.png")
-    with pytest.raises(GenaugError, match="differ in size.*--image-size"):
+    with pytest.raises(GenaugError, match="differ in size.*pass image_size HxW"):
         load_arrays(f"folder:{image_folder}")
     arrays = load_arrays(f"folder:{image_folder}", image_size=(4, 4))
     assert arrays.x.shape[1:] == (4, 4, 1)

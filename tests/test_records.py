@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from genaug.errors import ArgumentError, GenaugError
-from genaug.records import RunDirectory, SyntheticDataset, claim_directory, shard_name
+from genaug.records import Layout, RunDirectory, SyntheticDataset, claim_directory, shard_name
 
 PREVIOUS = Path(__file__).parent / "fixtures" / "previous_release"
 
@@ -51,26 +51,50 @@ def test_synthetic_dataset_record(tmp_path):
         SyntheticDataset.open(tmp_path / "empty")
 
 
-def test_claim_directory_resumes_refuses_and_replaces(tmp_path):
-    def claim(path, changed, overwrite=False):
-        return claim_directory(path, "mark.json", what="job", differences=lambda _: changed, overwrite=overwrite)
+LAYOUT = Layout("job", "mark.json", frozenset({"mark.json", "data", ".genaug"}))
 
+
+def _claim(path, changed, overwrite=False):
+    with claim_directory(path, LAYOUT, differences=lambda _: changed, overwrite=overwrite) as same:
+        return same
+
+
+def test_claim_directory_resumes_refuses_and_replaces(tmp_path):
     out = tmp_path / "out"
-    assert claim(out, []) is False and out.is_dir()  # new
+    assert _claim(out, []) is False and out.is_dir()  # new
     (out / "mark.json").write_text("{}")
     (out / "data").write_text("ours")
-    assert claim(out, []) is True and (out / "data").exists()  # the same job resumes
+    assert _claim(out, []) is True and (out / "data").exists()  # the same job resumes
     with pytest.raises(ArgumentError, match=r"holds a different job \(differs in seed\); pass overwrite") as err:
-        claim(out, ["seed"])
+        _claim(out, ["seed"])
     assert "--overwrite" in err.value.naming({"overwrite": "--overwrite", "out": "--out"})
-    assert claim(out, ["seed"], overwrite=True) is False and not (out / "data").exists()
+    assert _claim(out, ["seed"], overwrite=True) is False and sorted(p.name for p in out.iterdir()) == [".genaug"]
+
+
+def test_claim_directory_never_deletes_what_genaug_did_not_write(tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "precious.txt").write_text("keep")
-    for overwrite in (False, True):  # never deletes what genaug did not write
-        with pytest.raises(ArgumentError, match="is not empty and holds no genaug job; choose another out"):
-            claim(mine, [], overwrite=overwrite)
+    for overwrite in (False, True):
+        with pytest.raises(ArgumentError, match="holds 'precious.txt', which genaug did not write; choose another out"):
+            _claim(mine, ["seed"], overwrite=overwrite)
+    (mine / "mark.json").write_text("{}")  # even beside genaug's own record
+    with pytest.raises(ArgumentError, match="holds 'precious.txt'"):
+        _claim(mine, ["seed"], overwrite=True)
     assert (mine / "precious.txt").read_text() == "keep"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ArgumentError, match="is a file, not a directory"):
+        _claim(tmp_path / "file", [])
+
+
+def test_claim_directory_allows_one_writer_at_a_time(tmp_path):
+    out = tmp_path / "out"
+    with claim_directory(out, LAYOUT, differences=lambda _: [], overwrite=False):
+        with pytest.raises(GenaugError, match=f"{out} is being written by genaug process"):
+            _claim(out, [])
+        with claim_directory(out, LAYOUT, differences=lambda _: [], overwrite=False, lock="lock-1-of-2"):
+            pass  # a worker with its own lock may share the directory
+    assert _claim(out, []) is False  # released on exit
 
 
 def test_shard_names_follow_the_tfds_template():

@@ -133,7 +133,7 @@ def test_resume_needs_a_checkpoint_and_dirs_must_be_usable(tmp_path):
         train(smoke(tmp_path / "new"), resume=True)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    with pytest.raises(GenaugError, match="not empty and holds no genaug run"):
+    with pytest.raises(GenaugError, match="busy is not empty and holds 'notes.txt', which genaug did not write"):
         train(smoke(tmp_path / "busy"))
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -20,9 +20,15 @@ def finite(logs: dict | None) -> bool:
     return all(math.isfinite(float(v)) for v in (logs or {}).values())
 
 
+def finite_weights(model: keras.Model) -> bool:
+    """Whether every weight is finite: a step's update lands after its loss is logged, so finite losses
+    do not prove finite weights."""
+    return all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in model.weights)
+
+
 class Checkpoint(keras.callbacks.Callback):
     """Saves the whole model (weights, both optimizers, EMA, SeedGenerator state) after every
-    epoch whose losses are finite, atomically, then records the epoch in ``state.json``.
+    epoch whose losses and weights are finite, atomically, then records the epoch in ``state.json``.
 
     The ``.keras`` file is renamed into place before ``state.json`` names its epoch, so a crash
     at any instant leaves a checkpoint that matches the state file or is one epoch ahead of it.
@@ -35,14 +41,16 @@ class Checkpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not finite(logs) or ((epoch + 1) % self.every and epoch + 1 != self.total):
             return
+        if not finite_weights(self.model):
+            return  # NonFiniteGuard stops the run; the last good checkpoint stays
         atomic.save_model(self.model, self.directory / CHECKPOINT)
         atomic.write_json(self.directory / STATE, {"epoch": epoch + 1, "logs": dict(logs or {})})
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
-    """Stops training at the first batch whose logged losses are NaN or infinite and remembers where
-    (as ``(epoch, "batch B" or "batches A-B", loss name)``: with several steps per execution, Keras
-    reports losses once per execution)."""
+    """Stops training at the first batch whose logged losses are NaN or infinite, or at the end of an
+    epoch that left a non-finite weight, and remembers where (as ``(epoch, "batch B" or "batches A-B",
+    loss name)``: with several steps per execution, Keras reports losses once per execution)."""
 
     def __init__(self):
         super().__init__()
@@ -51,6 +59,11 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.tripped_at is None and not finite_weights(self.model):
+            self.tripped_at = (epoch + 1, "its last batch", "weights")
+            self.model.stop_training = True
 
     def on_train_batch_end(self, batch, logs=None):
         for key, value in (logs or {}).items():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -157,9 +158,19 @@ def resolve(config: TrainConfig) -> TrainConfig:
         if field.name not in cls.TRAINING_DEFAULTS and value is not None:
             raise GenaugError(f"config key 'optim.{field.name}' does not apply to {config.model.kind}")
         optim[field.name] = cls.TRAINING_DEFAULTS.get(field.name) if value is None else value
-    if optim["epochs"] < 1 or optim["batch_size"] < 1:
-        raise GenaugError("optim.epochs and optim.batch_size must be at least 1")
+    for key, value in (*((f"optim.{k}", optim[k]) for k in ("epochs", "batch_size")), *_run_counts(config.run)):
+        if value < 1:
+            raise GenaugError(f"config key {key!r} must be at least 1, got {value}")
+    if config.run.seed < 0:
+        raise GenaugError(f"config key 'run.seed' must be >= 0, got {config.run.seed}")
+    for key, value in optim.items():
+        if isinstance(value, float) and not 0 <= value < math.inf:
+            raise GenaugError(f"config key 'optim.{key}' must be a finite number >= 0, got {value}")
     return dataclasses.replace(config, model=ModelConfig(config.model.kind, params), optim=OptimConfig(**optim))
+
+
+def _run_counts(run: RunConfig):
+    return [(f"run.{key}", getattr(run, key)) for key in ("steps_per_execution", "sample_every", "checkpoint_every")]
 
 
 def from_dict(raw: dict, base: TrainConfig | None = None) -> TrainConfig:

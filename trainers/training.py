@@ -18,9 +18,9 @@ import tensorflow as tf
 
 import models
 from genaug import atomic
-from genaug.data import LabelledArrays, load_arrays
+from genaug.data import LabelledArrays, load_arrays, resolved_spec
 from genaug.errors import ArgumentError, GenaugError
-from genaug.records import RunDirectory, RunRecord, claim_directory
+from genaug.records import RUN_LAYOUT, RunDirectory, RunRecord, claim_directory
 from genaug.version import __version__
 from models.base import adam
 from models.scaling import to_model_range
@@ -106,22 +106,22 @@ def _json(value):
     return json.loads(json.dumps(value))
 
 
-def _prepare_run_dir(run: RunDirectory, config: TrainConfig, resume: bool, overwrite: bool) -> int:
-    """Creates or reuses the run directory; returns the epoch to start from."""
-    wanted = config.to_dict()
-    same = claim_directory(
-        run.path,
-        RunDirectory.CONFIG,
-        what="run",
-        differences=lambda path: _differences(path, wanted),
-        overwrite=overwrite,
-    )
+def _start_epoch(run: RunDirectory, config: TrainConfig, resuming: bool, resume: bool) -> int:
+    """The epoch to start from: the last checkpoint's when the directory holds this run, else 0."""
     checkpoints = run / RunDirectory.CHECKPOINTS
-    if same:
+    if resuming:
         for name in (cb.CHECKPOINT, cb.STATE):  # left by a killed run
             atomic.remove_stale_temporaries(checkpoints / name)
         if (checkpoints / cb.STATE).exists():
-            return json.loads((checkpoints / cb.STATE).read_text())["epoch"]
+            done = json.loads((checkpoints / cb.STATE).read_text())["epoch"]
+            if done > config.optim.epochs:
+                raise ArgumentError(
+                    f"{run.path} has trained {done} epochs already; {{}} {config.optim.epochs} would undo them "
+                    "(ask for at least as many, or choose another {})",
+                    "epochs",
+                    "out",
+                )
+            return done
     if resume:
         raise ArgumentError(f"{{}}: no checkpoint in {checkpoints}", "resume")
     for sub in (RunDirectory.CHECKPOINTS, RunDirectory.SAMPLES, RunDirectory.LOGS):
@@ -174,17 +174,23 @@ def train(
     config = resolve(config)
     run = RunDirectory(config.run.out)
     arrays = _load_training_data(config)
-    build_model(config, arrays.info.image_shape, arrays.info.num_classes)  # bad settings fail before any write
-    start_epoch = _prepare_run_dir(run, config, resume, overwrite)
-    run.write_config(config.to_dict())
-    precision = resolve_precision(config.run.precision)
-    jit = resolve_jit(config.run.jit)
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        return _fit(config, run, arrays, start_epoch, precision, jit, extra_callbacks)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+    # Bad settings fail here, before anything is written.
+    build_model(config, arrays.info.image_shape, arrays.info.num_classes)
+    steps_per_epoch(len(arrays.y), config.optim.batch_size)
+    wanted = config.to_dict()
+    with claim_directory(
+        run.path, RUN_LAYOUT, differences=lambda path: _differences(path, wanted), overwrite=overwrite
+    ) as same:
+        start_epoch = _start_epoch(run, config, same, resume)
+        run.write_config(wanted)
+        precision = resolve_precision(config.run.precision)
+        jit = resolve_jit(config.run.jit)
+        previous_policy = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(precision)
+        try:
+            return _fit(config, run, arrays, start_epoch, precision, jit, extra_callbacks)
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
 
 
 def _fit(config, run: RunDirectory, arrays, start_epoch, precision, jit, extra_callbacks) -> Run:
@@ -265,6 +271,7 @@ def _fit(config, run: RunDirectory, arrays, start_epoch, precision, jit, extra_c
         rollbacks=rollbacks,
         timings={"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         final_metrics={k: v[-1] for k, v in history.items()},
+        data_source=resolved_spec(config.data.data),
     )
     run.write_record(record)
     return Run(directory=out, config=config, model=model, record=record)

@@ -1,0 +1,265 @@
+"""Hostile but fair input, tried as a careful user would: each case exits 1 with one line naming the
+culprit (never exit 70 or a traceback), touches nothing outside its output, and leaves no state that
+refuses the corrected command."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PREVIOUS = Path(__file__).parent / "fixtures" / "previous_release"
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A finished run directory (the previous release's smoke cvae), copied so tests may damage it."""
+    shutil.copytree(PREVIOUS / "run", tmp_path / "run")
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    shutil.copytree(PREVIOUS / "syn", tmp_path / "syn")
+    return tmp_path / "syn"
+
+
+def _snapshot(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def refuses(run_cli, tmp_path):
+    """``refuses(*args, culprit=...)``: exit 1, one line containing ``culprit``, nothing written."""
+
+    def check(*args, culprit: str):
+        before = _snapshot(tmp_path)
+        code, out, err = run_cli(*args)
+        assert code == 1, (code, err)
+        assert err.startswith("genaug: error: ") and err.count("\n") == 1, err
+        assert culprit in err, err
+        assert _snapshot(tmp_path) == before, "a refused command changed files"
+        return err
+
+    return check
+
+
+# ---- 1. --overwrite never destroys what genaug did not write ----------------------------------------
+
+
+def test_sample_overwrite_keeps_a_users_folder(run, tmp_path, refuses):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "precious.txt").write_text("keep")
+    refuses("sample", run, "--out", tmp_path / "mine", "--per-class", "2", "--overwrite", culprit="'precious.txt'")
+
+
+def test_sample_overwrite_cannot_replace_the_run_it_samples(run, refuses):
+    refuses(
+        "sample", run, "--out", run, "--per-class", "2", "--overwrite", culprit="is the run directory being sampled"
+    )
+
+
+def test_train_overwrite_keeps_a_folder_with_a_config_json(tmp_path, refuses):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    args = ("train", "--preset", "smoke", "--labels-per-class", "5", "--out", folder, "--overwrite")
+    refuses(*args, culprit="holds no genaug run")
+    (folder / "notes.md").write_text("mine")
+    refuses(*args, culprit="'notes.md', which genaug did not write")
+
+
+def test_a_second_writer_is_refused_at_once(run, tmp_path, refuses):
+    from genaug.records import SYNTHETIC_LAYOUT, claim_directory
+
+    out = tmp_path / "busy"
+    with claim_directory(out, SYNTHETIC_LAYOUT, differences=lambda _: [], overwrite=False):
+        refuses(
+            "sample", run, "--out", out, "--per-class", "2", "--quiet", culprit="is being written by genaug process"
+        )
+
+
+# ---- 2. a dataset directory is closed ----------------------------------------------------------------
+
+
+def _edit_manifest(syn: Path, edit) -> None:
+    manifest = json.loads((syn / "manifest.json").read_text())
+    edit(manifest)
+    (syn / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("edit", "culprit"),
+    [
+        (lambda m: m["shards"][0].update(file="../outside/x"), "'../outside/x' is not a shard name"),
+        (lambda m: m["shards"][0].update(file="/etc/hostname"), "'/etc/hostname' is not a shard name"),
+        (lambda m: m.update(shards=[]), "lists no shards"),
+        (lambda m: m.pop("shards"), "lists no shards"),
+        (lambda m: m.pop("source"), "malformed manifest"),
+    ],
+)
+def test_verify_trusts_no_manifest_entry(synthetic, refuses, edit, culprit):
+    _edit_manifest(synthetic, edit)
+    refuses("verify", synthetic, culprit=culprit)
+
+
+def test_rewritten_shards_are_caught_on_every_read(synthetic, tmp_path, refuses):
+    import genaug
+
+    shard = next(synthetic.glob("genaug_synthetic-*"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    refuses("verify", synthetic, culprit=f"shard {shard.name} is corrupt")
+    with pytest.raises(genaug.GenaugError, match=f"shard {shard.name} is corrupt"):
+        genaug.load_synthetic(synthetic)
+    refuses("evaluate", "--synthetic", synthetic, "--out", tmp_path / "r", culprit=f"shard {shard.name} is corrupt")
+
+
+def test_a_shard_tfds_reads_but_the_manifest_does_not_list_is_caught(synthetic, refuses):
+    info = json.loads((synthetic / "dataset_info.json").read_text())
+    info["splits"][0]["shardLengths"] = ["20", "10"]
+    (synthetic / "dataset_info.json").write_text(json.dumps(info))
+    refuses("verify", synthetic, culprit="dataset_info.json and manifest.json disagree")
+
+
+# ---- 3. the NaN guard checks weights -------------------------------------------------------------------
+
+
+def test_nan_weights_are_never_saved_as_the_last_good_checkpoint(tmp_path):
+    import keras
+    from conftest import smoke_config
+
+    import genaug
+    import models
+    from trainers import train
+
+    class PoisonWeightsAfterEpoch(keras.callbacks.Callback):
+        """NaN weights after epoch 2's last step was logged: its losses are finite, its weights are not."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                for weight in self.model.trainable_weights:
+                    weight.assign(np.full(weight.shape, np.nan, weight.dtype))
+
+    with pytest.raises(genaug.GenaugError, match=r"the last good checkpoint \(epoch 1\)"):
+        train(smoke_config(tmp_path / "run", optim={"epochs": 3}), extra_callbacks=[PoisonWeightsAfterEpoch()])
+    saved = models.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    assert all(np.isfinite(w.numpy()).all() for w in saved.weights)
+
+
+# ---- 4. bad values are refused up front ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "culprit"),
+    [
+        (["--per-class", "3", "--temperature", "nan"], "--temperature must be a positive number, got nan"),
+        (["--per-class", "3", "--truncation", "0"], "--truncation must be a positive number, got 0"),
+        (["--per-class", "3", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        (["--per-class", "3", "--shards", "0"], "--shards must be between 1 and the number of images (30), got 0"),
+        (["--per-class", "3", "--class-balance", '{"0": 7}'], "--per-class cannot be combined with a --class-balance"),
+        (["--num", "9", "--class-balance", '{"0": 7}'], "--num 9 disagrees with the --class-balance mapping's total 7"),
+        (["--per-class", "1000000000000"], "at most 100,000,000 per call"),
+        (["--per-class", "3", "--min-distance", "nan"], "--min-distance must be a distance >= 0, got nan"),
+    ],
+)
+def test_bad_sampling_values(run, tmp_path, refuses, run_cli, flags, culprit):
+    refuses("sample", run, "--out", tmp_path / "syn", *flags, culprit=culprit)
+    code, _, err = run_cli("sample", run, "--out", tmp_path / "syn", "--per-class", "3", "--quiet")
+    assert code == 0, err  # nothing left behind refuses the corrected command
+
+
+@pytest.mark.parametrize(
+    ("config", "culprit"),
+    [
+        ({"optim": {"learning_rate": float("nan")}}, "'optim.learning_rate' must be a finite number >= 0, got nan"),
+        ({"optim": {"batch_size": 1000000000}}, "batch size 1000000000 is larger than the 50 training examples"),
+        ({"run": {"steps_per_execution": 0}}, "'run.steps_per_execution' must be at least 1, got 0"),
+        ({"run": {"seed": -1}}, "'run.seed' must be >= 0, got -1"),
+    ],
+)
+def test_bad_training_values_leave_nothing_behind(tmp_path, refuses, config, culprit):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    args = ("train", "--preset", "smoke", "--labels-per-class", "5", "--config", path, "--out", tmp_path / "run")
+    refuses(*args, culprit=culprit)
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_fewer_epochs_than_a_finished_run_is_refused(run_cli, tmp_path, refuses):
+    args = ["train", "--preset", "smoke", "--labels-per-class", "5", "--out", tmp_path / "run", "--quiet"]
+    assert run_cli(*args, "--epochs", "3")[0] == 0
+    refuses(*args, "--epochs", "2", culprit="has trained 3 epochs already; --epochs 2 would undo them")
+
+
+def test_bad_images_and_labels(tmp_path, refuses, run_cli):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "far.npz", x=rng.integers(0, 256, (8, 8, 8), dtype=np.uint8), y=np.array([0] * 7 + [200000]))
+    refuses("info", f"npz:{tmp_path / 'far.npz'}", culprit="labels must be 0..K-1 without gaps")
+    np.savez(tmp_path / "gap.npz", x=rng.integers(0, 256, (12, 8, 8), dtype=np.uint8), y=np.array([0, 1, 5] * 4))
+    refuses("info", f"npz:{tmp_path / 'gap.npz'}", culprit="but 2 is absent")
+    folder = tmp_path / "one"
+    for name, count in (("a", 6), ("b", 1)):
+        (folder / name).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / name / f"{i}.png")
+    refuses("info", f"folder:{folder}", culprit="class 'b' has 1 image(s)")
+    refuses("info", "digits", "--image-size", "100000x100000", culprit="--image-size (100000, 100000) must be")
+
+
+def test_16_bit_images_are_scaled_not_squashed(tmp_path):
+    from PIL import Image
+
+    from genaug.data import _read_image
+
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1024).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    image = _read_image(tmp_path / "deep.png", None)[..., 0]
+    assert image.dtype == np.uint8 and len(np.unique(image)) == 64
+    np.testing.assert_array_equal(image, np.round(ramp / 257).astype(np.uint8))
+
+
+def test_a_decompression_bomb_is_one_line(tmp_path, refuses, monkeypatch):
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (tmp_path / "bomb" / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "bomb" / name / f"{i}.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64x64 is now > 2x the limit: a "bomb"
+    refuses("info", f"folder:{tmp_path / 'bomb'}", culprit="not a readable image (DecompressionBombError)")
+
+
+# ---- the run's files and data -----------------------------------------------------------------------------
+
+
+def test_a_truncated_generator_is_named(run, tmp_path, refuses):
+    generator = run / "generator.keras"
+    generator.write_bytes(generator.read_bytes()[:1000])
+    refuses("sample", run, "--out", tmp_path / "syn", "--per-class", "2", culprit="not a complete .keras file")
+
+
+def test_evaluate_into_a_file_fails_before_computing(synthetic, tmp_path, refuses):
+    (tmp_path / "report").write_text("not a folder")
+    refuses("evaluate", "--synthetic", synthetic, "--out", tmp_path / "report", culprit="is a file, not a directory")
+
+
+def test_a_run_from_a_relative_npz_samples_from_anywhere_and_notices_changed_data(tmp_path, run_cli, monkeypatch):
+    import genaug
+
+    digits = genaug.load_arrays("digits", "train")
+    np.savez(tmp_path / "d.npz", x=digits.x[..., 0], y=digits.y)
+    monkeypatch.chdir(tmp_path)
+    args = ("train", "--data", "npz:d.npz", "--preset", "smoke", "--labels-per-class", "5", "--out", "run", "--quiet")
+    assert run_cli(*args)[0] == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, _, err = run_cli("sample", tmp_path / "run", "--out", "syn", "--per-class", "2", "--quiet")
+    assert code == 0, err
+    np.savez(tmp_path / "d.npz", x=255 - digits.x[..., 0], y=digits.y)  # the data changed after training
+    code, _, err = run_cli("sample", tmp_path / "run", "--out", "syn2", "--per-class", "2", "--quiet")
+    assert code == 1 and "is not what this run was trained on" in err and err.count("\n") == 1
