@@ -19,7 +19,7 @@ _LAZY = {
     "verify": "genaug.shards",
     "mix": "genaug.mixing",
     "as_supervised": "genaug.mixing",
-    "evaluate": "genaug.evaluate",
+    "evaluate": "genaug.evaluation",
 }
 
 __all__ = ["GenaugError", "__version__", *_LAZY]

@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_image_size(train)
     _add_label_options(train)
+    train.add_argument(
+        "--unlabeled",
+        metavar="auto|none|SOURCE",
+        help="images to learn from without labels: auto (the rest of the train split when labels are scarce), "
+        "none, images:PATH (a flat folder) or npz:PATH (x only)",
+    )
     train.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (default auto)")
     train.add_argument("--precision", choices=PRECISIONS, help="Keras dtype policy (default auto)")
     train.add_argument("--jit", choices=JIT_MODES, help="XLA-compile the train step (default auto: on GPUs)")
@@ -167,7 +173,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from genaug.evaluate import evaluate
+    from genaug.evaluation import evaluate
 
     try:
         fractions = tuple(float(f) for f in args.fractions.split(","))
@@ -258,6 +264,7 @@ def _train_config(args: argparse.Namespace):
             "labels_per_class": args.labels_per_class,
             "label_fraction": args.label_fraction,
             "image_size": args.image_size,
+            "unlabeled": args.unlabeled,
         },
         "model": {"kind": args.model},
         "optim": {"epochs": args.epochs, "batch_size": args.batch_size},

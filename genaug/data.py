@@ -154,7 +154,7 @@ def load_arrays(
 def resolved_spec(data: str) -> str:
     """``data`` with a folder or npz path made absolute, so that a run can be read from any folder."""
     kind, _, arg = data.partition(":")
-    return f"{kind}:{Path(arg).resolve()}" if kind in ("folder", "npz") and arg else data
+    return f"{kind}:{Path(arg).resolve()}" if kind in ("folder", "npz", "images") and arg else data
 
 
 def load_dataset(data: str, split: str = "train", **kwargs):
@@ -207,6 +207,87 @@ def labelled_subset(
         k = labels_per_class or max(1, round(label_fraction * len(members)))
         keep.append(rng.choice(members, size=k, replace=False))
     return np.sort(np.concatenate(keep))
+
+
+@dataclasses.dataclass(frozen=True)
+class UnlabeledImages:
+    """Images used without their labels: ``x`` uint8 NxHxWxC, the ``source`` spec, and ``indices``, their
+    positions in the training split when they are its unlabelled rest (``None`` for another source)."""
+
+    x: np.ndarray
+    source: str
+    indices: np.ndarray | None
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(np.ascontiguousarray(self.x).tobytes()).hexdigest()
+
+
+def load_unlabeled(
+    spec: str, labelled: LabelledArrays, *, data: str, image_size: tuple[int, int] | None = None
+) -> UnlabeledImages | None:
+    """The images to learn from without labels, next to ``labelled`` (loaded from ``data``).
+
+    Args:
+        spec: ``"auto"`` (the rest of the training split when ``labelled`` is a subset of it, else none),
+            ``"none"``, ``"images:PATH"`` (a flat folder of PNG/JPEG files) or ``"npz:PATH"`` (array ``x``;
+            a ``y`` there is never read).
+        labelled: the labelled training examples; unlabelled images must have their shape.
+        data: the labelled data's spec (for ``auto``).
+        image_size: resize as the labelled images were.
+
+    Raises:
+        ArgumentError: naming ``unlabeled`` for an unknown spec, a missing or empty source, or images
+            of another shape.
+    """
+    kind, _, arg = spec.partition(":")
+    if spec == "none":
+        return None
+    if spec == "auto":
+        full = load_arrays(data, labelled.info.split, image_size=image_size)
+        rest = np.setdiff1d(np.arange(len(full.x)), labelled.indices)
+        return (
+            UnlabeledImages(full.x[rest], "auto", rest) if len(rest) and len(labelled.indices) < len(full.x) else None
+        )
+    if kind == "images" and arg:
+        folder = Path(arg)
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        if not files:
+            raise ArgumentError(f"{{}} {spec}: no PNG/JPEG images in {folder}", "unlabeled")
+        x = np.stack([_read_image(f, image_size) for f in files]) if _same_shape(files, image_size) else None
+    elif kind == "npz" and arg:
+        if not Path(arg).is_file():
+            raise ArgumentError(f"{{}} {spec}: npz file not found", "unlabeled")
+        try:
+            with np.load(arg, allow_pickle=False) as npz:
+                x = npz["x"]  # only x: labels of unlabelled images are never read
+        except KeyError:
+            raise ArgumentError(f"{{}} {spec}: missing array 'x'", "unlabeled") from None
+        except Exception as err:
+            raise ArgumentError(f"{{}} {spec}: not a readable npz file ({err})", "unlabeled") from None
+        x = _validated_pixels(x, f"{arg}: x")
+        if image_size is not None and x.shape[1:3] != tuple(image_size):
+            x = resize_images(x, image_size)
+    else:
+        raise ArgumentError(f"{{}} {spec!r}: expected auto, none, images:PATH or npz:PATH", "unlabeled")
+    if x is None or x.shape[1:] != labelled.x.shape[1:]:
+        shape = "mixed sizes" if x is None else f"shape {x.shape[1:]}"
+        raise ArgumentError(f"{{}} {spec}: images of {shape}, not {labelled.x.shape[1:]}", "unlabeled")
+    return UnlabeledImages(x, resolved_spec(spec), None)
+
+
+def _same_shape(files: list[Path], image_size) -> bool:
+    from PIL import Image
+
+    if image_size is not None:
+        return True
+    sizes = set()
+    for f in files:
+        try:
+            with Image.open(f) as pil:
+                sizes.add(pil.size)
+        except Exception:
+            raise GenaugError(f"{f}: not a readable image") from None
+    return len(sizes) == 1
 
 
 def resize_images(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from genaug import atomic
-from genaug.data import DatasetInfo, LabelledArrays, load_arrays
+from genaug.data import DatasetInfo, LabelledArrays, UnlabeledImages, load_arrays, load_unlabeled
 from genaug.errors import ArgumentError, GenaugError
 
 # The synthetic dataset layout (TFDS naming: DATASET-SPLIT.FILEFORMAT-SHARD_X_OF_Y).
@@ -89,6 +89,8 @@ class RunRecord:
     timings: dict
     final_metrics: dict
     data_source: str | None = None  # the data spec with its path made absolute (runs from before lack it)
+    unlabeled_indices: list[int] | None = None  # positions in the split of the images used without labels
+    unlabeled: dict | None = None  # their source, fingerprint, count and how many were pseudo-labelled
 
     @classmethod
     def from_dict(cls, raw: dict, where: Path) -> RunRecord:
@@ -120,6 +122,7 @@ class RunDirectory:
     MODEL = "model.keras"
     GENERATOR = "generator.keras"
     ORACLE = "oracle.keras"
+    PSEUDO_LABELS = "pseudo_labels.npz"
     CHECKPOINTS = "checkpoints"
     SAMPLES = "samples"
     LOGS = "logs"
@@ -184,6 +187,29 @@ class RunDirectory:
                 "was trained on (its fingerprint differs); restore that data to sample with filters"
             )
         return examples
+
+    def write_pseudo_labels(self, labels: np.ndarray, confidence: np.ndarray) -> None:
+        """The teacher's label and confidence for each unlabelled image, in the order of ``unlabeled``."""
+        with atomic.atomic_path(self.path / self.PSEUDO_LABELS) as tmp, open(tmp, "wb") as f:
+            np.savez(f, labels=labels, confidence=confidence)
+
+    def training_images(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every image the generator trained on with its label: the labelled examples, then the
+        unlabelled images the teacher labelled confidently enough (a semi-supervised run)."""
+        labelled = self.labelled_examples()
+        if self.record.unlabeled is None:
+            return labelled.x, labelled.y
+        source, data = self.record.unlabeled["source"], self.read_config()["data"]
+        if source == "auto":
+            x = self.load_split(data["split"]).x[np.asarray(self.record.unlabeled_indices, np.int64)]
+        else:
+            size = tuple(data["image_size"]) if data.get("image_size") else None
+            x = load_unlabeled(source, labelled, data=data["data"], image_size=size).x
+        if UnlabeledImages(x, source, None).fingerprint() != self.record.unlabeled["fingerprint"]:
+            raise GenaugError(f"{self.path}: the unlabelled images at {source} changed since training")
+        with np.load(self.path / self.PSEUDO_LABELS) as pseudo:
+            keep = pseudo["confidence"] >= data["pseudo_label_confidence"]
+            return np.concatenate([labelled.x, x[keep]]), np.concatenate([labelled.y, pseudo["labels"][keep]])
 
     # ---- the models -----------------------------------------------------------------------------
 
@@ -365,6 +391,7 @@ RUN_LAYOUT = Layout(
             RunDirectory.MODEL,
             RunDirectory.GENERATOR,
             RunDirectory.ORACLE,
+            RunDirectory.PSEUDO_LABELS,
             RunDirectory.CHECKPOINTS,
             RunDirectory.SAMPLES,
             RunDirectory.LOGS,

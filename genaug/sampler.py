@@ -119,15 +119,17 @@ def label_plan(counts: tuple[int, ...], seed: int, num_shards: int) -> list[np.n
 
 
 def _oracle(run: RunDirectory):
-    """A classifier trained on the run's labelled examples; trained once and kept as ``oracle.keras``."""
+    """A classifier trained on the run's training images (a semi-supervised run's pseudo-labelled ones
+    too); trained once and kept as ``oracle.keras``."""
     from genaug.classifier import arrays_dataset, train_classifier
 
     oracle = run.load_oracle()
     if oracle is None:
-        examples, seed = run.labelled_examples(), run.record.seed
-        steps = max(ORACLE_MIN_STEPS, ORACLE_EPOCHS * len(examples.y) // 64)
-        dataset = arrays_dataset(examples.x, examples.y, seed=seed)
-        oracle = train_classifier(dataset, examples.info.image_shape, examples.info.num_classes, seed=seed, steps=steps)
+        (x, y), seed, info = run.training_images(), run.record.seed, run.record.dataset
+        steps = max(ORACLE_MIN_STEPS, ORACLE_EPOCHS * len(y) // 64)
+        oracle = train_classifier(
+            arrays_dataset(x, y, seed=seed), info.image_shape, info.num_classes, seed=seed, steps=steps
+        )
         run.save_oracle(oracle)
     return oracle
 
@@ -276,7 +278,7 @@ def sample(
         )
     train_x = None
     if min_distance is not None:
-        train_x = run.labelled_examples().x
+        train_x = run.training_images()[0]  # a semi-supervised run's generator saw the unlabelled ones too
         if min_distance == "auto":
             min_distance = default_min_distance(train_x, run.load_split("test").x)
     generator = run.generator
@@ -401,6 +403,7 @@ def _finalize(out: Path, *, run: RunDirectory, settings: SampleSettings):
             "class_names": list(dataset.class_names),
             "image_shape": list(dataset.image_shape),
             "train_indices": record.train_indices,
+            "unlabeled": record.unlabeled,  # images the generator learnt from without labels, if any
             "dataset_fingerprint": record.dataset_fingerprint,
         },
         "seed": settings.seed,

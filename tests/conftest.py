@@ -35,12 +35,12 @@ def image_folder(tmp_path):
 
 
 def smoke_config(out, **sections):
-    """The smoke preset (tiny networks, 2 epochs) on 10 digits per class, quiet, writing to ``out``,
-    with ``sections`` (``model={"kind": "vae"}``, ...) overlaid."""
+    """The smoke preset (tiny networks, 2 epochs) on 10 digits per class and no unlabelled images, quiet,
+    writing to ``out``, with ``sections`` (``model={"kind": "vae"}``, ...) overlaid."""
     from trainers import PRESETS
     from trainers import config as cfg
 
-    raw = {"data": {"labels_per_class": 10}, "run": {"out": str(out), "quiet": True}}
+    raw = {"data": {"labels_per_class": 10, "unlabeled": "none"}, "run": {"out": str(out), "quiet": True}}
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
     return cfg.from_dict(raw, PRESETS["smoke"])

@@ -43,7 +43,7 @@ def test_library_errors_name_arguments_and_the_cli_names_flags(run_cli, tmp_path
     import pytest
 
     from genaug.errors import ArgumentError
-    from genaug.evaluate import evaluate
+    from genaug.evaluation import evaluate
 
     with pytest.raises(ArgumentError, match="^seeds must be at least 1, got 0$"):
         evaluate("digits", tmp_path, tmp_path / "r", seeds=0)

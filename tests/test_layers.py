@@ -51,3 +51,15 @@ def test_only_the_app_reaches_up(module, imports):
 def test_genaugs_base_imports_only_the_base_and_models(module, imports):
     wrong = {n for n in imports if not n.startswith("models") and n not in BASE | {"genaug"}}
     assert not {n for n in wrong if n.rsplit(".", 1)[0] not in BASE}, module
+
+
+def test_the_lazy_api_names_are_not_shadowed_by_submodules():
+    """`genaug.evaluate` must stay the function after `genaug.evaluation` (its module) is imported."""
+    import importlib
+
+    import genaug
+
+    for name, module in genaug._LAZY.items():
+        importlib.import_module(module)
+        assert module.rsplit(".", 1)[-1] != name, f"module {module} shadows genaug.{name}"
+        assert callable(getattr(genaug, name)) or isinstance(getattr(genaug, name), type), name

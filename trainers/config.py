@@ -41,6 +41,10 @@ class DataConfig:
     labels_per_class: int | None = None
     label_fraction: float | None = None
     image_size: tuple[int, int] | None = None
+    # Images learnt from without labels: "auto" (the rest of the split when labels are scarce), "none",
+    # "images:PATH" or "npz:PATH". A teacher pseudo-labels them; those at least this confident are used.
+    unlabeled: str = "auto"
+    pseudo_label_confidence: float = 0.9
 
 
 @dataclasses.dataclass(frozen=True)

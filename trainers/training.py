@@ -18,7 +18,7 @@ import tensorflow as tf
 
 import models
 from genaug import atomic
-from genaug.data import LabelledArrays, load_arrays, resolved_spec
+from genaug.data import LabelledArrays, UnlabeledImages, load_arrays, load_unlabeled, resolved_spec
 from genaug.errors import ArgumentError, GenaugError
 from genaug.records import RUN_LAYOUT, RunDirectory, RunRecord, claim_directory
 from genaug.version import __version__
@@ -28,6 +28,7 @@ from trainers import callbacks as cb
 from trainers.config import TrainConfig, is_conditional, model_class, resolve
 from trainers.pipeline import execution_length, steps_per_epoch, training_dataset
 from trainers.runtime import make_strategy, resolve_jit, resolve_precision
+from trainers.teacher import NEIGHBOURS, pseudo_labels
 
 MAX_ROLLBACKS = 3
 # Settings that may change between an interrupted run and its resumption.
@@ -56,8 +57,10 @@ class Run:
     def summary(self) -> str:
         r = self.record
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in r.final_metrics.items())
+        unlabeled = f" + {r.unlabeled['pseudo_labelled']} pseudo-labelled" if r.unlabeled else ""
         return (
-            f"trained {self.config.model.kind} on {self.config.data.data} ({r.num_train_examples} examples) "
+            f"trained {self.config.model.kind} on {self.config.data.data} ({r.num_train_examples} examples"
+            f"{unlabeled}) "
             f"for {r.epochs_completed} epochs in {r.timings['seconds']:.0f} s: {metrics or 'no new epochs'} "
             f"-> {self.directory}"
         )
@@ -129,9 +132,22 @@ def _start_epoch(run: RunDirectory, config: TrainConfig, resuming: bool, resume:
     return 0
 
 
-def _load_training_data(config: TrainConfig) -> LabelledArrays:
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """What a run learns from: the ``labelled`` examples, the ``unlabeled`` images with the teacher's
+    ``pseudo`` labels and confidences, and ``x``/``y``, the labelled examples plus the confidently
+    pseudo-labelled images, which the generator trains on."""
+
+    labelled: LabelledArrays
+    unlabeled: UnlabeledImages | None
+    pseudo: tuple[np.ndarray, np.ndarray] | None
+    x: np.ndarray
+    y: np.ndarray
+
+
+def _load_training_data(config: TrainConfig) -> TrainingData:
     d = config.data
-    return load_arrays(
+    labelled = load_arrays(
         d.data,
         d.split,
         image_size=d.image_size,
@@ -139,6 +155,13 @@ def _load_training_data(config: TrainConfig) -> LabelledArrays:
         label_fraction=d.label_fraction,
         seed=config.run.seed,
     )
+    unlabeled = load_unlabeled(d.unlabeled, labelled, data=d.data, image_size=d.image_size)
+    if unlabeled is None:
+        return TrainingData(labelled, None, None, labelled.x, labelled.y)
+    labels, confidence = pseudo_labels(labelled, unlabeled)
+    keep = confidence >= d.pseudo_label_confidence
+    x, y = np.concatenate([labelled.x, unlabeled.x[keep]]), np.concatenate([labelled.y, labels[keep]])
+    return TrainingData(labelled, unlabeled, (labels, confidence), x, y)
 
 
 def train(
@@ -173,10 +196,10 @@ def train(
     """
     config = resolve(config)
     run = RunDirectory(config.run.out)
-    arrays = _load_training_data(config)
+    data = _load_training_data(config)
     # Bad settings fail here, before anything is written.
-    build_model(config, arrays.info.image_shape, arrays.info.num_classes)
-    steps_per_epoch(len(arrays.y), config.optim.batch_size)
+    build_model(config, data.labelled.info.image_shape, data.labelled.info.num_classes)
+    steps_per_epoch(len(data.y), config.optim.batch_size)
     wanted = config.to_dict()
     with claim_directory(
         run.path, RUN_LAYOUT, differences=lambda path: _differences(path, wanted), overwrite=overwrite
@@ -188,12 +211,13 @@ def train(
         previous_policy = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy(precision)
         try:
-            return _fit(config, run, arrays, start_epoch, precision, jit, extra_callbacks)
+            return _fit(config, run, data, start_epoch, precision, jit, extra_callbacks)
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _fit(config, run: RunDirectory, arrays, start_epoch, precision, jit, extra_callbacks) -> Run:
+def _fit(config, run: RunDirectory, data: TrainingData, start_epoch, precision, jit, extra_callbacks) -> Run:
+    arrays = data.labelled
     out = run.path
     strategy = make_strategy(config.run.strategy)
     checkpoint = out / "checkpoints" / cb.CHECKPOINT
@@ -205,12 +229,12 @@ def _fit(config, run: RunDirectory, arrays, start_epoch, precision, jit, extra_c
         else:
             keras.utils.set_random_seed(config.run.seed)  # weight initialisers draw from the global seed
             model = build_model(config, arrays.info.image_shape, arrays.info.num_classes)
-            steps = steps_per_epoch(len(arrays.y), config.optim.batch_size)
+            steps = steps_per_epoch(len(data.y), config.optim.batch_size)
             compile_model(model, config, jit, execution_length(steps, config.run.steps_per_execution))
     while start_epoch < epochs:
         dataset, steps = training_dataset(
-            arrays.x,
-            arrays.y,
+            data.x,
+            data.y,
             batch_size=config.optim.batch_size,
             seed=config.run.seed,
             start_epoch=start_epoch,
@@ -244,7 +268,7 @@ def _fit(config, run: RunDirectory, arrays, start_epoch, precision, jit, extra_c
         start_epoch, model = _roll_back(config, out, guard.tripped_at, rollbacks, strategy)
         rollbacks += 1
     if getattr(model, "latent_prior", None) == "fitted":
-        model.fit_latent_prior(to_model_range(arrays.x), arrays.y)
+        model.fit_latent_prior(to_model_range(data.x), data.y)
     seconds = time.time() - started
     atomic.save_model(model, out / RunDirectory.MODEL)
     atomic.save_model(model.export_generator(), out / RunDirectory.GENERATOR)
@@ -272,9 +296,29 @@ def _fit(config, run: RunDirectory, arrays, start_epoch, precision, jit, extra_c
         timings={"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         final_metrics={k: v[-1] for k, v in history.items()},
         data_source=resolved_spec(config.data.data),
+        **_unlabeled_record(run, data),
     )
     run.write_record(record)
     return Run(directory=out, config=config, model=model, record=record)
+
+
+def _unlabeled_record(run: RunDirectory, data: TrainingData) -> dict:
+    """run.json's account of the unlabelled images (their pseudo-labels go to ``pseudo_labels.npz``)."""
+    if data.unlabeled is None:
+        return {}
+    labels, confidence = data.pseudo
+    run.write_pseudo_labels(labels, confidence)
+    u = data.unlabeled
+    return {
+        "unlabeled_indices": None if u.indices is None else u.indices.tolist(),
+        "unlabeled": {
+            "source": u.source,
+            "fingerprint": u.fingerprint(),
+            "count": len(u.x),
+            "pseudo_labelled": len(data.y) - len(data.labelled.y),
+            "teacher": f"label spreading, kNN graph of {NEIGHBOURS}",
+        },
+    }
 
 
 def _trim_history(path: Path, start_epoch: int) -> None:

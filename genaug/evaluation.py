@@ -170,7 +170,10 @@ def evaluate(
     say("  fidelity (classifier feature space) ...")
     fidelity = _fidelity(full_train, syn_x, syn_y, test, num_classes)
     say("  memorisation ...")
-    train_seen = real if syn_set.train_indices is not None else full_train
+    # Memorisation is measured against the images the generator saw: with `unlabeled: auto`, the whole split.
+    unlabeled = syn_set.manifest["source"].get("unlabeled")
+    auto = unlabeled is not None and unlabeled["source"] == "auto"
+    train_seen = real if syn_set.train_indices is not None and not auto else full_train
     sample = np.random.default_rng(0).choice(len(syn_y), min(len(syn_y), MAX_FIDELITY_SAMPLES), replace=False)
     memo = metrics.memorisation(
         syn_x[sample], train_seen.x, test.x, copy_threshold=metrics.default_min_distance(train_seen.x, test.x)

@@ -7,7 +7,7 @@ import pytest
 
 from genaug import sample
 from genaug.errors import GenaugError
-from genaug.evaluate import evaluate
+from genaug.evaluation import evaluate
 
 PREVIOUS_SYNTHETIC = Path(__file__).parent / "fixtures" / "previous_release" / "syn"  # 3 per class, 5 labels
 
