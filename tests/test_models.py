@@ -121,6 +121,7 @@ def test_coverage_penalty_finds_the_nearest_fake_of_the_same_label():
     assert float(losses.coverage_penalty(real, fake, tf.constant([0, 1]), tf.constant([0, 1]))) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_unconditional_gan_trains_with_coverage():
     model = _compiled(DCGAN((8, 8, 1), coverage=1.0, fakes_per_real=2, **TINY_GAN))
     assert _finite(model.fit(_data(), epochs=1, verbose=0))
@@ -180,8 +181,11 @@ def test_generate_is_deterministic_and_batch_independent():
     "model",
     [
         lambda: ConditionalVAE((8, 8, 1), num_classes=3, **TINY_VAE),
-        lambda: ConditionalDCGAN((8, 8, 1), num_classes=3, ema_decay=0.9, spectral_norm=True, **TINY_GAN),
-        lambda: DCGAN((8, 8, 1), **TINY_GAN),
+        pytest.param(
+            lambda: ConditionalDCGAN((8, 8, 1), num_classes=3, ema_decay=0.9, spectral_norm=True, **TINY_GAN),
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(lambda: DCGAN((8, 8, 1), **TINY_GAN), marks=pytest.mark.slow),
     ],
     ids=["cvae", "cdcgan", "dcgan"],
 )
@@ -195,6 +199,7 @@ def test_save_load_round_trip(model, tmp_path, recwarn):
     assert isinstance(_round_trip(model.export_generator(), tmp_path / "generator.keras"), SyntheticGenerator)
 
 
+@pytest.mark.slow
 def test_gan_optimizer_state_survives_save(tmp_path):
     model = _compiled(ConditionalDCGAN((8, 8, 1), num_classes=3, **TINY_GAN))
     model.fit(_data(), epochs=1, verbose=0)

@@ -85,7 +85,7 @@ def test_bad_config_file(tmp_path):
 # ---- the run directory -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["vae", "cvae", "dcgan", "cdcgan"])
+@pytest.mark.parametrize("kind", ["vae", "cvae", pytest.param("dcgan", marks=pytest.mark.slow), "cdcgan"])
 def test_train_writes_the_run_directory(kind, tmp_path):
     run = train(smoke(tmp_path / kind, model={"kind": kind}))
     out = run.directory
@@ -180,6 +180,7 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
 
 
+@pytest.mark.slow
 def test_nan_rollback_resumes_at_lower_learning_rate(tmp_path, capsys):
     config = smoke(tmp_path / "run", optim={"epochs": 3}, run={"nan_rollback": True})
     run = train(config, extra_callbacks=[PoisonOnce(epoch=1)])

@@ -32,6 +32,7 @@ def test_auto_learns_from_the_rest_of_the_split_and_records_it(tmp_path):
         assert np.mean(pseudo["labels"][kept] == truth[kept]) > 0.9
 
 
+@pytest.mark.slow
 def test_the_unlabelled_images_labels_are_never_read(tmp_path, monkeypatch):
     config = smoke_config(tmp_path / "plain", data={"unlabeled": "auto"}, optim={"epochs": 1})
     train(config)
@@ -50,6 +51,7 @@ def test_the_unlabelled_images_labels_are_never_read(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_an_npz_source_is_used_without_its_labels(tmp_path):
     digits = genaug.load_arrays("digits", "test").subset(range(200))
     np.savez(tmp_path / "u.npz", x=digits.x, y=digits.y)
