@@ -31,8 +31,8 @@ from sklearn.svm import SVC  # noqa: E402
 import genaug  # noqa: E402
 from genaug.classifier import arrays_dataset, predict_proba, train_classifier  # noqa: E402
 from genaug.data import load_unlabeled  # noqa: E402
+from genaug.teacher import pseudo_labels  # noqa: E402
 from trainers import config as cfg  # noqa: E402
-from trainers.teacher import pseudo_labels  # noqa: E402
 
 FRACTIONS = (0.5, 0.75, 0.9)
 CNN_STEPS = 600

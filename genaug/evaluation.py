@@ -54,6 +54,17 @@ def _real_train(full: LabelledArrays, synthetic: SyntheticDataset, labels_per_cl
     return full if indices is None else full.subset(indices)
 
 
+def _label_spreading_set(full: LabelledArrays, real: LabelledArrays) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled examples plus the rest of the split with the teacher's labels (the rest's own labels
+    are not read)."""
+    from genaug.data import UnlabeledImages
+    from genaug.teacher import pseudo_labels
+
+    rest = np.setdiff1d(np.arange(len(full.x)), real.indices)
+    labels, _ = pseudo_labels(real, UnlabeledImages(full.x[rest], "auto", rest))
+    return np.concatenate([real.x, full.x[rest]]), np.concatenate([real.y, labels])
+
+
 def _cnn_predictions(real, syn, fraction, seed, steps, test, num_classes):
     """The test split's labels as predicted by the CNN recipe trained on the mix of ``real`` and ``syn``."""
     from genaug.classifier import predict_proba, train_classifier
@@ -144,18 +155,26 @@ def evaluate(
     say(f"evaluate: {len(real.y)} real train, {len(syn_y)} synthetic, {len(test.y)} real test examples")
     conditions = {"real": 0.0, **{f"mixed_{f:g}": f for f in fractions}, "synthetic": 1.0}
     kinds = ["cnn"] + (["svc"] if int(np.prod(real.x.shape[1:])) <= SVC_MAX_PIXELS else [])
+    unlabeled = syn_set.manifest["source"].get("unlabeled")
+    auto = unlabeled is not None and unlabeled["source"] == "auto" and syn_set.train_indices is not None
+    # The route without genaug, for runs that learnt from the split's unlabelled rest: the same teacher
+    # pseudo-labels those images and the same classifiers train on them with the labelled ones.
+    baselines = {"label_spreading": _label_spreading_set(full_train, real)} if auto else {}
+
+    def predictions(kind, train_set, fraction, seed):
+        if kind == "cnn":
+            predicted = _cnn_predictions(train_set, (syn_x, syn_y), fraction, seed, steps, test, num_classes)
+        else:
+            predicted = _svc_predictions(train_set, (syn_x, syn_y), fraction, seed, test)
+        return predicted
+
     utility = {}
     for kind in kinds:
         results = {}
         for name, fraction in conditions.items():
             accuracies, per_class = [], []
             for seed in range(seeds):
-                if kind == "cnn":
-                    predicted = _cnn_predictions(
-                        (real.x, real.y), (syn_x, syn_y), fraction, seed, steps, test, num_classes
-                    )
-                else:
-                    predicted = _svc_predictions((real.x, real.y), (syn_x, syn_y), fraction, seed, test)
+                predicted = predictions(kind, (real.x, real.y), fraction, seed)
                 accuracies.append(float((predicted == test.y).mean()))
                 per_class.append([float((predicted[test.y == c] == c).mean()) for c in range(num_classes)])
             results[name] = {**_interval(accuracies), "per_class": np.mean(per_class, axis=0).tolist()}
@@ -167,12 +186,15 @@ def evaluate(
             if name.startswith("mixed_")
         }
         utility[kind] = {"conditions": results, "gain": gains}
+        for name, train_set in baselines.items():
+            values = [float((predictions(kind, train_set, 0.0, seed) == test.y).mean()) for seed in range(seeds)]
+            gain = _interval((np.asarray(values) - real_values).tolist())
+            utility[kind].setdefault("baselines", {})[name] = {**_interval(values), "gain": gain}
+            say(f"  {kind:<4} {name:<12} accuracy {np.mean(values):.4f} (no synthetic data)")
     say("  fidelity (classifier feature space) ...")
     fidelity = _fidelity(full_train, syn_x, syn_y, test, num_classes)
     say("  memorisation ...")
     # Memorisation is measured against the images the generator saw: with `unlabeled: auto`, the whole split.
-    unlabeled = syn_set.manifest["source"].get("unlabeled")
-    auto = unlabeled is not None and unlabeled["source"] == "auto"
     train_seen = real if syn_set.train_indices is not None and not auto else full_train
     sample = np.random.default_rng(0).choice(len(syn_y), min(len(syn_y), MAX_FIDELITY_SAMPLES), replace=False)
     memo = metrics.memorisation(

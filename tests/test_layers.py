@@ -6,7 +6,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-BASE = {"genaug.errors", "genaug.atomic", "genaug.version", "genaug.data", "genaug.records", "genaug.grids"}
+BASE = {
+    "genaug.errors",
+    "genaug.atomic",
+    "genaug.version",
+    "genaug.data",
+    "genaug.records",
+    "genaug.grids",
+    "genaug.teacher",
+}
 APP = {"genaug.cli", "genaug.demo", "genaug.__main__"}
 
 

@@ -87,3 +87,19 @@ def _pngs(root, sizes):
     root.mkdir()
     for i, size in enumerate(sizes):
         Image.fromarray(np.zeros(size, np.uint8)).save(root / f"{i}.png")
+
+
+@pytest.mark.slow
+def test_evaluate_reports_the_route_without_genaug(tmp_path):
+    run = train(smoke_config(tmp_path / "run", data={"unlabeled": "auto"}, optim={"epochs": 1}))
+    genaug.sample(run.directory, tmp_path / "syn", per_class=5, progress=False)
+    report = genaug.evaluate(
+        "digits", tmp_path / "syn", tmp_path / "r", seeds=2, fractions=(0.5,), steps=30, progress=False
+    )
+    for kind in ("cnn", "svc"):
+        baseline = report["utility"][kind]["baselines"]["label_spreading"]
+        real = report["utility"][kind]["conditions"]["real"]["values"]
+        assert len(baseline["values"]) == 2
+        assert baseline["gain"]["mean"] == pytest.approx(np.mean(baseline["values"]) - np.mean(real))
+    assert report["utility"]["svc"]["baselines"]["label_spreading"]["mean"] > 0.9  # 100 labels + spreading
+    assert "Without genaug" in (tmp_path / "r" / "report.md").read_text()

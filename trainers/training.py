@@ -21,6 +21,7 @@ from genaug import atomic
 from genaug.data import LabelledArrays, UnlabeledImages, load_arrays, load_unlabeled, resolved_spec
 from genaug.errors import ArgumentError, GenaugError
 from genaug.records import RUN_LAYOUT, RunDirectory, RunRecord, claim_directory
+from genaug.teacher import NEIGHBOURS, pseudo_labels
 from genaug.version import __version__
 from models.base import adam
 from models.scaling import to_model_range
@@ -28,7 +29,6 @@ from trainers import callbacks as cb
 from trainers.config import TrainConfig, is_conditional, model_class, resolve
 from trainers.pipeline import execution_length, steps_per_epoch, training_dataset
 from trainers.runtime import make_strategy, resolve_jit, resolve_precision
-from trainers.teacher import NEIGHBOURS, pseudo_labels
 
 MAX_ROLLBACKS = 3
 # Settings that may change between an interrupted run and its resumption.

@@ -1,4 +1,4 @@
-"""The teacher of a semi-supervised run: pseudo-labels for the unlabelled images.
+"""The teacher of a semi-supervised run (and of the baseline without genaug): pseudo-labels for unlabelled images.
 
 Label spreading (Zhou et al. 2004, scikit-learn's ``LabelSpreading``) over a k-nearest-neighbour graph of
 the labelled and unlabelled images propagates the few labels along the data's own clusters. Only the
