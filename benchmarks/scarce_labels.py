@@ -30,7 +30,7 @@ from sklearn.svm import SVC  # noqa: E402
 
 import genaug  # noqa: E402
 from genaug.classifier import arrays_dataset, predict_proba, train_classifier  # noqa: E402
-from genaug.data import load_unlabeled  # noqa: E402
+from genaug.data import unlabeled_rest  # noqa: E402
 from genaug.teacher import pseudo_labels  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
@@ -52,8 +52,9 @@ def cell(result: dict, sign: str) -> str:
 
 def baseline(labels_per_class: int, seed: int, test) -> dict:
     """Label spreading over labelled + unlabelled images, then the classifier recipes on all of them."""
+    full = genaug.load_arrays("digits", "train")
     labelled = genaug.load_arrays("digits", "train", labels_per_class=labels_per_class, seed=seed)
-    unlabeled = load_unlabeled("auto", labelled, data="digits")
+    unlabeled = unlabeled_rest(full, labelled)
     pseudo, _ = pseudo_labels(labelled, unlabeled)
     x, y = np.concatenate([labelled.x, unlabeled.x]), np.concatenate([labelled.y, pseudo])
     svc = SVC(C=10, gamma="scale").fit(x.reshape(len(x), -1) / 255.0, y)

@@ -86,7 +86,10 @@ class LabelledArrays:
     def subset(self, indices) -> LabelledArrays:
         """The examples at ``indices`` (positions within this split), e.g. a scarce-label subset."""
         indices = np.asarray(indices, np.int64)
-        return LabelledArrays(x=self.x[indices], y=self.y[indices], info=self.info, indices=self.indices[indices])
+        y = self.y[indices]
+        counts = tuple(int(c) for c in np.bincount(y, minlength=self.info.num_classes))
+        info = dataclasses.replace(self.info, class_counts=counts)
+        return LabelledArrays(x=self.x[indices], y=y, info=info, indices=self.indices[indices])
 
     def to_dataset(self):
         """The ``tf.data.Dataset`` of ``{"image": uint8[H,W,C], "label": int64[]}`` elements."""
@@ -222,17 +225,22 @@ class UnlabeledImages:
         return hashlib.sha256(np.ascontiguousarray(self.x).tobytes()).hexdigest()
 
 
+def unlabeled_rest(full: LabelledArrays, labelled: LabelledArrays) -> UnlabeledImages | None:
+    """The images of the split ``full`` outside its subset ``labelled``, without their labels (``None``
+    when ``labelled`` is the whole split): what ``unlabeled: auto`` learns from."""
+    rest = np.setdiff1d(np.arange(len(full.x)), labelled.indices)
+    return UnlabeledImages(full.x[rest], "auto", rest) if len(rest) else None
+
+
 def load_unlabeled(
-    spec: str, labelled: LabelledArrays, *, data: str, image_size: tuple[int, int] | None = None
-) -> UnlabeledImages | None:
-    """The images to learn from without labels, next to ``labelled`` (loaded from ``data``).
+    spec: str, labelled: LabelledArrays, *, image_size: tuple[int, int] | None = None
+) -> UnlabeledImages:
+    """Images from another source to learn from without labels, next to ``labelled``.
 
     Args:
-        spec: ``"auto"`` (the rest of the training split when ``labelled`` is a subset of it, else none),
-            ``"none"``, ``"images:PATH"`` (a flat folder of PNG/JPEG files) or ``"npz:PATH"`` (array ``x``;
-            a ``y`` there is never read).
+        spec: ``"images:PATH"`` (a flat folder of PNG/JPEG files) or ``"npz:PATH"`` (array ``x``; a ``y``
+            there is never read). The rest of the training split is :func:`unlabeled_rest`.
         labelled: the labelled training examples; unlabelled images must have their shape.
-        data: the labelled data's spec (for ``auto``).
         image_size: resize as the labelled images were.
 
     Raises:
@@ -240,20 +248,13 @@ def load_unlabeled(
             of another shape.
     """
     kind, _, arg = spec.partition(":")
-    if spec == "none":
-        return None
-    if spec == "auto":
-        full = load_arrays(data, labelled.info.split, image_size=image_size)
-        rest = np.setdiff1d(np.arange(len(full.x)), labelled.indices)
-        return (
-            UnlabeledImages(full.x[rest], "auto", rest) if len(rest) and len(labelled.indices) < len(full.x) else None
-        )
     if kind == "images" and arg:
         folder = Path(arg)
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
         if not files:
             raise ArgumentError(f"{{}} {spec}: no PNG/JPEG images in {folder}", "unlabeled")
-        x = np.stack([_read_image(f, image_size) for f in files]) if _same_shape(files, image_size) else None
+        images = [_read_image(f, image_size) for f in files]
+        x = np.stack(images) if len({image.shape for image in images}) == 1 else None
     elif kind == "npz" and arg:
         if not Path(arg).is_file():
             raise ArgumentError(f"{{}} {spec}: npz file not found", "unlabeled")
@@ -273,21 +274,6 @@ def load_unlabeled(
         shape = "mixed sizes" if x is None else f"shape {x.shape[1:]}"
         raise ArgumentError(f"{{}} {spec}: images of {shape}, not {labelled.x.shape[1:]}", "unlabeled")
     return UnlabeledImages(x, resolved_spec(spec), None)
-
-
-def _same_shape(files: list[Path], image_size) -> bool:
-    from PIL import Image
-
-    if image_size is not None:
-        return True
-    sizes = set()
-    for f in files:
-        try:
-            with Image.open(f) as pil:
-                sizes.add(pil.size)
-        except Exception:
-            raise GenaugError(f"{f}: not a readable image") from None
-    return len(sizes) == 1
 
 
 def resize_images(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -57,12 +57,12 @@ def _real_train(full: LabelledArrays, synthetic: SyntheticDataset, labels_per_cl
 def _label_spreading_set(full: LabelledArrays, real: LabelledArrays) -> tuple[np.ndarray, np.ndarray]:
     """The labelled examples plus the rest of the split with the teacher's labels (the rest's own labels
     are not read)."""
-    from genaug.data import UnlabeledImages
+    from genaug.data import unlabeled_rest
     from genaug.teacher import pseudo_labels
 
-    rest = np.setdiff1d(np.arange(len(full.x)), real.indices)
-    labels, _ = pseudo_labels(real, UnlabeledImages(full.x[rest], "auto", rest))
-    return np.concatenate([real.x, full.x[rest]]), np.concatenate([real.y, labels])
+    rest = unlabeled_rest(full, real)
+    labels, _ = pseudo_labels(real, rest)
+    return np.concatenate([real.x, rest.x]), np.concatenate([real.y, labels])
 
 
 def _cnn_predictions(real, syn, fraction, seed, steps, test, num_classes):

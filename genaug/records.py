@@ -134,9 +134,6 @@ class RunDirectory:
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"
 
-    def __fspath__(self) -> str:
-        return os.fspath(self.path)
-
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
@@ -176,9 +173,14 @@ class RunDirectory:
         size = tuple(data["image_size"]) if data.get("image_size") else None
         return load_arrays(self.record.data_source or data["data"], split, image_size=size)
 
+    @functools.cached_property
+    def _training_split(self) -> LabelledArrays:
+        """The whole split the run trained on, loaded once for the labelled and the unlabelled images."""
+        return self.load_split(self.read_config()["data"]["split"])
+
     def labelled_examples(self) -> LabelledArrays:
         """The labelled examples the generator was trained on (the scarce-label subset, if any)."""
-        full = self.load_split(self.read_config()["data"]["split"])
+        full = self._training_split
         indices = self.record.train_indices
         examples = full if indices is None else full.subset(indices)
         if examples.fingerprint() != self.record.dataset_fingerprint:
@@ -201,10 +203,10 @@ class RunDirectory:
             return labelled.x, labelled.y
         source, data = self.record.unlabeled["source"], self.read_config()["data"]
         if source == "auto":
-            x = self.load_split(data["split"]).x[np.asarray(self.record.unlabeled_indices, np.int64)]
+            x = self._training_split.x[np.asarray(self.record.unlabeled_indices, np.int64)]
         else:
             size = tuple(data["image_size"]) if data.get("image_size") else None
-            x = load_unlabeled(source, labelled, data=data["data"], image_size=size).x
+            x = load_unlabeled(source, labelled, image_size=size).x
         if UnlabeledImages(x, source, None).fingerprint() != self.record.unlabeled["fingerprint"]:
             raise GenaugError(f"{self.path}: the unlabelled images at {source} changed since training")
         with np.load(self.path / self.PSEUDO_LABELS) as pseudo:
@@ -480,12 +482,12 @@ def claim_directory(
     except OSError as err:
         raise GenaugError(f"cannot write the {layout.what} directory {path}: {err.strerror}") from None
     with DirectoryLock(path / STATE_DIR / lock, layout.what):
-        same = existing and not differences(path / layout.record)
+        changed = differences(path / layout.record) if existing else []
+        same = existing and not changed
         if existing and not same:
             if not overwrite:
-                changed = ", ".join(differences(path / layout.record))
                 raise ArgumentError(
-                    f"{shown} holds a different {layout.what} (differs in {changed}); "
+                    f"{shown} holds a different {layout.what} (differs in {', '.join(changed)}); "
                     "pass {} to replace it or choose another {}",
                     "overwrite",
                     "out",

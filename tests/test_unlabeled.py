@@ -10,7 +10,7 @@ import genaug
 import genaug.data
 import models
 from genaug.records import RunDirectory
-from trainers import train
+from trainers import train, training
 
 
 def _weights(run_dir):
@@ -36,16 +36,20 @@ def test_auto_learns_from_the_rest_of_the_split_and_records_it(tmp_path):
 def test_the_unlabelled_images_labels_are_never_read(tmp_path, monkeypatch):
     config = smoke_config(tmp_path / "plain", data={"unlabeled": "auto"}, optim={"epochs": 1})
     train(config)
-    original = genaug.data.load_arrays
+    chosen = genaug.data.labelled_subset(genaug.load_arrays("digits", "train").y, labels_per_class=10, seed=0)
+    original = training.load_arrays
 
-    def scrambled(data, split="train", **kwargs):  # the whole split, as `auto` loads it, labels shuffled
+    def scrambled(data, split="train", **kwargs):  # the split with the unlabelled images' labels shuffled
         arrays = original(data, split, **kwargs)
-        if kwargs.get("labels_per_class") is None:
-            y = np.random.default_rng(1).permutation(arrays.y)
-            arrays = genaug.data.LabelledArrays(arrays.x, y, arrays.info, arrays.indices)
-        return arrays
+        rest = np.setdiff1d(np.arange(len(arrays.y)), chosen)
+        y = arrays.y.copy()
+        y[rest] = np.random.default_rng(1).permutation(y[rest])
+        return genaug.data.LabelledArrays(arrays.x, y, arrays.info, arrays.indices)
 
-    monkeypatch.setattr(genaug.data, "load_arrays", scrambled)
+    # The labelled subset is chosen from every label (that is how scarcity is simulated); fix it, so
+    # that only what happens after the choice is tested.
+    monkeypatch.setattr(training, "labelled_subset", lambda *args, **kwargs: chosen)
+    monkeypatch.setattr(training, "load_arrays", scrambled)
     train(smoke_config(tmp_path / "scrambled", data={"unlabeled": "auto"}, optim={"epochs": 1}))
     for a, b in zip(_weights(tmp_path / "plain"), _weights(tmp_path / "scrambled"), strict=True):
         np.testing.assert_array_equal(a, b)

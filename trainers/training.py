@@ -18,7 +18,15 @@ import tensorflow as tf
 
 import models
 from genaug import atomic
-from genaug.data import LabelledArrays, UnlabeledImages, load_arrays, load_unlabeled, resolved_spec
+from genaug.data import (
+    LabelledArrays,
+    UnlabeledImages,
+    labelled_subset,
+    load_arrays,
+    load_unlabeled,
+    resolved_spec,
+    unlabeled_rest,
+)
 from genaug.errors import ArgumentError, GenaugError
 from genaug.records import RUN_LAYOUT, RunDirectory, RunRecord, claim_directory
 from genaug.teacher import NEIGHBOURS, pseudo_labels
@@ -147,15 +155,19 @@ class TrainingData:
 
 def _load_training_data(config: TrainConfig) -> TrainingData:
     d = config.data
-    labelled = load_arrays(
-        d.data,
-        d.split,
-        image_size=d.image_size,
-        labels_per_class=d.labels_per_class,
-        label_fraction=d.label_fraction,
-        seed=config.run.seed,
-    )
-    unlabeled = load_unlabeled(d.unlabeled, labelled, data=d.data, image_size=d.image_size)
+    full = load_arrays(d.data, d.split, image_size=d.image_size)  # loaded once, labelled and unlabelled alike
+    labelled = full
+    if d.labels_per_class is not None or d.label_fraction is not None:
+        chosen = labelled_subset(
+            full.y, labels_per_class=d.labels_per_class, label_fraction=d.label_fraction, seed=config.run.seed
+        )
+        labelled = full.subset(chosen)
+    if d.unlabeled == "none":
+        unlabeled = None
+    elif d.unlabeled == "auto":
+        unlabeled = unlabeled_rest(full, labelled)
+    else:
+        unlabeled = load_unlabeled(d.unlabeled, labelled, image_size=d.image_size)
     if unlabeled is None:
         return TrainingData(labelled, None, None, labelled.x, labelled.y)
     labels, confidence = pseudo_labels(labelled, unlabeled)
