@@ -6,6 +6,7 @@ This is the only module that reads the command line or sets process-wide logging
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -179,18 +180,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         fractions = tuple(float(f) for f in args.fractions.split(","))
     except ValueError:
         raise GenaugError(f"--fractions {args.fractions!r}: expected numbers like 0.25,0.5") from None
-    evaluate(
-        args.data,
-        args.synthetic,
-        args.out,
-        seeds=args.seeds,
-        fractions=fractions,
-        steps=args.steps,
-        labels_per_class=args.labels_per_class,
-        label_fraction=args.label_fraction,
-        image_size=args.image_size,
-        progress=not args.quiet,
-    )
+    evaluate(**_arguments_for(evaluate, args, fractions=fractions, progress=not args.quiet))
     return 0
 
 
@@ -215,25 +205,23 @@ def _min_distance(text: str):
         raise GenaugError(f"--min-distance {text!r}: expected a number, auto or off") from None
 
 
+def _arguments_for(function, args: argparse.Namespace, **converted) -> dict:
+    """The parsed options named like ``function``'s parameters, with ``converted`` values replacing some."""
+    parameters = inspect.signature(function).parameters
+    return {**{name: value for name, value in vars(args).items() if name in parameters}, **converted}
+
+
 def _sample(args: argparse.Namespace) -> int:
     from genaug.sampler import sample
 
     manifest = sample(
-        args.run,
-        args.out,
-        per_class=args.per_class,
-        num=args.num,
-        class_balance=_class_balance(args.class_balance),
-        seed=args.seed,
-        num_shards=args.num_shards,
-        worker_index=args.worker_index,
-        num_workers=args.num_workers,
-        min_confidence=args.min_confidence,
-        min_distance=_min_distance(args.min_distance),
-        truncation=args.truncation,
-        temperature=args.temperature,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
+        **_arguments_for(
+            sample,
+            args,
+            class_balance=_class_balance(args.class_balance),
+            min_distance=_min_distance(args.min_distance),
+            progress=not args.quiet,
+        )
     )
     if manifest:
         rates = [r for r in manifest["filters"]["acceptance_rate"] if r is not None]

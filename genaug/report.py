@@ -78,6 +78,29 @@ def _sample_grid(real, synthetic, num_classes: int, per_class: int = 8) -> np.nd
     return image_grid(np.concatenate(rows), cols=2 * per_class, scale=default_scale(real[0].shape[1]))
 
 
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines."""
+    return [f"| {' | '.join(cells)} |" for cells in (header, ["---"] * len(header), *rows)]
+
+
+def _interval(result: dict, sign: str) -> str:
+    low, high = result["ci95"]
+    return f"[{low:{sign}.4f}, {high:{sign}.4f}]"
+
+
+def _gain(gain: dict) -> list[str]:
+    return [f"{gain['mean']:+.4f}", _interval(gain, "+")]
+
+
+def _utility_rows(report: dict, section: str, cells) -> list[list[str]]:
+    """One row per classifier and entry of ``section`` ("conditions", "gain", "baselines")."""
+    return [
+        [kind, name, *cells(entry)]
+        for kind, result in report["utility"].items()
+        for name, entry in result.get(section, {}).items()
+    ]
+
+
 def _markdown(report: dict) -> str:
     s = report["settings"]
     lines = [
@@ -90,55 +113,41 @@ def _markdown(report: dict) -> str:
         "",
         "## Downstream accuracy",
         "",
-        "| classifier | condition | accuracy | 95 % interval |",
-        "| --- | --- | --- | --- |",
-    ]
-    for kind, result in report["utility"].items():
-        for name, r in result["conditions"].items():
-            lines.append(
-                f"| {kind} | {name} | {r['mean']:.4f} +- {r['std']:.4f} | [{r['ci95'][0]:.4f}, {r['ci95'][1]:.4f}] |"
-            )
-    lines += [
+        *_table(
+            ["classifier", "condition", "accuracy", "95 % interval"],
+            _utility_rows(report, "conditions", lambda r: [f"{r['mean']:.4f} +- {r['std']:.4f}", _interval(r, "")]),
+        ),
         "",
         "Gain of real + synthetic over real only (paired by seed):",
         "",
-        "| classifier | synthetic fraction | gain | 95 % interval |",
-        "| --- | --- | --- | --- |",
+        *_table(["classifier", "synthetic fraction", "gain", "95 % interval"], _utility_rows(report, "gain", _gain)),
     ]
-    for kind, result in report["utility"].items():
-        for fraction, g in result["gain"].items():
-            lines.append(f"| {kind} | {fraction} | {g['mean']:+.4f} | [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}] |")
-    baselines = [(kind, name, b) for kind, r in report["utility"].items() for name, b in r.get("baselines", {}).items()]
+    baselines = _utility_rows(report, "baselines", lambda b: [f"{b['mean']:.4f}", *_gain(b["gain"])])
     if baselines:
         lines += [
             "",
             "Without genaug (label spreading pseudo-labels the unlabelled images; the same classifier trains on",
             "the labelled plus pseudo-labelled real images; gain over real only, paired by seed):",
             "",
-            "| classifier | baseline | accuracy | gain | 95 % interval of the gain |",
-            "| --- | --- | --- | --- | --- |",
+            *_table(["classifier", "baseline", "accuracy", "gain", "95 % interval of the gain"], baselines),
         ]
-        for kind, name, b in baselines:
-            g = b["gain"]
-            lines.append(
-                f"| {kind} | {name} | {b['mean']:.4f} | {g['mean']:+.4f} | [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}] |"
-            )
     fid = report["fidelity"]
+    metrics = ["frechet_distance", "kid", "precision", "recall", "density", "coverage"]
+    digits = {"frechet_distance": 3, "kid": 4}
     lines += [
         "",
         "## Fidelity",
         "",
         f"Feature space: {fid['features']}.",
         "",
-        "| comparison | Frechet distance | KID | precision | recall | density | coverage |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        *_table(
+            ["comparison", "Frechet distance", "KID", "precision", "recall", "density", "coverage"],
+            [
+                [name, *(f"{fid[name][m]:.{digits.get(m, 3)}f}" for m in metrics)]
+                for name in ("synthetic_vs_real_train", "real_test_vs_real_train")
+            ],
+        ),
     ]
-    for name in ("synthetic_vs_real_train", "real_test_vs_real_train"):
-        f = fid[name]
-        lines.append(
-            f"| {name} | {f['frechet_distance']:.3f} | {f['kid']:.4f} | {f['precision']:.3f} | {f['recall']:.3f} "
-            f"| {f['density']:.3f} | {f['coverage']:.3f} |"
-        )
     memo = report["memorisation"]
     lines += [
         "",

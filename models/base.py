@@ -13,6 +13,26 @@ class GenerativeModel(keras.Model):
     """
 
     seed_generator: keras.random.SeedGenerator
+    #: Constructor arguments that take a user's own network (serialised only when given).
+    NETWORKS: tuple[str, ...] = ()
+
+    def _keep_arguments(self, arguments: dict) -> None:
+        """Keeps the constructor's arguments (its ``locals()``) as attributes of the same names; they
+        are what :meth:`get_config` returns, so a new argument needs no second list."""
+        skip = ("self", "kwargs", "__class__", *self.NETWORKS)
+        self._setting_names = tuple(name for name in arguments if name not in skip)
+        for name in self._setting_names:
+            setattr(self, name, arguments[name])
+        self.custom_networks = tuple(arguments[name] for name in self.NETWORKS)
+
+    def get_config(self):
+        settings = {name: getattr(self, name) for name in self._setting_names}
+        networks = serialize_networks(**dict(zip(self.NETWORKS, self.custom_networks, strict=True)))
+        return {**super().get_config(), **settings, **networks}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**deserialize_networks(config, cls.NETWORKS))
 
     def export_generator(self):
         raise NotImplementedError

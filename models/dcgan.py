@@ -7,7 +7,7 @@ import tensorflow as tf
 from keras import ops
 
 from models import losses
-from models.base import GenerativeModel, adam, clone_network, deserialize_networks, require_classes, serialize_networks
+from models.base import GenerativeModel, adam, clone_network, require_classes
 from models.diffaugment import diff_augment
 from models.generator import SyntheticGenerator
 from models.networks import build_discriminator, build_generator
@@ -68,6 +68,8 @@ class DCGAN(GenerativeModel):
         >>> images, labels = gan.generate(10, labels=range(10), seed=0)
     """
 
+    NETWORKS = ("generator", "discriminator")
+
     def __init__(
         self,
         image_shape: tuple[int, int, int],
@@ -98,22 +100,8 @@ class DCGAN(GenerativeModel):
             raise ValueError(f"coverage must be >= 0, got {coverage}")
         if fakes_per_real < 1:
             raise ValueError(f"fakes_per_real must be >= 1, got {fakes_per_real}")
-        self.image_shape = tuple(image_shape)
-        self.latent_dim = latent_dim
-        self.num_classes = num_classes
-        self.g_filters = g_filters
-        self.d_filters = d_filters
-        self.loss = loss
-        self.spectral_norm = spectral_norm
-        self.diffaugment = tuple(diffaugment)
-        self.ema_decay = ema_decay
-        self.r1_gamma = r1_gamma
-        self.gp_weight = gp_weight
-        self.d_dropout = d_dropout
-        self.coverage = coverage
-        self.fakes_per_real = fakes_per_real
-        self.seed = seed
-        self.custom_networks = (generator, discriminator)
+        image_shape, diffaugment = tuple(image_shape), tuple(diffaugment)
+        self._keep_arguments(locals())
         self.generator = generator or build_generator(self.image_shape, latent_dim, num_classes, g_filters)
         self.discriminator = discriminator or build_discriminator(
             self.image_shape, num_classes, d_filters, spectral_norm, d_dropout
@@ -256,31 +244,6 @@ class DCGAN(GenerativeModel):
         """The (EMA) generator as a standalone sampler (shares weights with this model)."""
         network = self.ema_generator if self.ema_generator is not None else self.generator
         return SyntheticGenerator(network, self.latent_dim, self.num_classes)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "image_shape": self.image_shape,
-            "latent_dim": self.latent_dim,
-            "num_classes": self.num_classes,
-            "g_filters": self.g_filters,
-            "d_filters": self.d_filters,
-            "loss": self.loss,
-            "spectral_norm": self.spectral_norm,
-            "diffaugment": self.diffaugment,
-            "ema_decay": self.ema_decay,
-            "r1_gamma": self.r1_gamma,
-            "gp_weight": self.gp_weight,
-            "d_dropout": self.d_dropout,
-            "coverage": self.coverage,
-            "fakes_per_real": self.fakes_per_real,
-            "seed": self.seed,
-            **serialize_networks(generator=self.custom_networks[0], discriminator=self.custom_networks[1]),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**deserialize_networks(config, ("generator", "discriminator")))
 
 
 @keras.saving.register_keras_serializable(package="genaug")

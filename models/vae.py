@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from models.base import GenerativeModel, adam, deserialize_networks, require_classes, serialize_networks
+from models.base import GenerativeModel, adam, require_classes
 from models.generator import SyntheticGenerator, add_prior_weights
 from models.networks import build_encoder, build_generator
 from models.replicas import per_replica
@@ -54,6 +54,8 @@ class VAE(GenerativeModel):
         >>> images, _ = vae.generate(16, seed=0)
     """
 
+    NETWORKS = ("encoder", "decoder")
+
     def __init__(
         self,
         image_shape: tuple[int, int, int],
@@ -73,15 +75,8 @@ class VAE(GenerativeModel):
             raise ValueError(f"latent_prior {latent_prior!r}: expected one of {', '.join(LATENT_PRIORS)}")
         if prior_spread <= 0:
             raise ValueError(f"prior_spread must be positive, got {prior_spread}")
-        self.image_shape = tuple(image_shape)
-        self.latent_dim = latent_dim
-        self.num_classes = num_classes
-        self.base_filters = base_filters
-        self.beta = beta
-        self.latent_prior = latent_prior
-        self.prior_spread = prior_spread
-        self.seed = seed
-        self.custom_networks = (encoder, decoder)
+        image_shape = tuple(image_shape)
+        self._keep_arguments(locals())
         self.encoder = encoder or build_encoder(self.image_shape, latent_dim, num_classes, base_filters)
         self.decoder = decoder or build_generator(
             self.image_shape, latent_dim, num_classes, base_filters, output_activation=None, name="decoder"
@@ -185,24 +180,6 @@ class VAE(GenerativeModel):
             scales.append(spread * np.linalg.cholesky(covariance + 1e-6 * np.eye(self.latent_dim)))
         self.prior_mean.assign(np.stack(means).astype(np.float32))
         self.prior_scale.assign(np.stack(scales).astype(np.float32))
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "image_shape": self.image_shape,
-            "latent_dim": self.latent_dim,
-            "num_classes": self.num_classes,
-            "base_filters": self.base_filters,
-            "beta": self.beta,
-            "latent_prior": self.latent_prior,
-            "prior_spread": self.prior_spread,
-            "seed": self.seed,
-            **serialize_networks(encoder=self.custom_networks[0], decoder=self.custom_networks[1]),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**deserialize_networks(config, ("encoder", "decoder")))
 
 
 @keras.saving.register_keras_serializable(package="genaug")

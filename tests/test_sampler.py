@@ -65,28 +65,11 @@ def test_same_seed_same_bytes_other_seed_other_bytes(smoke_runs, tmp_path):
 def test_workers_share_shards_and_the_last_one_finalizes(smoke_runs, tmp_path, capsys):
     run = smoke_runs["cvae"]
     sample(run, tmp_path / "one", per_class=10, seed=5, num_shards=4, progress=False)
-    first = sample(
-        run,
-        tmp_path / "many",
-        per_class=10,
-        seed=5,
-        num_shards=4,
-        worker_index=1,
-        num_workers=2,
-        progress=False,
-    )
+    settings = dict(per_class=10, seed=5, num_shards=4, num_workers=2, progress=False)
+    first = sample(run, tmp_path / "many", worker_index=1, **settings)
     assert first is None and "2/4 shards present" in capsys.readouterr().out
     assert not (tmp_path / "many" / "manifest.json").exists()
-    last = sample(
-        run,
-        tmp_path / "many",
-        per_class=10,
-        seed=5,
-        num_shards=4,
-        worker_index=0,
-        num_workers=2,
-        progress=False,
-    )
+    last = sample(run, tmp_path / "many", worker_index=0, **settings)
     assert last["num_examples"] == 100
     assert _bytes(tmp_path / "one") == _bytes(tmp_path / "many")
 
