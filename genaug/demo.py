@@ -2,7 +2,8 @@
 
 For two settings, scarce labels (10 per class, the other 1,247 train images used without labels) and
 the full train split, it trains a conditional VAE, samples 200 labelled images per class, mixes them
-into the real data and evaluates over 5 seeds.
+into the real data and evaluates over 5 seeds, beside the routes without genaug (classic augmentation,
+and label spreading when labels are scarce).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-# Per setting: labels per class (None = all) and the training schedule that fits the demo's budget.
+# Per setting: labels per class (None = all), the training schedule that fits the demo's budget, and
+# the synthetic share of the classifiers' training data. With 10 labels per class more synthetic data
+# kept helping up to 90 % (docs/experiments.md, scarce labels); with all labels, half costs nothing.
 SETTINGS = {
-    "10_per_class": {"labels_per_class": 10, "epochs": 150, "batch_size": 64},
-    "full": {"labels_per_class": None, "epochs": 150, "batch_size": 64},
+    "10_per_class": {"labels_per_class": 10, "epochs": 150, "batch_size": 64, "fraction": 0.9},
+    "full": {"labels_per_class": None, "epochs": 150, "batch_size": 64, "fraction": 0.5},
 }
-FRACTION = 0.5
 
 
 def demo(out: str | Path = "demo", *, seeds: int = 5, per_class: int = 200, overwrite: bool = False) -> dict:
@@ -64,7 +66,7 @@ def demo(out: str | Path = "demo", *, seeds: int = 5, per_class: int = 200, over
         sample(run.directory, base / "synthetic", per_class=per_class, seed=0, overwrite=overwrite, progress=False)
         print(f"[{time.time() - started:5.0f} s] {name}: evaluating ({seeds} seeds)")
         reports[name] = evaluate(
-            "digits", base / "synthetic", base / "report", seeds=seeds, fractions=(FRACTION,), progress=False
+            "digits", base / "synthetic", base / "report", seeds=seeds, fractions=(setting["fraction"],), progress=False
         )
     print()
     print(summary_table(reports))
@@ -82,18 +84,28 @@ def _cell(result: dict) -> str:
 
 def summary_table(reports: dict) -> str:
     """Accuracy (%, mean [95 % interval]) per setting and classifier, then fidelity and memorisation."""
-    mixed = f"mixed_{FRACTION:g}"
-    lines = [
-        f"{'setting':<13} {'model':<5} {'real only':<21} {'real+synthetic':<21} {'gain':>6} {'synthetic only':<21}",
-    ]
+    columns = ["real only", "+ classic aug.", "label spreading", "real + synthetic (share)", "gain", "synthetic only"]
+    widths = [21, 21, 21, 27, 6, 21]
+
+    def row(first: str, cells: list[str]) -> str:
+        cells = (f"{c:>{w}}" if w == 6 else f"{c:<{w}}" for c, w in zip(cells, widths, strict=True))
+        return (first + " ".join(cells)).rstrip()
+
+    lines = [row(f"{'setting':<13} {'model':<5} ", columns)]
     for name, report in reports.items():
+        fraction = report["settings"]["fractions"][0]
         for kind, result in report["utility"].items():
-            c = result["conditions"]
-            gain = 100 * result["gain"][f"{FRACTION:g}"]["mean"]
-            lines.append(
-                f"{name:<13} {kind:<5} {_cell(c['real']):<21} {_cell(c[mixed]):<21} {gain:+6.1f} "
-                f"{_cell(c['synthetic']):<21}"
-            )
+            c, baselines = result["conditions"], result["baselines"]
+            spreading = baselines.get("label_spreading")
+            cells = [
+                _cell(c["real"]),
+                _cell(baselines["classic_augmentation"]),
+                _cell(spreading) if spreading else "    -",
+                f"{_cell(c[f'mixed_{fraction:g}'])} ({fraction:.0%})",
+                f"{100 * result['gain'][f'{fraction:g}']['mean']:+.1f}",
+                _cell(c["synthetic"]),
+            ]
+            lines.append(row(f"{name:<13} {kind:<5} ", cells))
     lines.append("")
     lines.append(
         f"{'setting':<13} {'FD syn':>8} {'FD test':>8} {'precision':>9} {'recall':>7} "

@@ -126,8 +126,9 @@ def _markdown(report: dict) -> str:
     if baselines:
         lines += [
             "",
-            "Without genaug (label spreading pseudo-labels the unlabelled images; the same classifier trains on",
-            "the labelled plus pseudo-labelled real images; gain over real only, paired by seed):",
+            "Without genaug (the same classifier; classic augmentation: random shifts, rotations and zooms of",
+            "the labelled images; label spreading: trained on the labelled plus the unlabelled images with",
+            "label spreading's labels; gain over real only, paired by seed):",
             "",
             *_table(["classifier", "baseline", "accuracy", "gain", "95 % interval of the gain"], baselines),
         ]

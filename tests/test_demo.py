@@ -11,13 +11,14 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
         demo_module,
         "SETTINGS",
         {
-            "10_per_class": {"labels_per_class": 10, "epochs": 2, "batch_size": 64},
-            "full": {"labels_per_class": None, "epochs": 4, "batch_size": 64},
+            "10_per_class": {"labels_per_class": 10, "epochs": 2, "batch_size": 64, "fraction": 0.9},
+            "full": {"labels_per_class": None, "epochs": 4, "batch_size": 64, "fraction": 0.5},
         },
     )
     code, out, err = run_cli("demo", "--out", tmp_path / "demo", "--seeds", "2")
     assert code == 0, err
     assert "real only" in out and "synthetic only" in out and "closer-to-train" in out
+    assert "+ classic aug." in out and "label spreading" in out and "(90%)" in out and "(50%)" in out
     for setting in ("10_per_class", "full"):
         for path in (
             "run/generator.keras",

@@ -45,6 +45,10 @@ def test_report_has_every_section(synthetic, tmp_path, run_cli):
         assert set(conditions) == {"real", "mixed_0.5", "synthetic"}
         assert len(conditions["real"]["values"]) == 2 and len(conditions["real"]["per_class"]) == 10
         assert set(report["utility"][kind]["gain"]) == {"0.5"}
+        # The smoke run learnt from labelled images only: the classic-augmentation route, no spreading.
+        baselines = report["utility"][kind]["baselines"]
+        assert set(baselines) == {"classic_augmentation"} and len(baselines["classic_augmentation"]["values"]) == 2
+        assert set(baselines["classic_augmentation"]["gain"]) >= {"mean", "ci95"}
     fidelity = report["fidelity"]["synthetic_vs_real_train"]
     assert set(fidelity) == {"frechet_distance", "kid", "precision", "recall", "density", "coverage"}
     assert len(report["fidelity"]["per_class"]) == 10
