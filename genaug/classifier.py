@@ -37,6 +37,38 @@ def build_classifier(image_shape: tuple[int, int, int], num_classes: int) -> ker
     return model
 
 
+class ClassifierTrainer:
+    """Trains the recipe from one seed after another with one compiled model.
+
+    Each :meth:`fit` first gives the model the weights, dropout RNG state and optimizer state of a fresh
+    model built from that seed, so the result is the fresh model's; only the compiled training step is
+    kept. That saves tracing a new step per seed (about a second each, and TensorFlow's retracing warnings).
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, *, steps: int):
+        self.image_shape, self.num_classes, self.steps = tuple(image_shape), num_classes, steps
+        self.model = build_classifier(self.image_shape, num_classes)
+        self.model.optimizer.build(self.model.trainable_variables)
+        self._fresh_optimizer = [v.numpy() for v in self.model.optimizer.variables]
+
+    def fit(self, train: tf.data.Dataset, *, seed: int) -> keras.Model:
+        """The model trained on ``train`` from ``seed`` (the same object every call: use it before the next).
+
+        Args:
+            train: batches of ``(x, y)`` or ``(x, y, sample_weight)``, x uint8 or float in [0, 255];
+                repeated as needed.
+            seed: seeds initialisation and dropout (shuffling is the dataset's).
+        """
+        keras.utils.set_random_seed(seed)
+        fresh = build_classifier(self.image_shape, self.num_classes)
+        for variable, value in zip(self.model.variables, fresh.variables, strict=True):
+            variable.assign(value)
+        for variable, value in zip(self.model.optimizer.variables, self._fresh_optimizer, strict=True):
+            variable.assign(value)
+        self.model.fit(train.repeat(), steps_per_epoch=self.steps, epochs=1, shuffle=False, verbose=0)
+        return self.model
+
+
 def train_classifier(
     train: tf.data.Dataset,
     image_shape: tuple[int, int, int],
@@ -55,10 +87,7 @@ def train_classifier(
         seed: seeds initialisation and dropout (shuffling is the dataset's).
         steps: gradient steps.
     """
-    keras.utils.set_random_seed(seed)
-    model = build_classifier(image_shape, num_classes)
-    model.fit(train.repeat(), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
-    return model
+    return ClassifierTrainer(image_shape, num_classes, steps=steps).fit(train, seed=seed)
 
 
 def arrays_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, seed: int = 0) -> tf.data.Dataset:
@@ -68,16 +97,19 @@ def arrays_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, seed: 
 
 def predict_proba(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Class probabilities (float32 N x classes) for uint8 images."""
-    logits = (
-        np.concatenate([model.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
-        if len(images)
-        else np.zeros((0, model.output.shape[-1]), np.float32)
-    )
-    return keras.ops.convert_to_numpy(keras.ops.softmax(logits)).astype(np.float32)
+    classes = model.output.shape[-1]
+    return _in_batches(lambda x: keras.ops.softmax(model(x, training=False)), images, batch_size, classes)
 
 
 def penultimate_features(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """The ``features`` layer's activations (float64 N x 128): the domain feature space for fidelity."""
     extractor = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
-    parts = [extractor.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-    return np.concatenate(parts).astype(np.float64)
+    width = extractor.output.shape[-1]
+    return _in_batches(lambda x: extractor(x, training=False), images, batch_size, width).astype(np.float64)
+
+
+def _in_batches(forward, images: np.ndarray, batch_size: int, width: int) -> np.ndarray:
+    """``forward`` over ``images`` in batches, called eagerly: a one-off pass gains nothing from tracing a
+    graph (and a graph per model makes TensorFlow warn about retracing)."""
+    parts = [keras.ops.convert_to_numpy(forward(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, width), np.float32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import logging
 import os
 import sys
 
@@ -294,11 +295,56 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Checks what needs no TensorFlow (data specs, paths, the config file), so bad input reports at once."""
+    from genaug.data import check_spec, check_unlabeled_spec
+    from genaug.records import RunDirectory, SyntheticDataset
+
+    if args.handler is _train:
+        data = _train_config(args).data
+        check_spec(data.data)
+        if data.unlabeled not in ("auto", "none"):
+            check_unlabeled_spec(data.unlabeled)
+    elif getattr(args, "data", None):
+        check_spec(args.data)
+    if getattr(args, "run", None):
+        RunDirectory.open(args.run)
+    if getattr(args, "synthetic", None):
+        SyntheticDataset.open(args.synthetic)
+
+
+def _start_tensorflow(show_native_log: bool) -> None:
+    """Imports TensorFlow with its native start-up lines (oneDNN, CUDA stub, CPU features) off the terminal.
+
+    TensorFlow 2.19+ writes them through absl before ``TF_CPP_MIN_LOG_LEVEL`` applies (tensorflow#100442),
+    so the import runs with file descriptor 2 pointed at /dev/null; Python errors still raise.
+    """
+    if show_native_log or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    # TFDS 4.9 decodes its own Tensor features through a property it deprecated, and says so on every
+    # read of a synthetic set (tensor_feature.py: `self.dtype == tf.uint64`); that is not the user's to fix.
+    logging.getLogger("absl").addFilter(lambda record: "FeatureConnector.dtype` is deprecated" not in str(record.msg))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not args.debug:  # native errors such as "failed call to cuInit" on a machine without a GPU
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        _check_inputs(args)
+        _start_tensorflow(show_native_log=args.debug)
         return args.handler(args)
     except GenaugError as err:
         if args.debug:

@@ -132,10 +132,8 @@ def load_arrays(
         raise GenaugError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     if image_size is not None and not all(1 <= side <= MAX_IMAGE_SIDE for side in image_size):
         raise ArgumentError(f"{{}} {image_size} must be between 1 and {MAX_IMAGE_SIDE} pixels a side", "image_size")
-    kind, _, arg = data.partition(":")
+    kind, arg = check_spec(data)
     loaders = {"digits": _load_digits, "tfds": _load_tfds, "folder": _load_folder, "npz": _load_npz}
-    if kind not in loaders or (kind == "digits") == bool(arg):
-        raise GenaugError(f"bad data spec {data!r}: expected digits, tfds:NAME[/CONFIG], folder:PATH or npz:PATH")
     x, y, class_names, split_sizes = loaders[kind](arg, split, image_size)
     if image_size is not None and x.shape[1:3] != tuple(image_size):
         x = resize_images(x, image_size)
@@ -152,6 +150,32 @@ def load_arrays(
         class_counts=tuple(int(c) for c in np.bincount(y, minlength=len(class_names))),
     )
     return LabelledArrays(x=x, y=y, info=info, indices=keep)
+
+
+def check_spec(data: str) -> tuple[str, str]:
+    """Splits a data spec into ``(kind, argument)`` after checking what needs no loading: the syntax and
+    that a folder or npz file exists (so a command can report a bad spec before it starts TensorFlow)."""
+    kind, _, arg = data.partition(":")
+    if kind not in ("digits", "tfds", "folder", "npz") or (kind == "digits") == bool(arg):
+        raise GenaugError(f"bad data spec {data!r}: expected digits, tfds:NAME[/CONFIG], folder:PATH or npz:PATH")
+    if kind == "folder" and not Path(arg).is_dir():
+        raise GenaugError(f"folder not found: {Path(arg)}")
+    if kind == "npz" and not Path(arg).is_file():
+        raise GenaugError(f"npz file not found: {Path(arg)}")
+    return kind, arg
+
+
+def check_unlabeled_spec(spec: str) -> tuple[str, str]:
+    """Splits an unlabelled-images spec (``images:PATH`` or ``npz:PATH``) after checking its syntax and
+    that the path exists."""
+    kind, _, arg = spec.partition(":")
+    if kind not in ("images", "npz") or not arg:
+        raise ArgumentError(f"{{}} {spec!r}: expected auto, none, images:PATH or npz:PATH", "unlabeled")
+    if kind == "npz" and not Path(arg).is_file():
+        raise ArgumentError(f"{{}} {spec}: npz file not found", "unlabeled")
+    if kind == "images" and not Path(arg).is_dir():
+        raise ArgumentError(f"{{}} {spec}: folder not found", "unlabeled")
+    return kind, arg
 
 
 def resolved_spec(data: str) -> str:
@@ -247,17 +271,15 @@ def load_unlabeled(
         ArgumentError: naming ``unlabeled`` for an unknown spec, a missing or empty source, or images
             of another shape.
     """
-    kind, _, arg = spec.partition(":")
-    if kind == "images" and arg:
+    kind, arg = check_unlabeled_spec(spec)
+    if kind == "images":
         folder = Path(arg)
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise ArgumentError(f"{{}} {spec}: no PNG/JPEG images in {folder}", "unlabeled")
         images = [_read_image(f, image_size) for f in files]
         x = np.stack(images) if len({image.shape for image in images}) == 1 else None
-    elif kind == "npz" and arg:
-        if not Path(arg).is_file():
-            raise ArgumentError(f"{{}} {spec}: npz file not found", "unlabeled")
+    else:
         try:
             with np.load(arg, allow_pickle=False) as npz:
                 x = npz["x"]  # only x: labels of unlabelled images are never read
@@ -268,8 +290,6 @@ def load_unlabeled(
         x = _validated_pixels(x, f"{arg}: x")
         if image_size is not None and x.shape[1:3] != tuple(image_size):
             x = resize_images(x, image_size)
-    else:
-        raise ArgumentError(f"{{}} {spec!r}: expected auto, none, images:PATH or npz:PATH", "unlabeled")
     if x is None or x.shape[1:] != labelled.x.shape[1:]:
         shape = "mixed sizes" if x is None else f"shape {x.shape[1:]}"
         raise ArgumentError(f"{{}} {spec}: images of {shape}, not {labelled.x.shape[1:]}", "unlabeled")
@@ -347,8 +367,6 @@ def _load_tfds(arg, split, _image_size):
 
 def _load_npz(arg, split, _image_size):
     path = Path(arg)
-    if not path.is_file():
-        raise GenaugError(f"npz file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
@@ -403,8 +421,6 @@ def _validated_pixels(x: np.ndarray, what: str) -> np.ndarray:
 
 def _load_folder(arg, split, image_size):
     root = Path(arg)
-    if not root.is_dir():
-        raise GenaugError(f"folder not found: {root}")
     has_splits = all((root / s).is_dir() for s in SPLITS)
     base = root / split if has_splits else root
     class_dirs = sorted(p for p in base.iterdir() if p.is_dir())

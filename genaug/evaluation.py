@@ -68,11 +68,11 @@ def _label_spreading_set(full: LabelledArrays, real: LabelledArrays) -> tuple[np
     return np.concatenate([real.x, rest.x]), np.concatenate([real.y, labels])
 
 
-def _cnn_predictions(real, syn, fraction, seed, steps, test, num_classes, augment):
+def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment):
     """The test split's labels as predicted by the CNN recipe trained on the mix of ``real`` and ``syn``
     (with classic augmentation of every batch when ``augment``)."""
     from genaug.augment import augment_batches
-    from genaug.classifier import predict_proba, train_classifier
+    from genaug.classifier import predict_proba
     from genaug.mixing import as_supervised, mix
 
     real_ds = tf.data.Dataset.from_tensor_slices({"image": real[0], "label": real[1]})
@@ -81,8 +81,7 @@ def _cnn_predictions(real, syn, fraction, seed, steps, test, num_classes, augmen
     batches = as_supervised(mixed, 64, seed=seed)
     if augment:
         batches = augment_batches(batches, seed)
-    model = train_classifier(batches, test.x.shape[1:], num_classes, seed=seed, steps=steps)
-    return predict_proba(model, test.x).argmax(axis=1)
+    return predict_proba(trainer.fit(batches, seed=seed), test.x).argmax(axis=1)
 
 
 def _svc_predictions(real, syn, fraction, seed, test, augment):
@@ -177,9 +176,13 @@ def evaluate(
     if auto:
         baselines["label_spreading"] = (_label_spreading_set(full_train, real), False)
 
+    from genaug.classifier import ClassifierTrainer
+
+    cnn = ClassifierTrainer(test.x.shape[1:], num_classes, steps=steps)
+
     def predictions(kind, train_set, fraction, seed, augment=False):
         if kind == "cnn":
-            return _cnn_predictions(train_set, (syn_x, syn_y), fraction, seed, steps, test, num_classes, augment)
+            return _cnn_predictions(cnn, train_set, (syn_x, syn_y), fraction, seed, test, augment)
         return _svc_predictions(train_set, (syn_x, syn_y), fraction, seed, test, augment)
 
     utility = {}

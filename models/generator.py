@@ -123,12 +123,23 @@ class SyntheticGenerator(keras.Model):
         elif labels is not None:
             raise ValueError("this generator is unconditional: labels must be None")
         z = self._from_prior(self.latents(n, seed, truncation, temperature), labels)
+        codes = labels.astype(np.int32) if self.num_classes else None
         out = np.empty((n, *self.image_shape), np.uint8)
+        if 0 < n <= batch_size:  # one pass: run eagerly, a traced graph would be used once
+            out[:] = from_model_range(self(self._inputs(z, codes), training=False))
+            return out, labels
         for start in range(0, n, batch_size):
-            part = slice(start, start + batch_size)
-            inputs = [z[part], labels[part].astype(np.int32)] if self.num_classes else z[part]
-            out[part] = from_model_range(self.predict_on_batch(inputs))
+            z_part = z[start : start + batch_size]
+            size = len(z_part)
+            # The last batch is padded to the full size, so the compiled step is traced for one shape only.
+            padding = [(0, batch_size - size)]
+            z_part = np.pad(z_part, padding + [(0, 0)])
+            code_part = None if codes is None else np.pad(codes[start : start + batch_size], padding)
+            out[start : start + size] = from_model_range(self.predict_on_batch(self._inputs(z_part, code_part)))[:size]
         return out, labels
+
+    def _inputs(self, z, codes):
+        return z if codes is None else [z, codes]
 
     def get_config(self):
         return {

@@ -169,7 +169,11 @@ class VAE(GenerativeModel):
             raise ValueError("fit_latent_prior needs the labels of a conditional model's images")
         images = np.asarray(images, np.float32)
         groups = np.asarray(labels, np.int64) if self.num_classes else np.zeros(len(images), np.int64)
-        z_mean, _ = self.encoder.predict(self._with_label(images, groups), batch_size=batch_size, verbose=0)
+        # Eager passes: a graph traced for this one call would only make TensorFlow warn about retracing.
+        parts = [slice(i, i + batch_size) for i in range(0, len(images), batch_size)]
+        z_mean = np.concatenate(
+            [ops.convert_to_numpy(self.encoder(self._with_label(images[p], groups[p]))[0]) for p in parts]
+        )
         means, scales = [], []
         for k in range(self.num_classes or 1):
             members = z_mean[groups == k]

@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -47,5 +49,44 @@ def test_library_errors_name_arguments_and_the_cli_names_flags(run_cli, tmp_path
 
     with pytest.raises(ArgumentError, match="^seeds must be at least 1, got 0$"):
         evaluate("digits", tmp_path, tmp_path / "r", seeds=0)
-    code, _, err = run_cli("evaluate", "--synthetic", tmp_path, "--out", tmp_path / "r", "--num-seeds", "0")
+    synthetic = Path(__file__).parent / "fixtures" / "previous_release" / "syn"
+    code, _, err = run_cli("evaluate", "--synthetic", synthetic, "--out", tmp_path / "r", "--num-seeds", "0")
     assert code == 1 and err == "genaug: error: --num-seeds must be at least 1, got 0\n"
+
+
+def _genaug_in_a_fresh_process(*args: str, cwd=None) -> tuple[subprocess.CompletedProcess, bool]:
+    """Runs the CLI in a new interpreter (no TF_CPP_MIN_LOG_LEVEL set); also says whether TensorFlow
+    was imported by the time it returned."""
+    script = (
+        "import sys\nfrom genaug.cli import main\ncode = main(sys.argv[1:])\n"
+        "print('tensorflow imported:', 'tensorflow' in sys.modules)\nsys.exit(code)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300, env=env, cwd=cwd
+    )
+    return result, "tensorflow imported: True" in result.stdout
+
+
+def test_bad_paths_and_configs_report_before_tensorflow_starts(tmp_path):
+    cases = [
+        (["sample", "/no/such/run", "--out", str(tmp_path / "s"), "--per-class", "3"], "run directory not found"),
+        (["train", "--data", "folder:/nope", "--out", str(tmp_path / "r")], "folder not found: /nope"),
+        (["train", "--config", "/nope.yaml", "--out", str(tmp_path / "r")], "config file not found"),
+        (["train", "--labels-per-class", "3", "--unlabeled", "npz:/no.npz", "--out", str(tmp_path)], "--unlabeled"),
+        (["evaluate", "--data", "digits", "--synthetic", "/nope", "--out", str(tmp_path / "e")], "not found: /nope"),
+    ]
+    for args, message in cases:
+        result, started = _genaug_in_a_fresh_process(*args)
+        assert result.returncode == 1 and not started, args
+        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_normal_run_prints_no_tensorflow_log_lines_or_warnings(tmp_path):
+    result, started = _genaug_in_a_fresh_process(
+        "train", "--data", "digits", "--epochs", "1", "--labels-per-class", "3", "--out", str(tmp_path / "r"), "--quiet"
+    )
+    assert result.returncode == 0 and started, result.stderr
+    assert result.stderr == "", result.stderr  # no oneDNN / CUDA / absl lines, no retracing or deprecation
+    assert "trained cvae" in result.stdout
