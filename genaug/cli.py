@@ -274,7 +274,7 @@ def _train_config(args: argparse.Namespace):
 def _train(args: argparse.Namespace) -> int:
     from trainers import train
 
-    run = train(_train_config(args), resume=args.resume, overwrite=args.overwrite)
+    run = train(args.train_config, resume=args.resume, overwrite=args.overwrite)
     print(run.summary())
     return 0
 
@@ -296,12 +296,14 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
-    """Checks what needs no TensorFlow (data specs, paths, the config file), so bad input reports at once."""
+    """Checks what needs no TensorFlow (data specs, paths, the config file), so bad input reports at once.
+    ``train``'s config is built here, once, and kept as ``args.train_config``."""
     from genaug.data import check_spec, check_unlabeled_spec
     from genaug.records import RunDirectory, SyntheticDataset
 
     if args.handler is _train:
-        data = _train_config(args).data
+        args.train_config = _train_config(args)
+        data = args.train_config.data
         check_spec(data.data)
         if data.unlabeled not in ("auto", "none"):
             check_unlabeled_spec(data.unlabeled)
@@ -344,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         _check_inputs(args)
-        _start_tensorflow(show_native_log=args.debug)
+        if args.handler is not _info or args.data.startswith("tfds:"):  # `info` reads other sources without it
+            _start_tensorflow(show_native_log=args.debug)
         return args.handler(args)
     except GenaugError as err:
         if args.debug:

@@ -83,6 +83,11 @@ def test_bad_paths_and_configs_report_before_tensorflow_starts(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_info_on_a_source_read_without_tfds_does_not_start_tensorflow():
+    result, started = _genaug_in_a_fresh_process("info", "digits")
+    assert result.returncode == 0 and not started and "classes      10" in result.stdout
+
+
 def test_a_normal_run_prints_no_tensorflow_log_lines_or_warnings(tmp_path):
     result, started = _genaug_in_a_fresh_process(
         "train", "--data", "digits", "--epochs", "1", "--labels-per-class", "3", "--out", str(tmp_path / "r"), "--quiet"
