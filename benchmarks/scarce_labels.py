@@ -26,19 +26,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
 
 import genaug  # noqa: E402
+from genaug.metrics import mean_interval  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
 FRACTIONS = (0.5, 0.75, 0.9)
 CNN_STEPS = 600
-
-
-def interval(values) -> dict:
-    values = np.asarray(values, np.float64)
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-    return {"mean": float(values.mean()), "ci95": [float(values.mean() - half), float(values.mean() + half)]}
 
 
 def cell(result: dict, sign: str) -> str:
@@ -92,10 +86,11 @@ def main() -> None:
             summary = {}
             for kind in ("cnn", "svc"):
                 names = list(rows[0][kind])
-                summary[kind] = {name: interval([r[kind][name] for r in rows]) for name in names}
+                summary[kind] = {name: mean_interval([r[kind][name] for r in rows]) for name in names}
                 real = np.array([r[kind]["real"] for r in rows])
+                others = [name for name in names if name != "real"]
                 summary[kind]["gain"] = {
-                    name: interval(np.array([r[kind][name] for r in rows]) - real) for name in names if name != "real"
+                    name: mean_interval(np.array([r[kind][name] for r in rows]) - real) for name in others
                 }
                 print(
                     f"\nK={k} {kind}: accuracy % (mean [95 % interval] over {args.seeds} label seeds; gain over real)"

@@ -30,17 +30,6 @@ SVC_MAX_TRAIN = 5000  # kernel SVMs scale quadratically; larger training sets ar
 MAX_FIDELITY_SAMPLES = 2000
 
 
-def _interval(values: list[float]) -> dict:
-    """Mean, sample std and a 95 % t-interval of the mean."""
-    from scipy import stats
-
-    values = np.asarray(values, np.float64)
-    mean = float(values.mean())
-    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    half = float(stats.t.ppf(0.975, len(values) - 1) * std / np.sqrt(len(values))) if len(values) > 1 else 0.0
-    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "values": values.tolist()}
-
-
 def _real_train(full: LabelledArrays, synthetic: SyntheticDataset, labels_per_class, label_fraction) -> LabelledArrays:
     """The real labelled training set: the generator's own subset when it had scarce labels."""
     indices = synthetic.train_indices
@@ -194,11 +183,11 @@ def evaluate(
                 predicted = predictions(kind, (real.x, real.y), fraction, seed)
                 accuracies.append(float((predicted == test.y).mean()))
                 per_class.append([float((predicted[test.y == c] == c).mean()) for c in range(num_classes)])
-            results[name] = {**_interval(accuracies), "per_class": np.mean(per_class, axis=0).tolist()}
+            results[name] = {**metrics.mean_interval(accuracies), "per_class": np.mean(per_class, axis=0).tolist()}
             say(f"  {kind:<4} {name:<12} accuracy {results[name]['mean']:.4f} +- {results[name]['std']:.4f}")
         real_values = np.asarray(results["real"]["values"])
         gains = {
-            name.removeprefix("mixed_"): _interval((np.asarray(r["values"]) - real_values).tolist())
+            name.removeprefix("mixed_"): metrics.mean_interval((np.asarray(r["values"]) - real_values).tolist())
             for name, r in results.items()
             if name.startswith("mixed_")
         }
@@ -207,8 +196,8 @@ def evaluate(
             values = [
                 float((predictions(kind, train_set, 0.0, seed, augment) == test.y).mean()) for seed in range(seeds)
             ]
-            gain = _interval((np.asarray(values) - real_values).tolist())
-            utility[kind].setdefault("baselines", {})[name] = {**_interval(values), "gain": gain}
+            gain = metrics.mean_interval((np.asarray(values) - real_values).tolist())
+            utility[kind].setdefault("baselines", {})[name] = {**metrics.mean_interval(values), "gain": gain}
             say(f"  {kind:<4} {name:<12} accuracy {np.mean(values):.4f} (no synthetic data)")
     say("  fidelity (classifier feature space) ...")
     fidelity = _fidelity(full_train, syn_x, syn_y, test, num_classes)

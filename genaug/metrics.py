@@ -124,3 +124,15 @@ def memorisation(
         "near_copies": int((syn_to_train < copy_threshold).sum()),
         "copy_threshold": float(copy_threshold),
     }
+
+
+def mean_interval(values) -> dict:
+    """Mean, sample std and a 95 % t-interval of the mean of ``values`` (e.g. accuracies over seeds, or
+    paired gains), with the values themselves."""
+    from scipy import stats
+
+    values = np.asarray(values, np.float64)
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    half = float(stats.t.ppf(0.975, len(values) - 1) * std / np.sqrt(len(values))) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "values": values.tolist()}

@@ -25,6 +25,7 @@ import numpy as np
 from genaug import atomic
 from genaug.data import DatasetInfo, LabelledArrays, UnlabeledImages, load_arrays, load_unlabeled
 from genaug.errors import ArgumentError, GenaugError
+from genaug.teacher import with_confident
 
 # The synthetic dataset layout (TFDS naming: DATASET-SPLIT.FILEFORMAT-SHARD_X_OF_Y).
 SYNTHETIC_NAME = "genaug_synthetic"
@@ -167,11 +168,15 @@ class RunDirectory:
 
     # ---- the data it was trained on -------------------------------------------------------------
 
+    def _image_size(self) -> tuple[int, int] | None:
+        """The size images were resized to at training (``None``: as stored)."""
+        size = self.read_config()["data"].get("image_size")
+        return tuple(size) if size else None
+
     def load_split(self, split: str) -> LabelledArrays:
         """A whole split of the run's data source, loaded as at training (same image size)."""
-        data = self.read_config()["data"]
-        size = tuple(data["image_size"]) if data.get("image_size") else None
-        return load_arrays(self.record.data_source or data["data"], split, image_size=size)
+        source = self.record.data_source or self.read_config()["data"]["data"]
+        return load_arrays(source, split, image_size=self._image_size())
 
     @functools.cached_property
     def _training_split(self) -> LabelledArrays:
@@ -201,17 +206,15 @@ class RunDirectory:
         labelled = self.labelled_examples()
         if self.record.unlabeled is None:
             return labelled.x, labelled.y
-        source, data = self.record.unlabeled["source"], self.read_config()["data"]
+        source, threshold = self.record.unlabeled["source"], self.read_config()["data"]["pseudo_label_confidence"]
         if source == "auto":
             x = self._training_split.x[np.asarray(self.record.unlabeled_indices, np.int64)]
         else:
-            size = tuple(data["image_size"]) if data.get("image_size") else None
-            x = load_unlabeled(source, labelled, image_size=size).x
+            x = load_unlabeled(source, labelled, image_size=self._image_size()).x
         if UnlabeledImages(x, source, None).fingerprint() != self.record.unlabeled["fingerprint"]:
             raise GenaugError(f"{self.path}: the unlabelled images at {source} changed since training")
         with np.load(self.path / self.PSEUDO_LABELS) as pseudo:
-            keep = pseudo["confidence"] >= data["pseudo_label_confidence"]
-            return np.concatenate([labelled.x, x[keep]]), np.concatenate([labelled.y, pseudo["labels"][keep]])
+            return with_confident(labelled, x, pseudo["labels"], pseudo["confidence"], threshold)
 
     # ---- the models -----------------------------------------------------------------------------
 
@@ -298,7 +301,7 @@ class SyntheticDataset:
         if names != expected:
             wrong = next(n for n, e in zip(names, expected, strict=True) if n != e)
             raise GenaugError(f"{self.path / MANIFEST}: shard {wrong!r} is not a shard name of this dataset")
-        split = self._split_info()
+        split = self._builder.info.splits[SYNTHETIC_SPLIT]
         read = [Path(p).name for p in split.filepaths]
         if read != names or list(split.shard_lengths) != [entry["examples"] for entry in listed]:
             raise GenaugError(f"{self.path}: dataset_info.json and {MANIFEST} disagree on the shards")
@@ -313,11 +316,13 @@ class SyntheticDataset:
                     raise GenaugError(f"{self.path}: shard {entry['file']} is corrupt (sha256 mismatch)")
                 _VERIFIED[key] = entry["sha256"]
 
-    def _split_info(self):
+    @functools.cached_property
+    def _builder(self):
+        """The TFDS builder of this directory, read once (check_files and as_dataset both need it)."""
         import tensorflow_datasets as tfds
 
         try:
-            return tfds.builder_from_directory(os.fspath(self.path)).info.splits[SYNTHETIC_SPLIT]
+            return tfds.builder_from_directory(os.fspath(self.path))
         except Exception as err:
             raise GenaugError(f"{self.path}: TFDS metadata does not load ({str(err).splitlines()[0]})") from None
 
@@ -329,12 +334,9 @@ class SyntheticDataset:
     def as_dataset(self):
         """``{"image": uint8[H,W,C], "label": int64[]}`` elements, in shard order, via
         ``tfds.builder_from_directory``, after :meth:`check_files`."""
-        import tensorflow_datasets as tfds
-
         self.check_files()
         try:
-            builder = tfds.builder_from_directory(os.fspath(self.path))
-            return builder.as_dataset(split=SYNTHETIC_SPLIT, shuffle_files=False)
+            return self._builder.as_dataset(split=SYNTHETIC_SPLIT, shuffle_files=False)
         except Exception as err:
             raise GenaugError(f"{self.path}: TFDS metadata does not load ({str(err).splitlines()[0]})") from None
 

@@ -43,6 +43,10 @@ class SampleSettings:
     temperature: float
     generator_sha256: str
 
+    def to_json(self) -> dict:
+        """As ``settings.json`` and the manifest hold it (tuples as lists), for comparing with them."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
 
 def generator_fingerprint(generator) -> str:
     """sha256 over the generator's weights, in order."""
@@ -293,7 +297,7 @@ def sample(
         temperature=temperature,
         generator_sha256=generator_fingerprint(generator),
     )
-    wanted = json.loads(json.dumps(dataclasses.asdict(settings)))
+    wanted = settings.to_json()
 
     def differences(record: Path) -> list[str]:
         previous = json.loads(record.read_text())
@@ -407,7 +411,7 @@ def _finalize(out: Path, *, run: RunDirectory, settings: SampleSettings):
             "dataset_fingerprint": record.dataset_fingerprint,
         },
         "seed": settings.seed,
-        "settings": json.loads(json.dumps(dataclasses.asdict(settings))),
+        "settings": settings.to_json(),
         "num_examples": int(sum(settings.counts_per_class)),
         "counts_per_class": list(settings.counts_per_class),
         "filters": {

@@ -29,3 +29,12 @@ def pseudo_labels(labelled: LabelledArrays, unlabeled: UnlabeledImages) -> tuple
     distribution = spreading.label_distributions_[len(labelled.x) :]
     classes = spreading.classes_  # the labels present, in order
     return classes[distribution.argmax(axis=1)].astype(np.int64), distribution.max(axis=1).astype(np.float32)
+
+
+def with_confident(
+    labelled: LabelledArrays, images: np.ndarray, labels: np.ndarray, confidence: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """What a semi-supervised generator trains on: the labelled examples, then the unlabelled ``images``
+    whose pseudo-label ``confidence`` is at least ``threshold``, with those ``labels``."""
+    keep = confidence >= threshold
+    return np.concatenate([labelled.x, images[keep]]), np.concatenate([labelled.y, labels[keep]])

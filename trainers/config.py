@@ -30,8 +30,9 @@ from genaug.errors import GenaugError
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 JIT_MODES = ("auto", "on", "off")
-# Constructor arguments that are not model settings: they come from the data, the run or the Python API.
-NOT_SETTINGS = {"image_shape", "num_classes", "seed", "generator", "discriminator", "encoder", "decoder"}
+# Constructor arguments that are not model settings: they come from the data or the run (a model's own
+# networks, its ``NETWORKS``, come from the Python API).
+NOT_SETTINGS = {"image_shape", "num_classes", "seed"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +134,7 @@ def model_settings(cls: type) -> dict[str, tuple[Any, Any]]:
             continue
         hints = typing.get_type_hints(klass.__init__)
         for name, parameter in inspect.signature(klass.__init__).parameters.items():
-            if parameter.default is not inspect.Parameter.empty and name not in NOT_SETTINGS:
+            if parameter.default is not inspect.Parameter.empty and name not in {*NOT_SETTINGS, *cls.NETWORKS}:
                 settings.setdefault(name, (parameter.default, hints[name]))
     return settings
 

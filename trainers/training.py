@@ -29,7 +29,7 @@ from genaug.data import (
 )
 from genaug.errors import ArgumentError, GenaugError
 from genaug.records import RUN_LAYOUT, RunDirectory, RunRecord, claim_directory
-from genaug.teacher import NEIGHBOURS, pseudo_labels
+from genaug.teacher import NEIGHBOURS, pseudo_labels, with_confident
 from genaug.version import __version__
 from models.base import adam
 from models.scaling import to_model_range
@@ -171,8 +171,7 @@ def _load_training_data(config: TrainConfig) -> TrainingData:
     if unlabeled is None:
         return TrainingData(labelled, None, None, labelled.x, labelled.y)
     labels, confidence = pseudo_labels(labelled, unlabeled)
-    keep = confidence >= d.pseudo_label_confidence
-    x, y = np.concatenate([labelled.x, unlabeled.x[keep]]), np.concatenate([labelled.y, labels[keep]])
+    x, y = with_confident(labelled, unlabeled.x, labels, confidence, d.pseudo_label_confidence)
     return TrainingData(labelled, unlabeled, (labels, confidence), x, y)
 
 
@@ -232,12 +231,12 @@ def _fit(config, run: RunDirectory, data: TrainingData, start_epoch, precision, 
     arrays = data.labelled
     out = run.path
     strategy = make_strategy(config.run.strategy)
-    checkpoint = out / "checkpoints" / cb.CHECKPOINT
+    checkpoints = out / RunDirectory.CHECKPOINTS
     epochs, started, rollbacks = config.optim.epochs, time.time(), 0
     history: dict[str, list[float]] = {}
     with strategy.scope():
         if start_epoch:
-            model = models.load_model(checkpoint)
+            model = models.load_model(checkpoints / cb.CHECKPOINT)
         else:
             keras.utils.set_random_seed(config.run.seed)  # weight initialisers draw from the global seed
             model = build_model(config, arrays.info.image_shape, arrays.info.num_classes)
@@ -253,14 +252,16 @@ def _fit(config, run: RunDirectory, data: TrainingData, start_epoch, precision, 
             epochs=epochs,
         )
         guard = cb.NonFiniteGuard()
-        _trim_history(out / "history.csv", start_epoch)
+        _trim_history(out / RunDirectory.HISTORY, start_epoch)
         callbacks = [  # the checkpoint comes last, so a saved epoch is always logged too
             guard,
-            keras.callbacks.CSVLogger(str(out / "history.csv"), append=start_epoch > 0),
-            cb.SampleGrid(out / "samples", out / "logs", config.run.sample_every, config.run.seed, epochs),
-            keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
+            keras.callbacks.CSVLogger(str(out / RunDirectory.HISTORY), append=start_epoch > 0),
+            cb.SampleGrid(
+                out / RunDirectory.SAMPLES, out / RunDirectory.LOGS, config.run.sample_every, config.run.seed, epochs
+            ),
+            keras.callbacks.TensorBoard(str(out / RunDirectory.LOGS), write_graph=False),
             *extra_callbacks,
-            cb.Checkpoint(out / "checkpoints", config.run.checkpoint_every, epochs),
+            cb.Checkpoint(checkpoints, config.run.checkpoint_every, epochs),
         ]
         fitted = model.fit(
             dataset,
@@ -344,20 +345,21 @@ def _trim_history(path: Path, start_epoch: int) -> None:
 
 def _roll_back(config, out, tripped_at, rollbacks, strategy):
     epoch, batches, key = tripped_at
-    state_path = out / "checkpoints" / cb.STATE
+    checkpoints = out / RunDirectory.CHECKPOINTS
+    state_path = checkpoints / cb.STATE
     where = f"non-finite {key} at epoch {epoch}, {batches}"
     if not state_path.exists():
         raise GenaugError(f"{where}, before any checkpoint; lower the learning rate")
     good = json.loads(state_path.read_text())["epoch"]
     if not config.run.nan_rollback:
         raise GenaugError(
-            f"{where}; the last good checkpoint (epoch {good}) is kept in {out / 'checkpoints'}; "
+            f"{where}; the last good checkpoint (epoch {good}) is kept in {checkpoints}; "
             "rerun with --nan-rollback to resume from it at half the learning rate"
         )
     if rollbacks >= MAX_ROLLBACKS:
         raise GenaugError(f"{where} again after {rollbacks} roll-backs; giving up (checkpoint: epoch {good})")
     with strategy.scope():
-        model = models.load_model(out / "checkpoints" / cb.CHECKPOINT)
+        model = models.load_model(checkpoints / cb.CHECKPOINT)
     for optimizer in _optimizers(model):
         optimizer.learning_rate = float(optimizer.learning_rate) * (0.5 ** (rollbacks + 1))
     print(f"genaug: {where}; rolled back to epoch {good} at {0.5 ** (rollbacks + 1):g}x the learning rate")
