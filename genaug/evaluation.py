@@ -50,11 +50,11 @@ def _label_spreading_set(full: LabelledArrays, real: LabelledArrays) -> tuple[np
     """The labelled examples plus the rest of the split with the teacher's labels (the rest's own labels
     are not read)."""
     from genaug.data import unlabeled_rest
-    from genaug.teacher import pseudo_labels
+    from genaug.teacher import pseudo_labels, with_confident
 
     rest = unlabeled_rest(full, real)
-    labels, _ = pseudo_labels(real, rest)
-    return np.concatenate([real.x, rest.x]), np.concatenate([real.y, labels])
+    labels, confidence = pseudo_labels(real, rest)
+    return with_confident(real, rest.x, labels, confidence, threshold=0.0)  # every pseudo-label
 
 
 def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment):
