@@ -8,6 +8,7 @@ whose checksum is already right. Metadata and ``manifest.json`` are written once
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -19,12 +20,13 @@ import numpy as np
 
 from genaug import atomic, shards
 from genaug.errors import ArgumentError
-from genaug.metrics import default_min_distance, nearest_distances
+from genaug.metrics import default_min_distance
 from genaug.records import MANIFEST, STATE_DIR, SYNTHETIC_LAYOUT, RunDirectory, claim_directory, shard_name
 from genaug.version import __version__
 
 EXAMPLES_PER_SHARD = 10_000
 MAX_ROUNDS = 100
+SHARDS_IN_FLIGHT = 2
 ORACLE_EPOCHS = 30
 ORACLE_MIN_STEPS = 300
 MAX_IMAGES = 100_000_000  # per call; more would not fit the label plan in memory on a small machine
@@ -139,29 +141,34 @@ def _oracle(run: RunDirectory):
 
 
 class _Filters:
-    def __init__(self, settings: SampleSettings, oracle, train_x: np.ndarray | None):
-        self.settings, self.oracle, self.train_x = settings, oracle, train_x
+    """Draws candidates (:class:`genaug.candidates.Candidates`) and judges them by the settings."""
 
-    def __call__(self, images: np.ndarray, labels: np.ndarray | None):
-        """Returns (labels, accepted mask, rejected-by-confidence mask, rejected-by-distance mask)."""
-        from genaug.classifier import predict_proba
+    def __init__(self, settings: SampleSettings, generator, oracle, train_x: np.ndarray | None):
+        from genaug.candidates import Candidates
 
-        n = len(images)
+        self.settings = settings
+        self.candidates = Candidates(generator, oracle, train_x if settings.min_distance is not None else None)
+
+    def __call__(self, n: int, labels: np.ndarray | None, seed: int):
+        """Returns (images, labels, accepted mask, rejected-by-confidence mask, rejected-by-distance mask)."""
+        settings = self.settings
+        drawn = self.candidates(n, labels, seed=seed, truncation=settings.truncation, temperature=settings.temperature)
         confident = np.ones(n, bool)
-        if self.oracle is not None:
-            probs = predict_proba(self.oracle, images)
+        if "probs" in drawn:
+            probs = drawn["probs"]
             if labels is None:  # unconditional: the oracle names the class
                 labels = probs.argmax(axis=1)
-            if self.settings.min_confidence is not None:
-                confident = probs[np.arange(n), labels] >= self.settings.min_confidence
+            if settings.min_confidence is not None:
+                confident = probs[np.arange(n), labels] >= settings.min_confidence
         novel = np.ones(n, bool)
-        if self.settings.min_distance is not None:
-            novel = nearest_distances(images, self.train_x) >= self.settings.min_distance
-        return labels, confident & novel, ~confident, confident & ~novel
+        if "distances" in drawn:
+            novel = drawn["distances"] >= settings.min_distance
+        return drawn["images"], labels, confident & novel, ~confident, confident & ~novel
 
 
-def _make_shard(index: int, wanted: np.ndarray, generator, filters: _Filters, settings, num_classes):
+def _make_shard(index: int, wanted: np.ndarray, filters: _Filters, settings, num_classes: int):
     """Fills the shard's label slots, drawing rounds of candidates until every slot passes the filters."""
+    generator = filters.candidates.generator
     conditional = generator.num_classes is not None
     images = np.empty((len(wanted), *generator.image_shape), np.uint8)
     filled = np.zeros(len(wanted), bool)
@@ -172,14 +179,7 @@ def _make_shard(index: int, wanted: np.ndarray, generator, filters: _Filters, se
             break
         draw_seed = int(np.random.SeedSequence([settings.seed, index, round_]).generate_state(1)[0])
         n = len(todo) if conditional else max(2 * len(todo), 64)
-        candidates, _ = generator.generate(
-            n,
-            wanted[todo] if conditional else None,
-            seed=draw_seed,
-            truncation=settings.truncation,
-            temperature=settings.temperature,
-        )
-        labels, ok, low, close = filters(candidates, wanted[todo] if conditional else None)
+        candidates, labels, ok, low, close = filters(n, wanted[todo] if conditional else None, draw_seed)
         for key, mask in (("drawn", slice(None)), ("low_confidence", low), ("too_close", close)):
             np.add.at(stats[key], labels[mask], 1)
         if conditional:
@@ -307,14 +307,20 @@ def sample(
     with claim_directory(out, SYNTHETIC_LAYOUT, differences=differences, overwrite=overwrite, lock=lock) as same:
         if not same:
             atomic.write_json(out / SYNTHETIC_LAYOUT.record, wanted)
-        filters = _Filters(settings, oracle, train_x)
+        filters = _Filters(settings, generator, oracle, train_x)
         plan = label_plan(counts, seed, num_shards)
         mine = [k for k in range(num_shards) if k % num_workers == worker_index]
         bar = _progress(sum(len(plan[k]) for k in mine)) if progress else None
-        for k in mine:
-            _write_shard(out, k, plan[k], generator, filters, settings, num_classes)
-            if bar:
-                bar.add(len(plan[k]))
+        # Shards are independent: two at a time overlap one's last small filter rounds with the next one's
+        # first big batch. Each is still a pure function of its index, so the bytes do not change.
+        pool = concurrent.futures.ThreadPoolExecutor(SHARDS_IN_FLIGHT, thread_name_prefix="genaug-shard")
+        try:
+            written = pool.map(lambda k: _write_shard(out, k, plan[k], filters, settings, num_classes), mine)
+            for k, _ in zip(mine, written, strict=True):
+                if bar:
+                    bar.add(len(plan[k]))
+        finally:
+            pool.shutdown(cancel_futures=True)  # on an error, start no further shard
         return _finalize(out, run=run, settings=settings)
 
 
@@ -336,7 +342,7 @@ def _check_arguments(run, out, worker_index, num_workers, min_confidence, min_di
         raise ArgumentError(f"{{}} must be a non-negative integer, got {seed}", "seed")
 
 
-def _write_shard(out: Path, k: int, labels: np.ndarray, generator, filters, settings, num_classes: int) -> None:
+def _write_shard(out: Path, k: int, labels: np.ndarray, filters: _Filters, settings, num_classes: int) -> None:
     """Writes shard ``k`` unless a checksum-verified copy exists; then records it in ``.genaug/``."""
     # Each shard has one owner (k % W == I), so its leftovers from a killed run are ours to remove.
     name = shard_name(k, settings.num_shards)
@@ -344,7 +350,7 @@ def _write_shard(out: Path, k: int, labels: np.ndarray, generator, filters, sett
     atomic.remove_stale_temporaries(out / STATE_DIR / f"shard-{k:05d}.json")
     if _shard_is_done(out, k, settings.num_shards):
         return
-    images, stats = _make_shard(k, labels, generator, filters, settings, num_classes)
+    images, stats = _make_shard(k, labels, filters, settings, num_classes)
     digest = shards.write_shard(out / name, images, labels)
     record = {
         "file": name,

@@ -83,6 +83,24 @@ class SyntheticGenerator(keras.Model):
                 outside = np.abs(z) > truncation
         return z * np.float32(temperature)
 
+    def network_inputs(
+        self, n: int, labels=None, *, seed: int = 0, truncation: float | None = None, temperature: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """What :meth:`generate` feeds the network, for callers that run the forward pass themselves.
+
+        Returns:
+            ``(z float32[n, latent_dim], codes int32[n] or None, labels int64[n] or None)``.
+        """
+        if self.num_classes:
+            labels = np.arange(n) % self.num_classes if labels is None else np.asarray(labels)
+            if labels.shape != (n,) or labels.min(initial=0) < 0 or labels.max(initial=0) >= self.num_classes:
+                raise ValueError(f"labels must be {n} integers in [0, {self.num_classes})")
+            labels = labels.astype(np.int64)
+        elif labels is not None:
+            raise ValueError("this generator is unconditional: labels must be None")
+        z = self._from_prior(self.latents(n, seed, truncation, temperature), labels)
+        return z, (labels.astype(np.int32) if self.num_classes else None), labels
+
     def _from_prior(self, eps: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         mean, scale = ops.convert_to_numpy(self.prior_mean), ops.convert_to_numpy(self.prior_scale)
         if not mean.any() and (scale == np.eye(self.latent_dim)).all():
@@ -115,15 +133,7 @@ class SyntheticGenerator(keras.Model):
         Returns:
             ``(images uint8[n, H, W, C], labels int64[n] or None)``.
         """
-        if self.num_classes:
-            labels = np.arange(n) % self.num_classes if labels is None else np.asarray(labels)
-            if labels.shape != (n,) or labels.min(initial=0) < 0 or labels.max(initial=0) >= self.num_classes:
-                raise ValueError(f"labels must be {n} integers in [0, {self.num_classes})")
-            labels = labels.astype(np.int64)
-        elif labels is not None:
-            raise ValueError("this generator is unconditional: labels must be None")
-        z = self._from_prior(self.latents(n, seed, truncation, temperature), labels)
-        codes = labels.astype(np.int32) if self.num_classes else None
+        z, codes, labels = self.network_inputs(n, labels, seed=seed, truncation=truncation, temperature=temperature)
         out = np.empty((n, *self.image_shape), np.uint8)
         if 0 < n <= batch_size:  # one pass: run eagerly, a traced graph would be used once
             out[:] = from_model_range(self(self._inputs(z, codes), training=False))

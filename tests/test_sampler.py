@@ -194,3 +194,25 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(smoke_runs, tmp_path)
     cut = json.loads((tmp_path / "cut" / "manifest.json").read_text())
     assert whole["shards"] == cut["shards"]
     assert not list((tmp_path / "cut").glob(".*tmp*"))
+
+
+def test_fused_candidates_match_the_generator_and_numpy_distances(smoke_runs, monkeypatch):
+    from genaug import candidates
+    from genaug.metrics import nearest_distances
+    from genaug.records import RunDirectory
+
+    run = RunDirectory.open(smoke_runs["cvae"])
+    reference = run.training_images()[0]
+    monkeypatch.setattr(candidates, "REFERENCE_CHUNK", 7)  # several chunks and a padded last one
+    monkeypatch.setattr(candidates, "BATCH_SIZE", 16)  # several batches in flight
+    labels = np.arange(50) % 10
+    drawn = candidates.Candidates(run.generator, None, reference)(50, labels, seed=4)
+    images, _ = run.generator.generate(50, labels, seed=4)
+    assert np.array_equal(drawn["images"], images)
+    assert np.allclose(drawn["distances"], nearest_distances(images, reference), atol=1e-4)
+
+
+def test_sampling_again_and_again_does_not_warn_about_retracing(smoke_runs, tmp_path, caplog):
+    for i in range(6):
+        sample(smoke_runs["cvae"], tmp_path / f"syn{i}", per_class=2, seed=i, progress=False)
+    assert "retracing" not in caplog.text
