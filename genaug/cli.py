@@ -1,6 +1,6 @@
 """The ``genaug`` command line: every subcommand is a thin call of a library function.
 
-This is the only module that reads the command line or sets process-wide logging.
+This is the only module that reads the command line; it starts TensorFlow through :mod:`genaug.startup`.
 """
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import logging
 import os
 import sys
 
 from genaug.errors import ArgumentError, GenaugError
+from genaug.startup import start_tensorflow
 from genaug.version import __version__
 
 
@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--num-seeds", "--seeds", dest="seeds", type=int, default=5, metavar="K", help="classifier seeds 0..K-1"
     )
+    demo.add_argument(
+        "--jobs", type=int, default=None, metavar="N", help="worker processes (default: one per core, up to 2)"
+    )
     demo.add_argument("--overwrite", action="store_true", help="replace a previous demo's output")
     _finish(demo, _demo)
     return parser
@@ -170,8 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _demo(args: argparse.Namespace) -> int:
     from genaug.demo import demo
 
-    demo(args.out, seeds=args.seeds, overwrite=args.overwrite)
+    demo(args.out, seeds=args.seeds, overwrite=args.overwrite, jobs=args.jobs)
     return 0
+
+
+def _needs_tensorflow(args: argparse.Namespace) -> bool:
+    """Whether to start TensorFlow before the command: `info` reads non-TFDS sources without it, and
+    the demo runs in worker processes that start their own."""
+    if args.handler is _info:
+        return args.data.startswith("tfds:")
+    return args.handler is not _demo
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -315,30 +326,6 @@ def _check_inputs(args: argparse.Namespace) -> None:
         SyntheticDataset.open(args.synthetic)
 
 
-def _start_tensorflow(show_native_log: bool) -> None:
-    """Imports TensorFlow with its native start-up lines (oneDNN, CUDA stub, CPU features) off the terminal.
-
-    TensorFlow 2.19+ writes them through absl before ``TF_CPP_MIN_LOG_LEVEL`` applies (tensorflow#100442),
-    so the import runs with file descriptor 2 pointed at /dev/null; Python errors still raise.
-    """
-    if show_native_log or "tensorflow" in sys.modules:
-        import tensorflow  # noqa: F401
-
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    # TFDS 4.9 decodes its own Tensor features through a property it deprecated, and says so on every
-    # read of a synthetic set (tensor_feature.py: `self.dtype == tf.uint64`); that is not the user's to fix.
-    logging.getLogger("absl").addFilter(lambda record: "FeatureConnector.dtype` is deprecated" not in str(record.msg))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
@@ -346,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         _check_inputs(args)
-        if args.handler is not _info or args.data.startswith("tfds:"):  # `info` reads other sources without it
-            _start_tensorflow(show_native_log=args.debug)
+        if _needs_tensorflow(args):
+            start_tensorflow(show_native_log=args.debug)
         return args.handler(args)
     except GenaugError as err:
         if args.debug:

@@ -26,6 +26,9 @@ class ArgumentError(GenaugError):
         self.template, self.arguments = template, arguments
         super().__init__(template.format(*arguments))
 
+    def __reduce__(self):  # so it crosses process boundaries (the demo's workers) intact
+        return type(self), (self.template, *self.arguments)
+
     def naming(self, names: dict[str, str]) -> str:
         """The message with each argument replaced by ``names[argument]`` where given (e.g. a flag)."""
         return self.template.format(*(names.get(a, a) for a in self.arguments))

@@ -27,3 +27,13 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
             "report/accuracy_vs_fraction.png",
         ):
             assert (tmp_path / "demo" / setting / path).is_file(), (setting, path)
+
+
+def test_an_error_in_a_worker_is_one_line_and_stops_the_demo(tmp_path, run_cli):
+    (tmp_path / "demo" / "10_per_class" / "run").mkdir(parents=True)
+    (tmp_path / "demo" / "10_per_class" / "run" / "mine.txt").write_text("a user's file")
+    code, _, err = run_cli("demo", "--out", tmp_path / "demo")
+    assert code == 1 and err.count("\n") == 1 and "mine.txt" in err
+    assert (tmp_path / "demo" / "10_per_class" / "run" / "mine.txt").read_text() == "a user's file"
+    code, _, err = run_cli("demo", "--out", tmp_path / "demo", "--jobs", "0")
+    assert code == 1 and "--jobs must be at least 1" in err

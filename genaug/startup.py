@@ -1,0 +1,31 @@
+"""Starting TensorFlow quietly: the CLI and the demo's worker processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def start_tensorflow(show_native_log: bool) -> None:
+    """Imports TensorFlow with its native start-up lines (oneDNN, CUDA stub, CPU features) off the terminal.
+
+    TensorFlow 2.19+ writes them through absl before ``TF_CPP_MIN_LOG_LEVEL`` applies (tensorflow#100442),
+    so the import runs with file descriptor 2 pointed at /dev/null; Python errors still raise.
+    """
+    if show_native_log or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    # TFDS 4.9 decodes its own Tensor features through a property it deprecated, and says so on every
+    # read of a synthetic set (tensor_feature.py: `self.dtype == tf.uint64`); that is not the user's to fix.
+    logging.getLogger("absl").addFilter(lambda record: "FeatureConnector.dtype` is deprecated" not in str(record.msg))
