@@ -316,6 +316,13 @@ def _check_inputs(args: argparse.Namespace) -> None:
         args.train_config = _train_config(args)
         data = args.train_config.data
         check_spec(data.data)
+        if data.image_size is not None:
+            from models.shapes import upsampling_plan
+
+            try:
+                upsampling_plan((*data.image_size, 1))
+            except ValueError as err:
+                raise GenaugError(f"model {args.train_config.model.kind}: {err}") from None
         if data.unlabeled not in ("auto", "none"):
             check_unlabeled_spec(data.unlabeled)
     elif getattr(args, "data", None):

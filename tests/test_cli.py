@@ -75,6 +75,8 @@ def test_bad_paths_and_configs_report_before_tensorflow_starts(tmp_path):
         (["train", "--config", "/nope.yaml", "--out", str(tmp_path / "r")], "config file not found"),
         (["train", "--labels-per-class", "3", "--unlabeled", "npz:/no.npz", "--out", str(tmp_path)], "--unlabeled"),
         (["evaluate", "--data", "digits", "--synthetic", "/nope", "--out", str(tmp_path / "e")], "not found: /nope"),
+        (["train", "--image-size", "10x10", "--out", str(tmp_path / "r")], "image size 10 unsupported"),
+        (["demo", "--jobs", "0", "--out", str(tmp_path / "d")], "--jobs must be at least 1"),
     ]
     for args, message in cases:
         result, started = _genaug_in_a_fresh_process(*args)

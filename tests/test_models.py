@@ -12,7 +12,8 @@ import tensorflow as tf
 import models
 from models import DCGAN, VAE, ConditionalDCGAN, ConditionalVAE, SyntheticGenerator, losses
 from models.diffaugment import diff_augment
-from models.networks import build_discriminator, build_encoder, build_generator, upsampling_plan
+from models.networks import build_discriminator, build_encoder, build_generator
+from models.shapes import upsampling_plan
 
 TINY_GAN = dict(latent_dim=4, g_filters=8, d_filters=8)
 TINY_VAE = dict(latent_dim=4, base_filters=8)
