@@ -20,6 +20,8 @@ _LAZY = {
     "mix": "genaug.mixing",
     "as_supervised": "genaug.mixing",
     "evaluate": "genaug.evaluation",
+    "tune": "genaug.tuning",
+    "Policy": "genaug.policy",
 }
 
 __all__ = ["GenaugError", "__version__", *_LAZY]

@@ -36,13 +36,18 @@ def classic_augmentation(
     )
 
 
-def augment_batches(dataset: tf.data.Dataset, seed: int = 0) -> tf.data.Dataset:
-    """``(image, label[, weight])`` batches with :func:`classic_augmentation` applied to the images.
+def _scaled(seed: int, strength: float) -> keras.Sequential:
+    return classic_augmentation(seed, **{name: value * strength for name, value in CLASSIC.items()})
+
+
+def augment_batches(dataset: tf.data.Dataset, seed: int = 0, strength: float = 1.0) -> tf.data.Dataset:
+    """``(image, label[, weight])`` batches with :func:`classic_augmentation` applied to the images, its
+    magnitudes scaled by ``strength``.
 
     The map runs sequentially so that the layers' random draws come in a fixed order (reproducible for a
     seed); it is one vectorised call per batch, which keeps it cheap.
     """
-    augmentation = classic_augmentation(seed)
+    augmentation = _scaled(seed, strength)
 
     def augment(images, *rest):
         return (tf.clip_by_value(augmentation(images, training=True), 0.0, 255.0), *rest)
@@ -50,9 +55,12 @@ def augment_batches(dataset: tf.data.Dataset, seed: int = 0) -> tf.data.Dataset:
     return dataset.map(augment).prefetch(tf.data.AUTOTUNE)
 
 
-def augmented_copies(images: np.ndarray, copies: int, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
-    """``copies`` augmented versions of each uint8 image (copy-major, uint8), for models fitted on arrays."""
-    augmentation = classic_augmentation(seed)
+def augmented_copies(
+    images: np.ndarray, copies: int, seed: int = 0, batch_size: int = 1024, strength: float = 1.0
+) -> np.ndarray:
+    """``copies`` augmented versions of each uint8 image (copy-major, uint8), for models fitted on arrays;
+    the magnitudes scaled by ``strength``."""
+    augmentation = _scaled(seed, strength)
     stacked = np.concatenate([images] * copies) if copies else images[:0]
     parts = [
         keras.ops.convert_to_numpy(augmentation(stacked[i : i + batch_size].astype(np.float32), training=True))

@@ -12,6 +12,7 @@ import os
 import sys
 
 from genaug.errors import ArgumentError, GenaugError
+from genaug.policy import Policy
 from genaug.startup import start_tensorflow
 from genaug.version import __version__
 
@@ -152,10 +153,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--fractions", default="0.25,0.5,0.75", help="synthetic fractions, comma-separated")
     evaluate.add_argument("--steps", type=int, default=600, help="CNN gradient steps per training")
+    evaluate.add_argument("--policy", metavar="FILE", help="also train as this policy.json says (from genaug tune)")
     _add_image_size(evaluate)
     _add_label_options(evaluate)
     evaluate.add_argument("--quiet", action="store_true", help="no progress lines")
     _finish(evaluate, _evaluate)
+
+    tune = commands.add_parser("tune", help="choose how to use synthetic data, by validation on the labelled data")
+    tune.add_argument("--data", default="digits", help=f"the real data: {DATA_HELP} (default: digits)")
+    tune.add_argument("--synthetic", required=True, nargs="+", help="synthetic dataset directories (one or more)")
+    tune.add_argument("--out", required=True, help="tuning directory (a rerun continues the search)")
+    tune.add_argument("--trials", type=int, default=20, help="policies to try (default 20)")
+    tune.add_argument("--budget-s", type=float, metavar="T", help="start no trial after T seconds")
+    tune.add_argument("--folds", type=int, default=3, help="stratified folds of the labelled data (default 3)")
+    tune.add_argument(
+        "--num-seeds", "--seeds", dest="seeds", type=int, default=3, metavar="K", help="seeds for the test report"
+    )
+    tune.add_argument("--seed", type=int, default=0, help="seeds the folds, the search and the classifiers")
+    tune.add_argument("--steps", type=int, default=600, help="CNN gradient steps per training")
+    _add_image_size(tune)
+    _add_label_options(tune)
+    tune.add_argument("--overwrite", action="store_true", help="replace a different search in --out")
+    tune.add_argument("--quiet", action="store_true", help="no progress lines")
+    _finish(tune, _tune)
 
     demo = commands.add_parser("demo", help="the main job: train, sample, mix and evaluate on digits")
     demo.add_argument("--out", default="demo", help="output folder (default: demo)")
@@ -192,7 +212,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         fractions = tuple(float(f) for f in args.fractions.split(","))
     except ValueError:
         raise GenaugError(f"--fractions {args.fractions!r}: expected numbers like 0.25,0.5") from None
-    evaluate(**_arguments_for(evaluate, args, fractions=fractions, progress=not args.quiet))
+    policy = Policy.load(args.policy) if args.policy else None
+    evaluate(**_arguments_for(evaluate, args, fractions=fractions, policy=policy, progress=not args.quiet))
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    import optuna
+
+    from genaug.tuning import tune
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # tune prints its own line per trial
+    report = tune(**_arguments_for(tune, args, progress=not args.quiet))
+    print(f"wrote {args.out}/policy.json and {args.out}/report.md (tuned: {report['test']['tuned']['mean']:.4f})")
     return 0
 
 
@@ -329,8 +361,11 @@ def _check_inputs(args: argparse.Namespace) -> None:
         check_spec(args.data)
     if getattr(args, "run", None):
         RunDirectory.open(args.run)
-    if getattr(args, "synthetic", None):
-        SyntheticDataset.open(args.synthetic)
+    synthetic = getattr(args, "synthetic", None)
+    for path in synthetic if isinstance(synthetic, list) else [synthetic] if synthetic else []:
+        SyntheticDataset.open(path)
+    if getattr(args, "policy", None):
+        Policy.load(args.policy)
 
 
 def main(argv: list[str] | None = None) -> int:

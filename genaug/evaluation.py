@@ -21,6 +21,7 @@ import tensorflow as tf
 from genaug import metrics
 from genaug.data import LabelledArrays, labelled_subset, load_arrays
 from genaug.errors import ArgumentError, GenaugError
+from genaug.policy import Policy
 from genaug.records import SyntheticDataset
 from genaug.report import write_report
 from genaug.version import __version__
@@ -57,33 +58,44 @@ def _label_spreading_set(full: LabelledArrays, real: LabelledArrays) -> tuple[np
     return with_confident(real, rest.x, labels, confidence, threshold=0.0)  # every pseudo-label
 
 
-def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment):
+def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment, policy: Policy | None = None):
     """The test split's labels as predicted by the CNN recipe trained on the mix of ``real`` and ``syn``
-    (with classic augmentation of every batch when ``augment``)."""
+    (with classic augmentation of every batch when ``augment``), or as ``policy`` says instead."""
     from genaug.augment import augment_batches
     from genaug.classifier import predict_proba
     from genaug.mixing import as_supervised, mix
 
+    # tf.data's seeded ops also read the global seed: set it first, so that this result depends on ``seed``
+    # alone and not on which fit ran before (a resumed tune would otherwise score a policy differently).
+    keras.utils.set_random_seed(seed)
     real_ds = tf.data.Dataset.from_tensor_slices({"image": real[0], "label": real[1]})
     syn_ds = tf.data.Dataset.from_tensor_slices({"image": syn[0], "label": syn[1]})
-    mixed = mix(real_ds, syn_ds, synthetic_fraction=fraction, seed=seed)
-    batches = as_supervised(mixed, 64, seed=seed)
-    if augment:
-        batches = augment_batches(batches, seed)
+    if policy is not None:
+        batches = as_supervised(mix(real_ds, syn_ds, policy=policy, seed=seed), 64, seed=seed, policy=policy)
+    else:
+        batches = as_supervised(mix(real_ds, syn_ds, synthetic_fraction=fraction, seed=seed), 64, seed=seed)
+        if augment:
+            batches = augment_batches(batches, seed)
     return predict_proba(trainer.fit(batches, seed=seed), test.x).argmax(axis=1)
 
 
-def _svc_predictions(real, syn, fraction, seed, test, augment):
+def _svc_predictions(real, syn, fraction, seed, test, augment, policy: Policy | None = None):
     """The test split's labels as predicted by the SVC recipe trained on the mix of ``real`` and ``syn``
-    (with up to four augmented copies of each real image when ``augment``)."""
+    (with up to four augmented copies of each real image when ``augment``), or as ``policy`` says
+    (its share of synthetic examples, their weight and its augmentation strength)."""
     from sklearn.svm import SVC
 
     from genaug.augment import augmented_copies
 
+    strength, weight = 1.0, 1.0
+    if policy is not None:
+        fraction, augment = policy.synthetic_fraction, policy.augmentation > 0
+        strength, weight = policy.augmentation, policy.synthetic_weight
     rng = np.random.default_rng(seed)
     if augment:
         copies = max(1, min(4, SVC_MAX_TRAIN // len(real[1]) - 1))
-        real = (np.concatenate([real[0], augmented_copies(real[0], copies, seed)]), np.tile(real[1], copies + 1))
+        more = augmented_copies(real[0], copies, seed, strength=strength)
+        real = (np.concatenate([real[0], more]), np.tile(real[1], copies + 1))
     if fraction == 1.0:
         keep = rng.choice(len(syn[1]), min(len(syn[1]), SVC_MAX_TRAIN), replace=False)
         x, y = syn[0][keep], syn[1][keep]
@@ -91,8 +103,9 @@ def _svc_predictions(real, syn, fraction, seed, test, augment):
         extra = min(len(syn[1]), round(len(real[1]) * fraction / (1.0 - fraction)))
         keep = rng.choice(len(syn[1]), extra, replace=False)
         x, y = np.concatenate([real[0], syn[0][keep]]), np.concatenate([real[1], syn[1][keep]])
+    weights = None if weight == 1.0 else np.where(np.arange(len(y)) < len(y) - len(keep), 1.0, weight)
     flat = x.reshape(len(x), -1) / 255.0
-    classifier = SVC(C=10, gamma="scale").fit(flat, y)
+    classifier = SVC(C=10, gamma="scale").fit(flat, y, sample_weight=weights)
     return classifier.predict(test.x.reshape(len(test.x), -1) / 255.0)
 
 
@@ -107,6 +120,7 @@ def evaluate(
     label_fraction: float | None = None,
     image_size: tuple[int, int] | None = None,
     steps: int = 600,
+    policy: Policy | None = None,
     progress: bool = True,
 ) -> dict:
     """Measures a synthetic dataset against the real one and writes ``report.json``, ``report.md``
@@ -123,6 +137,8 @@ def evaluate(
         label_fraction: scarce labels as a fraction instead.
         image_size: resize real images (as at training).
         steps: CNN gradient steps in every condition.
+        policy: also train each classifier as this :class:`genaug.policy.Policy` says (e.g. from
+            ``genaug tune``), on ``synthetic``, and report it beside the conditions.
         progress: print a line per stage.
 
     Returns:
@@ -169,10 +185,10 @@ def evaluate(
 
     cnn = ClassifierTrainer(test.x.shape[1:], num_classes, steps=steps)
 
-    def predictions(kind, train_set, fraction, seed, augment=False):
+    def predictions(kind, train_set, fraction, seed, augment=False, policy=None):
         if kind == "cnn":
-            return _cnn_predictions(cnn, train_set, (syn_x, syn_y), fraction, seed, test, augment)
-        return _svc_predictions(train_set, (syn_x, syn_y), fraction, seed, test, augment)
+            return _cnn_predictions(cnn, train_set, (syn_x, syn_y), fraction, seed, test, augment, policy)
+        return _svc_predictions(train_set, (syn_x, syn_y), fraction, seed, test, augment, policy)
 
     utility = {}
     for kind in kinds:
@@ -199,6 +215,14 @@ def evaluate(
             gain = metrics.mean_interval((np.asarray(values) - real_values).tolist())
             utility[kind].setdefault("baselines", {})[name] = {**metrics.mean_interval(values), "gain": gain}
             say(f"  {kind:<4} {name:<12} accuracy {np.mean(values):.4f} (no synthetic data)")
+        if policy is not None:
+            values = [
+                float((predictions(kind, (real.x, real.y), None, seed, policy=policy) == test.y).mean())
+                for seed in range(seeds)
+            ]
+            gain = metrics.mean_interval((np.asarray(values) - real_values).tolist())
+            utility[kind]["policy"] = {**metrics.mean_interval(values), "gain": gain, "policy": policy.to_dict()}
+            say(f"  {kind:<4} {'policy':<12} accuracy {np.mean(values):.4f}")
     say("  fidelity (classifier feature space) ...")
     fidelity = _fidelity(full_train, syn_x, syn_y, test, num_classes)
     say("  memorisation ...")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from genaug.augment import augment_batches
 from genaug.errors import GenaugError
+from genaug.policy import Policy
 
 
 def _tagged(dataset: tf.data.Dataset, synthetic: bool, weight: float | None) -> tf.data.Dataset:
@@ -38,6 +40,7 @@ def mix(
     seed: int,
     synthetic_weight: float | None = None,
     class_weights: dict[int, float] | None = None,
+    policy: Policy | None = None,
 ) -> tf.data.Dataset:
     """Mixes real and synthetic examples into one finite dataset, tagging each with ``is_synthetic``.
 
@@ -57,6 +60,8 @@ def mix(
         synthetic_weight: adds ``"sample_weight"`` (this for synthetic, 1 for real).
         class_weights: ``{label: weight}`` relative sampling weights within the synthetic stream
             (fraction mode), e.g. to top up rare classes; classes not named get weight 0.
+        policy: a :class:`genaug.policy.Policy` instead of ``synthetic_fraction`` and ``synthetic_weight``
+            (its fraction is ``ratio / (1 + ratio)``; pass it to :func:`as_supervised` too).
 
     Returns:
         A finite dataset of tagged elements (shuffle and batch it with :func:`as_supervised`).
@@ -65,6 +70,11 @@ def mix(
         >>> mixed = mix(real_ds, syn_ds, synthetic_fraction=0.5, seed=0)
         >>> model.fit(as_supervised(mixed, batch_size=64, seed=0), epochs=10)
     """
+    if policy is not None:
+        if synthetic_fraction is not None or synthetic_count is not None or synthetic_weight is not None:
+            raise GenaugError("give a policy or synthetic_fraction/synthetic_count/synthetic_weight, not both")
+        synthetic_fraction = policy.synthetic_fraction
+        synthetic_weight = None if policy.synthetic_weight == 1.0 else policy.synthetic_weight
     if (synthetic_fraction is None) == (synthetic_count is None):
         raise GenaugError("give exactly one of synthetic_fraction and synthetic_count")
     n_real, n_syn = _size(real), _size(synthetic)
@@ -119,6 +129,7 @@ def as_supervised(
     num_classes: int | None = None,
     mixup_alpha: float | None = None,
     mixup: str = "all",
+    policy: Policy | None = None,
 ) -> tf.data.Dataset:
     """Batches for ``keras.Model.fit``: cache -> shuffle -> batch -> vectorised map -> prefetch.
 
@@ -126,7 +137,8 @@ def as_supervised(
     ``(image, label, sample_weight)``. With ``mixup_alpha`` (needs ``num_classes``), images and one-hot
     labels are mixed with lambda ~ Beta(a, a) per example, with a partner from any source
     (``mixup="all"``), the same source (``"within"``) or the other source (``"across"``); labels are then
-    float one-hot vectors (use ``CategoricalCrossentropy``).
+    float one-hot vectors (use ``CategoricalCrossentropy``). A ``policy`` adds its classic augmentation
+    of every batch (:func:`genaug.augment.augment_batches`).
     """
     if mixup not in ("all", "within", "across"):
         raise GenaugError(f"mixup {mixup!r}: expected all, within or across")
@@ -146,7 +158,10 @@ def as_supervised(
             images, labels = _mixup(images, labels, batch["is_synthetic"], index, num_classes, mixup_alpha, mixup, seed)
         return (images, labels, batch["sample_weight"]) if weighted else (images, labels)
 
-    return dataset.enumerate().map(to_supervised, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = dataset.enumerate().map(to_supervised, num_parallel_calls=tf.data.AUTOTUNE)
+    if policy is not None and policy.augmentation > 0:
+        batches = augment_batches(batches, seed, strength=policy.augmentation)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def _mixup(images, labels, is_synthetic, index, num_classes, alpha, mode, seed):

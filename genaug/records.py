@@ -428,6 +428,12 @@ SYNTHETIC_LAYOUT = Layout(
     (".*.tmp-*", f"{SYNTHETIC_NAME}-{SYNTHETIC_SPLIT}.tfrecord-*-of-*"),
 )
 
+TUNING_LAYOUT = Layout(
+    "tuning",
+    f"{STATE_DIR}/search.json",
+    frozenset({"policy.json", "trials.csv", "objective.png", "report.json", "report.md", STATE_DIR}),
+)
+
 
 class DirectoryLock:
     """An advisory lock on a file (``fcntl.flock``): one writer at a time, released by the OS when the

@@ -132,6 +132,17 @@ def _markdown(report: dict) -> str:
             "",
             *_table(["classifier", "baseline", "accuracy", "gain", "95 % interval of the gain"], baselines),
         ]
+    with_policy = {kind: r["policy"] for kind, r in report["utility"].items() if "policy" in r}
+    if with_policy:
+        chosen = next(iter(with_policy.values()))["policy"]
+        described = ", ".join(f"{k} {v:g}" for k, v in chosen.items() if k != "version")
+        rows = [[kind, f"{p['mean']:.4f}", *_gain(p["gain"])] for kind, p in with_policy.items()]
+        lines += [
+            "",
+            f"Trained as the policy says ({described}; gain over real only, paired by seed):",
+            "",
+            *_table(["classifier", "accuracy", "gain", "95 % interval of the gain"], rows),
+        ]
     fid = report["fidelity"]
     metrics = ["frechet_distance", "kid", "precision", "recall", "density", "coverage"]
     digits = {"frechet_distance": 3, "kid": 4}

@@ -77,6 +77,7 @@ def test_bad_paths_and_configs_report_before_tensorflow_starts(tmp_path):
         (["evaluate", "--data", "digits", "--synthetic", "/nope", "--out", str(tmp_path / "e")], "not found: /nope"),
         (["train", "--image-size", "10x10", "--out", str(tmp_path / "r")], "image size 10 unsupported"),
         (["demo", "--jobs", "0", "--out", str(tmp_path / "d")], "--jobs must be at least 1"),
+        (["tune", "--synthetic", "/nope", "--out", str(tmp_path / "t")], "not found: /nope"),
     ]
     for args, message in cases:
         result, started = _genaug_in_a_fresh_process(*args)

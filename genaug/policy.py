@@ -1,0 +1,98 @@
+"""``policy.json``: how a classifier uses synthetic data. ``genaug tune`` writes it; ``evaluate --policy``,
+:func:`genaug.mix` and :func:`genaug.as_supervised` apply it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from genaug import atomic
+from genaug.errors import GenaugError
+
+POLICY_VERSION = 1
+MAX_RATIO = 3.0  # beyond ~3 synthetic per real image, generated data hurt in the literature (issue 19)
+MAX_AUGMENTATION = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """How synthetic data joins a classifier's training stream.
+
+    Attributes:
+        synthetic_ratio: synthetic examples per real one, from 0 (real only) to 3.
+        synthetic_weight: loss weight of a synthetic example (a real one weighs 1), in (0, 1].
+        augmentation: strength of classic augmentation of every batch (random shifts, rotations and
+            zooms, :mod:`genaug.augment`): 0 is off, 1 the default magnitudes, at most 2.
+        synthetic_set: which of the synthetic sets given to ``tune``/``evaluate`` (0-based).
+
+    Example:
+        >>> policy = Policy.load("tuned/policy.json")
+        >>> batches = as_supervised(mix(real, syn, policy=policy, seed=0), 64, policy=policy, seed=0)
+    """
+
+    synthetic_ratio: float = 1.0
+    synthetic_weight: float = 1.0
+    augmentation: float = 0.0
+    synthetic_set: int = 0
+
+    def __post_init__(self):
+        ranges = {
+            "synthetic_ratio": (0.0, MAX_RATIO, "a number in [0, 3]"),
+            "synthetic_weight": (1e-9, 1.0, "a number in (0, 1]"),
+            "augmentation": (0.0, MAX_AUGMENTATION, "a number in [0, 2]"),
+        }
+        for name, (low, high, what) in ranges.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise GenaugError(f"policy {name} must be {what}, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if isinstance(self.synthetic_set, bool) or not isinstance(self.synthetic_set, int) or self.synthetic_set < 0:
+            raise GenaugError(f"policy synthetic_set must be an index >= 0, got {self.synthetic_set!r}")
+
+    @property
+    def synthetic_fraction(self) -> float:
+        """The share of synthetic examples in the stream: ``ratio / (1 + ratio)``."""
+        return self.synthetic_ratio / (1.0 + self.synthetic_ratio)
+
+    def to_dict(self) -> dict:
+        return {"version": POLICY_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, raw: dict, where: str = "policy") -> Policy:
+        """The policy a ``policy.json`` object describes; unknown keys, a different version or bad values
+        are one-line errors naming ``where`` and the key."""
+        raw = dict(raw)
+        version = raw.pop("version", None)
+        if version != POLICY_VERSION:
+            raise GenaugError(f"{where}: policy version {version!r}, expected {POLICY_VERSION}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise GenaugError(f"{where}: unknown policy key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        try:
+            return cls(**raw)
+        except GenaugError as err:
+            raise GenaugError(f"{where}: {err}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Policy:
+        path = Path(path)
+        if not path.is_file():
+            raise GenaugError(f"policy file not found: {path}")
+        try:
+            raw = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise GenaugError(f"{path}: corrupt JSON ({err})") from None
+        if not isinstance(raw, dict):
+            raise GenaugError(f"{path}: expected a JSON object")
+        return cls.from_dict(raw, str(path))
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic.write_json(path, self.to_dict())
+
+
+#: What genaug did before tuning: half synthetic, weighted like real data, no classic augmentation.
+DEFAULT_POLICY = Policy()
+REAL_ONLY = Policy(synthetic_ratio=0.0)

@@ -1,0 +1,277 @@
+"""``tune``: choose how to use synthetic data by validation on the labelled training data alone.
+
+The objective of a policy (:class:`genaug.policy.Policy`) is the mean accuracy of the CNN recipe over
+stratified folds of the *labelled training examples*: each fold's model trains on the other folds plus
+synthetic data as the policy says and is scored on the held-out real fold. Optuna's TPE sampler
+searches, seeded per trial; the trials are kept in a journal file, so a rerun continues where it
+stopped. The first two trials are real only and the default half-synthetic mix, so the chosen policy
+is never below either on validation. The test split is read once, at the end, to report real only,
+the default and the tuned policy over several seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from genaug import atomic, metrics
+from genaug.data import load_arrays
+from genaug.errors import ArgumentError, GenaugError
+from genaug.evaluation import _cnn_predictions, _real_train
+from genaug.policy import DEFAULT_POLICY, REAL_ONLY, Policy
+from genaug.records import STATE_DIR, TUNING_LAYOUT, SyntheticDataset, claim_directory
+
+RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)  # synthetic per real; 0 is always a candidate
+AUGMENTATION = (0.0, 0.5, 1.0)
+JOURNAL = "trials.journal"
+
+
+def tune(
+    data: str,
+    synthetic: Sequence[str | Path],
+    out: str | Path,
+    *,
+    labels_per_class: int | None = None,
+    label_fraction: float | None = None,
+    seed: int = 0,
+    trials: int = 20,
+    budget_s: float | None = None,
+    folds: int = 3,
+    seeds: int = 3,
+    steps: int = 600,
+    image_size: tuple[int, int] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Searches a policy for using ``synthetic`` with ``data`` and writes ``policy.json``, ``trials.csv``,
+    ``objective.png``, ``report.json`` and ``report.md`` into ``out``.
+
+    Args:
+        data: the real data spec.
+        synthetic: one or more synthetic dataset directories (the policy picks one).
+        out: the tuning directory; rerunning into it continues the search (a different search is
+            refused unless ``overwrite``).
+        labels_per_class: scarce labels, as for :func:`genaug.evaluate` (by default the generator's own
+            labelled subset when it had one).
+        label_fraction: scarce labels as a fraction instead.
+        seed: seeds the folds, the sampler and the classifiers.
+        trials: policies to try in all (a rerun with more continues).
+        budget_s: stop starting trials after this many seconds.
+        folds: stratified folds of the labelled training data.
+        seeds: classifier seeds for the final test report.
+        steps: CNN gradient steps per fit.
+        image_size: resize real images (as at training).
+        overwrite: replace a different search in ``out``.
+        progress: print a line per trial.
+
+    Returns:
+        The report (also ``report.json``): the policy, its validation score and test accuracies.
+    """
+    import optuna
+
+    say = print if progress else (lambda *_: None)
+    if not synthetic:
+        raise ArgumentError("{} needs at least one synthetic dataset", "synthetic")
+    for name, value, low in (("trials", trials, 1), ("folds", folds, 2), ("seeds", seeds, 1), ("steps", steps, 1)):
+        if value < low:
+            raise ArgumentError(f"{{}} must be at least {low}, got {value}", name)
+    sets = [SyntheticDataset.open(path) for path in synthetic]
+    full_train = load_arrays(data, "train", image_size=image_size)
+    real = _real_train(full_train, sets[0], labels_per_class, label_fraction)
+    syn = [_synthetic_arrays(s, full_train) for s in sets]
+    splits = _stratified_folds(real.y, folds, seed)
+    search = {
+        "data": data,
+        "synthetic": [str(Path(p)) for p in synthetic],
+        "labels_per_class": labels_per_class,
+        "label_fraction": label_fraction,
+        "real_train_examples": len(real.y),
+        "seed": seed,
+        "folds": folds,
+        "steps": steps,
+        "image_size": list(image_size) if image_size else None,
+    }
+
+    def differences(record: Path) -> list[str]:
+        previous = json.loads(record.read_text())
+        return sorted(k for k in search.keys() | previous.keys() if previous.get(k) != search.get(k))
+
+    from genaug.classifier import ClassifierTrainer
+
+    out = Path(out)
+    trainer = ClassifierTrainer(real.x.shape[1:], real.info.num_classes, steps=steps)
+
+    def validation_accuracy(policy: Policy) -> float:
+        scores = []
+        for k, (train_idx, held_out) in enumerate(splits):
+            fold_real, fold_test = real.subset(train_idx), real.subset(held_out)
+            predicted = _cnn_predictions(
+                trainer, (fold_real.x, fold_real.y), syn[policy.synthetic_set], None, seed + k, fold_test, False, policy
+            )
+            scores.append(float((predicted == fold_test.y).mean()))
+        return float(np.mean(scores))
+
+    def objective(trial) -> float:
+        policy = Policy(
+            synthetic_ratio=trial.suggest_categorical("synthetic_ratio", RATIOS),
+            synthetic_weight=trial.suggest_float("synthetic_weight", 0.25, 1.0),
+            augmentation=trial.suggest_categorical("augmentation", AUGMENTATION),
+            synthetic_set=trial.suggest_int("synthetic_set", 0, len(sets) - 1),
+        )
+        return validation_accuracy(policy)
+
+    started = time.time()
+    with claim_directory(out, TUNING_LAYOUT, differences=differences, overwrite=overwrite) as same:
+        if not same:
+            atomic.write_json(out / TUNING_LAYOUT.record, search)
+        journal = optuna.storages.journal.JournalFileBackend(str(out / STATE_DIR / JOURNAL))
+        study = optuna.create_study(
+            study_name="genaug-tune",
+            storage=optuna.storages.JournalStorage(journal),
+            direction="maximize",
+            load_if_exists=True,
+        )
+        states = optuna.trial.TrialState
+        completed = [t for t in study.trials if t.state == states.COMPLETE]
+        queued = [t.params or t.system_attrs.get("fixed_params") for t in study.trials if t.state == states.WAITING]
+        for policy in (REAL_ONLY, DEFAULT_POLICY):  # the baselines come first, so the best is never below them
+            if not any(t.params == _params(policy) for t in completed) and _params(policy) not in queued:
+                study.enqueue_trial(_params(policy))
+        say(
+            f"tune: {len(real.y)} labelled examples, {folds} folds, {len(sets)} synthetic sets; {len(completed)} trials"
+        )
+        while len(completed) < trials and (budget_s is None or time.time() - started < budget_s):
+            # A sampler seeded per trial: a resumed search suggests what an uninterrupted one would have.
+            study.sampler = optuna.samplers.TPESampler(seed=seed + len(completed))
+            trial = study.ask()
+            value = objective(trial)
+            study.tell(trial, value)
+            completed.append(study.trials[trial.number])
+            best_value = max(t.value for t in completed)
+            say(
+                f"  trial {len(completed) - 1:3d}  validation {value:.4f}  best {best_value:.4f}  "
+                f"{_describe(_policy(trial.params))}  [{time.time() - started:.0f} s]"
+            )
+        best = max(completed, key=lambda t: (t.value, -t.number))  # ties: the earliest (simplest) trial
+        tuned = _policy(best.params)
+        tuned.save(out / "policy.json")
+        _write_trials(out / "trials.csv", completed)
+        _plot_objective(out / "objective.png", completed)
+        say(f"tune: best {_describe(tuned)} (validation {best.value:.4f}); testing {seeds} seeds on the test split")
+        # The test split is read here, once, after the search.
+        test = load_arrays(data, "test", image_size=image_size)
+        rows = {}
+        for name, policy in (("real only", REAL_ONLY), ("default (50 % synthetic)", DEFAULT_POLICY), ("tuned", tuned)):
+            values = [
+                float(
+                    (
+                        _cnn_predictions(
+                            trainer, (real.x, real.y), syn[policy.synthetic_set], None, s, test, False, policy
+                        )
+                        == test.y
+                    ).mean()
+                )
+                for s in range(seeds)
+            ]
+            rows[name] = {"policy": policy.to_dict(), **metrics.mean_interval(values)}
+            say(f"  {name:<26} test accuracy {rows[name]['mean']:.4f}")
+        report = {
+            "search": search,
+            "policy": tuned.to_dict(),
+            "validation_accuracy": best.value,
+            "trials": len(completed),
+            "test": rows,
+            "seeds": seeds,
+            "seconds": time.time() - started,
+        }
+        atomic.write_json(out / "report.json", report)
+        atomic.write_bytes(out / "report.md", _markdown(report).encode())
+    return report
+
+
+def _params(policy: Policy) -> dict:
+    return {k: v for k, v in policy.to_dict().items() if k != "version"}
+
+
+def _policy(params: dict) -> Policy:
+    return Policy(**params)
+
+
+def _describe(policy: Policy) -> str:
+    return (
+        f"ratio {policy.synthetic_ratio:g} weight {policy.synthetic_weight:.2f} "
+        f"augmentation {policy.augmentation:g} set {policy.synthetic_set}"
+    )
+
+
+def _synthetic_arrays(synthetic: SyntheticDataset, real) -> tuple[np.ndarray, np.ndarray]:
+    x, y = synthetic.arrays()
+    if synthetic.info.class_names != real.info.class_names or x.shape[1:] != real.x.shape[1:]:
+        raise GenaugError(f"{synthetic.path} ({x.shape[1:]}) does not match the real data ({real.x.shape[1:]})")
+    return x, y
+
+
+def _stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import StratifiedKFold
+
+    smallest = int(np.bincount(labels).min())
+    if smallest < folds:
+        raise ArgumentError(f"{{}} {folds} is more than the {smallest} labelled examples of the rarest class", "folds")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+def _write_trials(path: Path, completed) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    names = sorted(completed[0].params)
+    writer.writerow(["trial", "validation_accuracy", *names])
+    for trial in completed:
+        writer.writerow([trial.number, f"{trial.value:.6f}", *(trial.params[n] for n in names)])
+    atomic.write_bytes(path, buffer.getvalue().encode())
+
+
+def _plot_objective(path: Path, completed) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genaug.report import _save_figure
+
+    numbers = [t.number for t in completed]
+    values = [t.value for t in completed]
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    axis.plot(numbers, values, "o", label="trial")
+    axis.plot(numbers, np.maximum.accumulate(values), "-", label="best so far")
+    axis.set_xlabel("trial")
+    axis.set_ylabel("validation accuracy (folds of the labelled data)")
+    axis.legend()
+    _save_figure(figure, path)
+
+
+def _markdown(report: dict) -> str:
+    policy = Policy.from_dict(report["policy"])
+    lines = [
+        "# genaug tune",
+        "",
+        f"Data: `{report['search']['data']}` ({report['search']['real_train_examples']} labelled training "
+        f"examples, {report['search']['folds']} folds); {report['trials']} trials.",
+        "",
+        f"Tuned policy: {_describe(policy)} (validation accuracy {report['validation_accuracy']:.4f}).",
+        "",
+        f"Test accuracy over {report['seeds']} classifier seeds (the test split was read once, after the search):",
+        "",
+        "| policy | accuracy | 95 % interval |",
+        "| --- | --- | --- |",
+    ]
+    for name, row in report["test"].items():
+        low, high = row["ci95"]
+        lines.append(f"| {name} | {row['mean']:.4f} | [{low:.4f}, {high:.4f}] |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,88 @@
+"""policy.json and genaug tune: the record, the search's use of labelled data only, resume."""
+
+import json
+
+import numpy as np
+import pytest
+
+from genaug import tuning as tune_module
+from genaug.errors import GenaugError
+from genaug.evaluation import evaluate
+from genaug.policy import DEFAULT_POLICY, Policy
+from genaug.sampler import sample
+
+TINY = {"trials": 3, "folds": 2, "seeds": 1, "steps": 20, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def synthetic(smoke_runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tune") / "syn"
+    sample(smoke_runs["cvae"], out, per_class=10, seed=0, progress=False)
+    return out
+
+
+def test_policy_round_trip_and_bad_files(tmp_path):
+    policy = Policy(synthetic_ratio=2.0, synthetic_weight=0.5, augmentation=1.0, synthetic_set=1)
+    policy.save(tmp_path / "policy.json")
+    assert Policy.load(tmp_path / "policy.json") == policy and policy.synthetic_fraction == pytest.approx(2 / 3)
+    assert DEFAULT_POLICY.synthetic_fraction == 0.5
+    cases = [
+        ({"version": 1, "ratio": 1}, "unknown policy key 'ratio'"),
+        ({"version": 2}, "policy version 2"),
+        ({"version": 1, "synthetic_ratio": 4}, "synthetic_ratio must be a number in [0, 3], got 4"),
+        ({"version": 1, "synthetic_weight": 0}, "synthetic_weight must be a number in (0, 1]"),
+        ({"version": 1, "augmentation": "strong"}, "augmentation must be a number"),
+        ({"version": 1, "synthetic_set": -1}, "synthetic_set must be an index >= 0"),
+    ]
+    for raw, message in cases:
+        (tmp_path / "bad.json").write_text(json.dumps(raw))
+        with pytest.raises(GenaugError, match=message.replace("[", r"\[").replace("(", r"\(")) as err:
+            Policy.load(tmp_path / "bad.json")
+        assert str(err.value).startswith(str(tmp_path / "bad.json")) and "\n" not in str(err.value)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(GenaugError, match="corrupt JSON"):
+        Policy.load(tmp_path / "bad.json")
+
+
+def test_the_search_never_reads_test_labels(synthetic, tmp_path, monkeypatch):
+    honest = tune_module.tune("digits", [synthetic], tmp_path / "honest", **TINY)
+    real_load = tune_module.load_arrays
+    calls = []
+
+    def poisoned(data, split, **kwargs):
+        arrays = real_load(data, split, **kwargs)
+        calls.append(split)
+        if split == "test":  # the labels are scrambled: a search that used them would choose differently
+            arrays = arrays.subset(np.arange(len(arrays.y)))
+            arrays.y[:] = np.random.default_rng(1).permutation(arrays.y)
+        return arrays
+
+    monkeypatch.setattr(tune_module, "load_arrays", poisoned)
+    blind = tune_module.tune("digits", [synthetic], tmp_path / "poisoned", **TINY)
+    assert calls == ["train", "test"]  # the test split once, after the search
+    assert blind["policy"] == honest["policy"] and blind["validation_accuracy"] == honest["validation_accuracy"]
+    assert (tmp_path / "poisoned" / "trials.csv").read_text() == (tmp_path / "honest" / "trials.csv").read_text()
+    assert blind["test"]["tuned"]["mean"] != honest["test"]["tuned"]["mean"]  # the poison did reach the report
+
+
+def test_a_resumed_search_equals_an_uninterrupted_one(synthetic, tmp_path):
+    whole = tune_module.tune("digits", [synthetic], tmp_path / "whole", **{**TINY, "trials": 4})
+    tune_module.tune("digits", [synthetic], tmp_path / "parts", **{**TINY, "trials": 2})
+    parts = tune_module.tune("digits", [synthetic], tmp_path / "parts", **{**TINY, "trials": 4})
+    assert (tmp_path / "parts" / "trials.csv").read_text() == (tmp_path / "whole" / "trials.csv").read_text()
+    assert parts["policy"] == whole["policy"] and parts["trials"] == 4
+    rows = (tmp_path / "whole" / "trials.csv").read_text().splitlines()[1:3]
+    assert [r.split(",")[2:] for r in rows] == [["0.0", "0.0", "0", "1.0"], ["0.0", "1.0", "0", "1.0"]]  # baselines
+    for name in ("policy.json", "objective.png", "report.md"):
+        assert (tmp_path / "whole" / name).is_file()
+    with pytest.raises(GenaugError, match="holds a different tuning"):
+        tune_module.tune("digits", [synthetic], tmp_path / "whole", **{**TINY, "folds": 3})
+
+
+def test_evaluate_applies_a_policy(synthetic, tmp_path):
+    policy = Policy(synthetic_ratio=0.5, synthetic_weight=0.5, augmentation=1.0)
+    report = evaluate("digits", synthetic, tmp_path / "report", seeds=1, fractions=(0.5,), steps=20, policy=policy)
+    for kind in ("cnn", "svc"):
+        entry = report["utility"][kind]["policy"]
+        assert entry["policy"] == policy.to_dict() and 0.0 < entry["mean"] <= 1.0 and "gain" in entry
+    assert "Trained as the policy says" in (tmp_path / "report" / "report.md").read_text()
