@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -103,7 +104,9 @@ def _run_setting(
     from trainers import train
 
     def say(message: str) -> None:
-        print(f"[{time.time() - started:5.0f} s] {name}: {message}", flush=True)
+        # One write per line: the workers share the terminal, and print() writes the text and the newline apart.
+        sys.stdout.write(f"[{time.time() - started:5.0f} s] {name}: {message}\n")
+        sys.stdout.flush()
 
     labels = setting["labels_per_class"]
     data = f"{labels} labels per class and the rest unlabelled" if labels else "all 1,347 digits"
