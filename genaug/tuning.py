@@ -150,7 +150,11 @@ def tune(
             # A sampler seeded per trial: a resumed search suggests what an uninterrupted one would have.
             study.sampler = optuna.samplers.TPESampler(seed=seed + len(completed))
             trial = study.ask()
-            value = objective(trial)
+            try:
+                value = objective(trial)
+            except BaseException:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)  # not left "running" in the journal
+                raise
             study.tell(trial, value)
             completed.append(study.trials[trial.number])
             best_value = max(t.value for t in completed)
