@@ -218,11 +218,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    import optuna
-
     from genaug.tuning import tune
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # tune prints its own line per trial
     report = tune(**_arguments_for(tune, args, progress=not args.quiet))
     print(f"wrote {args.out}/policy.json and {args.out}/report.md (tuned: {report['test']['tuned']['mean']:.4f})")
     return 0

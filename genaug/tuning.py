@@ -11,6 +11,7 @@ the default and the tuned policy over several seeds.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -127,7 +128,7 @@ def tune(
         return validation_accuracy(policy)
 
     started = time.time()
-    with claim_directory(out, TUNING_LAYOUT, differences=differences, overwrite=overwrite) as same:
+    with _quiet(optuna), claim_directory(out, TUNING_LAYOUT, differences=differences, overwrite=overwrite) as same:
         if not same:
             atomic.write_json(out / TUNING_LAYOUT.record, search)
         journal = optuna.storages.journal.JournalFileBackend(str(out / STATE_DIR / JOURNAL))
@@ -197,6 +198,17 @@ def tune(
         atomic.write_json(out / "report.json", report)
         atomic.write_bytes(out / "report.md", _markdown(report).encode())
     return report
+
+
+@contextlib.contextmanager
+def _quiet(optuna):
+    """Optuna's INFO lines off while tuning (tune prints its own line per trial), restored after."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def _params(policy: Policy) -> dict:
