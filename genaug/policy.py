@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
@@ -78,16 +77,12 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Policy:
+        from genaug.records import read_json
+
         path = Path(path)
         if not path.is_file():
             raise GenaugError(f"policy file not found: {path}")
-        try:
-            raw = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise GenaugError(f"{path}: corrupt JSON ({err})") from None
-        if not isinstance(raw, dict):
-            raise GenaugError(f"{path}: expected a JSON object")
-        return cls.from_dict(raw, str(path))
+        return cls.from_dict(read_json(path, "policy"), str(path))
 
     def save(self, path: str | os.PathLike) -> None:
         atomic.write_json(path, self.to_dict())
