@@ -24,17 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from genaug.startup import start_worker  # noqa: E402
+
 ONE_TEST_IMAGE = 1 / 450
-
-
-def start_worker() -> None:
-    from genaug.startup import start_tensorflow
-
-    start_tensorflow(show_native_log=False)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def one_seed(labels_per_class: int | None, seed: int, trials: int, work: str) -> dict:

@@ -358,8 +358,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
         check_spec(args.data)
     if getattr(args, "run", None):
         RunDirectory.open(args.run)
-    synthetic = getattr(args, "synthetic", None)
-    for path in synthetic if isinstance(synthetic, list) else [synthetic] if synthetic else []:
+    synthetic = getattr(args, "synthetic", None) or []  # one directory, or several for `tune`
+    for path in synthetic if isinstance(synthetic, list) else [synthetic]:
         SyntheticDataset.open(path)
     if getattr(args, "policy", None):
         Policy.load(args.policy)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 
 from genaug.errors import ArgumentError
+from genaug.startup import start_worker
 
 # Per setting: labels per class (None = all), the training schedule that fits the demo's budget, and
 # the synthetic share of the classifiers' training data. With 10 labels per class more synthetic data
@@ -54,11 +54,10 @@ def demo(
     tasks = {
         name: (name, setting, out / name, seeds, per_class, overwrite, started) for name, setting in SETTINGS.items()
     }
-    # Each setting runs in a worker process with TensorFlow on one thread. Small models gain nothing from a
-    # second thread (a 600-step CNN fit: 1.67 s on one, 1.75 s on two), so two workers do twice the work
-    # of one process on two cores; and the figures do not depend on the machine's core count or on jobs.
-    # Spawned, not forked: TensorFlow's threads do not survive a fork.
-    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_start_worker)
+    # Each setting runs in a worker process with TensorFlow on one thread (startup.start_worker): two
+    # workers do twice the work of one process on two cores, and the figures do not depend on the machine's
+    # core count or on jobs. Spawned, not forked: TensorFlow's threads do not survive a fork.
+    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=start_worker)
     try:
         pending = {name: pool.apply_async(_run_setting, task) for name, task in tasks.items()}
         reports = {name: result.get() for name, result in pending.items()}
@@ -79,19 +78,6 @@ def worker_count(jobs: int | None) -> int:
     if jobs < 1:
         raise ArgumentError(f"{{}} must be at least 1, got {jobs}", "jobs")
     return jobs
-
-
-def _start_worker() -> None:
-    """A worker process: TensorFlow on one thread, started as quietly as in the parent (the CLI sets
-    TF_CPP_MIN_LOG_LEVEL unless --debug); Ctrl-C is the parent's to handle."""
-    from genaug.startup import start_tensorflow
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    start_tensorflow(show_native_log="TF_CPP_MIN_LOG_LEVEL" not in os.environ)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def _run_setting(

@@ -47,6 +47,17 @@ def _real_train(full: LabelledArrays, synthetic: SyntheticDataset, labels_per_cl
     return full if indices is None else full.subset(indices)
 
 
+def _synthetic_arrays(synthetic: SyntheticDataset, real: LabelledArrays, data: str) -> tuple[np.ndarray, np.ndarray]:
+    """The synthetic set's images and labels, after checking they match the real data ``data``."""
+    x, y = synthetic.arrays()
+    if synthetic.info.class_names != real.info.class_names or x.shape[1:] != real.x.shape[1:]:
+        raise GenaugError(
+            f"{synthetic.path} ({x.shape[1:]}, classes {list(synthetic.info.class_names)}) does not match {data} "
+            f"({real.x.shape[1:]}, classes {list(real.info.class_names)})"
+        )
+    return x, y
+
+
 def _label_spreading_set(full: LabelledArrays, real: LabelledArrays) -> tuple[np.ndarray, np.ndarray]:
     """The labelled examples plus the rest of the split with the teacher's labels (the rest's own labels
     are not read)."""
@@ -161,13 +172,7 @@ def evaluate(
     syn_set = SyntheticDataset.open(synthetic)
     full_train = load_arrays(data, "train", image_size=image_size)
     test = load_arrays(data, "test", image_size=image_size)
-    syn_x, syn_y = syn_set.arrays()
-    syn_info = syn_set.info
-    if syn_info.class_names != full_train.info.class_names or syn_x.shape[1:] != full_train.x.shape[1:]:
-        raise GenaugError(
-            f"{synthetic} ({syn_x.shape[1:]}, classes {list(syn_info.class_names)}) does not match {data} "
-            f"({full_train.x.shape[1:]}, classes {list(full_train.info.class_names)})"
-        )
+    syn_x, syn_y = _synthetic_arrays(syn_set, full_train, data)
     real = _real_train(full_train, syn_set, labels_per_class, label_fraction)
     num_classes = real.info.num_classes
     say(f"evaluate: {len(real.y)} real train, {len(syn_y)} synthetic, {len(test.y)} real test examples")
@@ -190,6 +195,15 @@ def evaluate(
             return _cnn_predictions(cnn, train_set, (syn_x, syn_y), fraction, seed, test, augment, policy)
         return _svc_predictions(train_set, (syn_x, syn_y), fraction, seed, test, augment, policy)
 
+    def scored(kind, real_values, train_set, fraction, augment=False, policy=None) -> dict:
+        """Accuracy over the seeds, with its gain over real only (``real_values``) paired by seed."""
+        values = [
+            float((predictions(kind, train_set, fraction, seed, augment, policy) == test.y).mean())
+            for seed in range(seeds)
+        ]
+        gain = metrics.mean_interval((np.asarray(values) - real_values).tolist())
+        return {**metrics.mean_interval(values), "gain": gain}
+
     utility = {}
     for kind in kinds:
         results = {}
@@ -209,20 +223,12 @@ def evaluate(
         }
         utility[kind] = {"conditions": results, "gain": gains}
         for name, (train_set, augment) in baselines.items():
-            values = [
-                float((predictions(kind, train_set, 0.0, seed, augment) == test.y).mean()) for seed in range(seeds)
-            ]
-            gain = metrics.mean_interval((np.asarray(values) - real_values).tolist())
-            utility[kind].setdefault("baselines", {})[name] = {**metrics.mean_interval(values), "gain": gain}
-            say(f"  {kind:<4} {name:<12} accuracy {np.mean(values):.4f} (no synthetic data)")
+            utility[kind].setdefault("baselines", {})[name] = scored(kind, real_values, train_set, 0.0, augment)
+            say(f"  {kind:<4} {name:<12} accuracy {utility[kind]['baselines'][name]['mean']:.4f} (no synthetic data)")
         if policy is not None:
-            values = [
-                float((predictions(kind, (real.x, real.y), None, seed, policy=policy) == test.y).mean())
-                for seed in range(seeds)
-            ]
-            gain = metrics.mean_interval((np.asarray(values) - real_values).tolist())
-            utility[kind]["policy"] = {**metrics.mean_interval(values), "gain": gain, "policy": policy.to_dict()}
-            say(f"  {kind:<4} {'policy':<12} accuracy {np.mean(values):.4f}")
+            entry = scored(kind, real_values, (real.x, real.y), None, policy=policy)
+            utility[kind]["policy"] = {**entry, "policy": policy.to_dict()}
+            say(f"  {kind:<4} {'policy':<12} accuracy {utility[kind]['policy']['mean']:.4f}")
     say("  fidelity (classifier feature space) ...")
     fidelity = _fidelity(full_train, syn_x, syn_y, test, num_classes)
     say("  memorisation ...")

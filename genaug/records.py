@@ -54,6 +54,13 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def differing_keys(record: Path, wanted: dict) -> list[str]:
+    """The keys in which the JSON object at ``record`` differs from ``wanted`` (for :func:`claim_directory`:
+    an empty list means the directory holds the same job)."""
+    previous = json.loads(record.read_text())
+    return sorted(k for k in wanted.keys() | previous.keys() if previous.get(k) != wanted.get(k))
+
+
 def read_json(path: Path, what: str) -> dict:
     """A JSON object from ``path``; a missing or corrupt file is a one-line error naming it."""
     if not path.is_file():

@@ -21,7 +21,15 @@ import numpy as np
 from genaug import atomic, shards
 from genaug.errors import ArgumentError
 from genaug.metrics import default_min_distance
-from genaug.records import MANIFEST, STATE_DIR, SYNTHETIC_LAYOUT, RunDirectory, claim_directory, shard_name
+from genaug.records import (
+    MANIFEST,
+    STATE_DIR,
+    SYNTHETIC_LAYOUT,
+    RunDirectory,
+    claim_directory,
+    differing_keys,
+    shard_name,
+)
 from genaug.version import __version__
 
 EXAMPLES_PER_SHARD = 10_000
@@ -299,12 +307,10 @@ def sample(
     )
     wanted = settings.to_json()
 
-    def differences(record: Path) -> list[str]:
-        previous = json.loads(record.read_text())
-        return sorted(k for k in wanted.keys() | previous.keys() if previous.get(k) != wanted.get(k))
-
     lock = "lock" if num_workers == 1 else f"lock-{worker_index}-of-{num_workers}"  # workers share `out`
-    with claim_directory(out, SYNTHETIC_LAYOUT, differences=differences, overwrite=overwrite, lock=lock) as same:
+    with claim_directory(
+        out, SYNTHETIC_LAYOUT, differences=lambda r: differing_keys(r, wanted), overwrite=overwrite, lock=lock
+    ) as same:
         if not same:
             atomic.write_json(out / SYNTHETIC_LAYOUT.record, wanted)
         filters = _Filters(settings, generator, oracle, train_x)

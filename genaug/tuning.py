@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,10 +22,10 @@ import numpy as np
 
 from genaug import atomic, metrics
 from genaug.data import load_arrays
-from genaug.errors import ArgumentError, GenaugError
-from genaug.evaluation import _cnn_predictions, _real_train
+from genaug.errors import ArgumentError
+from genaug.evaluation import _cnn_predictions, _real_train, _synthetic_arrays
 from genaug.policy import DEFAULT_POLICY, REAL_ONLY, Policy
-from genaug.records import STATE_DIR, TUNING_LAYOUT, SyntheticDataset, claim_directory
+from genaug.records import STATE_DIR, TUNING_LAYOUT, SyntheticDataset, claim_directory, differing_keys
 
 RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)  # synthetic per real; 0 is always a candidate
 AUGMENTATION = (0.0, 0.5, 1.0)
@@ -85,7 +84,7 @@ def tune(
     sets = [SyntheticDataset.open(path) for path in synthetic]
     full_train = load_arrays(data, "train", image_size=image_size)
     real = _real_train(full_train, sets[0], labels_per_class, label_fraction)
-    syn = [_synthetic_arrays(s, full_train) for s in sets]
+    syn = [_synthetic_arrays(s, full_train, data) for s in sets]
     splits = _stratified_folds(real.y, folds, seed)
     search = {
         "data": data,
@@ -99,24 +98,20 @@ def tune(
         "image_size": list(image_size) if image_size else None,
     }
 
-    def differences(record: Path) -> list[str]:
-        previous = json.loads(record.read_text())
-        return sorted(k for k in search.keys() | previous.keys() if previous.get(k) != search.get(k))
-
     from genaug.classifier import ClassifierTrainer
 
     out = Path(out)
     trainer = ClassifierTrainer(real.x.shape[1:], real.info.num_classes, steps=steps)
 
+    def accuracy(policy: Policy, train, held_out, classifier_seed: int) -> float:
+        """The CNN trained on ``train`` plus synthetic data as ``policy`` says, scored on ``held_out``."""
+        train_set, synthetic_set = (train.x, train.y), syn[policy.synthetic_set]
+        predicted = _cnn_predictions(trainer, train_set, synthetic_set, None, classifier_seed, held_out, False, policy)
+        return float((predicted == held_out.y).mean())
+
     def validation_accuracy(policy: Policy) -> float:
-        scores = []
-        for k, (train_idx, held_out) in enumerate(splits):
-            fold_real, fold_test = real.subset(train_idx), real.subset(held_out)
-            predicted = _cnn_predictions(
-                trainer, (fold_real.x, fold_real.y), syn[policy.synthetic_set], None, seed + k, fold_test, False, policy
-            )
-            scores.append(float((predicted == fold_test.y).mean()))
-        return float(np.mean(scores))
+        folds_scores = [accuracy(policy, real.subset(t), real.subset(h), seed + k) for k, (t, h) in enumerate(splits)]
+        return float(np.mean(folds_scores))
 
     def objective(trial) -> float:
         policy = Policy(
@@ -128,7 +123,12 @@ def tune(
         return validation_accuracy(policy)
 
     started = time.time()
-    with _quiet(optuna), claim_directory(out, TUNING_LAYOUT, differences=differences, overwrite=overwrite) as same:
+    with (
+        _quiet(optuna),
+        claim_directory(
+            out, TUNING_LAYOUT, differences=lambda r: differing_keys(r, search), overwrite=overwrite
+        ) as same,
+    ):
         if not same:
             atomic.write_json(out / TUNING_LAYOUT.record, search)
         journal = optuna.storages.journal.JournalFileBackend(str(out / STATE_DIR / JOURNAL))
@@ -173,17 +173,7 @@ def tune(
         test = load_arrays(data, "test", image_size=image_size)
         rows = {}
         for name, policy in (("real only", REAL_ONLY), ("default (50 % synthetic)", DEFAULT_POLICY), ("tuned", tuned)):
-            values = [
-                float(
-                    (
-                        _cnn_predictions(
-                            trainer, (real.x, real.y), syn[policy.synthetic_set], None, s, test, False, policy
-                        )
-                        == test.y
-                    ).mean()
-                )
-                for s in range(seeds)
-            ]
+            values = [accuracy(policy, real, test, s) for s in range(seeds)]
             rows[name] = {"policy": policy.to_dict(), **metrics.mean_interval(values)}
             say(f"  {name:<26} test accuracy {rows[name]['mean']:.4f}")
         report = {
@@ -224,13 +214,6 @@ def _describe(policy: Policy) -> str:
         f"ratio {policy.synthetic_ratio:g} weight {policy.synthetic_weight:.2f} "
         f"augmentation {policy.augmentation:g} set {policy.synthetic_set}"
     )
-
-
-def _synthetic_arrays(synthetic: SyntheticDataset, real) -> tuple[np.ndarray, np.ndarray]:
-    x, y = synthetic.arrays()
-    if synthetic.info.class_names != real.info.class_names or x.shape[1:] != real.x.shape[1:]:
-        raise GenaugError(f"{synthetic.path} ({x.shape[1:]}) does not match the real data ({real.x.shape[1:]})")
-    return x, y
 
 
 def _stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
