@@ -212,8 +212,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         fractions = tuple(float(f) for f in args.fractions.split(","))
     except ValueError:
         raise GenaugError(f"--fractions {args.fractions!r}: expected numbers like 0.25,0.5") from None
-    policy = Policy.load(args.policy) if args.policy else None
-    evaluate(**_arguments_for(evaluate, args, fractions=fractions, policy=policy, progress=not args.quiet))
+    evaluate(**_arguments_for(evaluate, args, fractions=fractions, progress=not args.quiet))
     return 0
 
 
@@ -337,7 +336,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _check_inputs(args: argparse.Namespace) -> None:
     """Checks what needs no TensorFlow (data specs, paths, the config file), so bad input reports at once.
-    ``train``'s config is built here, once, and kept as ``args.train_config``."""
+    ``train``'s config is built here, once, and kept as ``args.train_config``; ``--policy`` is loaded here."""
     from genaug.data import check_spec, check_unlabeled_spec
     from genaug.records import RunDirectory, SyntheticDataset
 
@@ -362,7 +361,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
     for path in synthetic if isinstance(synthetic, list) else [synthetic]:
         SyntheticDataset.open(path)
     if getattr(args, "policy", None):
-        Policy.load(args.policy)
+        args.policy = Policy.load(args.policy)  # read once: the command gets the checked policy
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,3 +86,14 @@ def test_evaluate_applies_a_policy(synthetic, tmp_path):
         entry = report["utility"][kind]["policy"]
         assert entry["policy"] == policy.to_dict() and 0.0 < entry["mean"] <= 1.0 and "gain" in entry
     assert "Trained as the policy says" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_evaluate_cli_reads_a_policy_file(synthetic, tmp_path, run_cli):
+    Policy(synthetic_ratio=0.5).save(tmp_path / "policy.json")
+    args = ["--synthetic", synthetic, "--out", tmp_path / "report", "--num-seeds", "1", "--fractions", "0.5"]
+    code, _, err = run_cli("evaluate", *args, "--steps", "20", "--policy", tmp_path / "policy.json", "--quiet")
+    assert code == 0, err
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["utility"]["cnn"]["policy"]["policy"] == Policy(synthetic_ratio=0.5).to_dict()
+    code, _, err = run_cli("evaluate", *args, "--policy", tmp_path / "missing.json")
+    assert code == 1 and "policy file not found" in err
