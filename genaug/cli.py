@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--truncation", type=float, metavar="T", help="resample latent values beyond +-T (the truncation trick)"
     )
     sample.add_argument("--temperature", type=float, default=1.0, help="scale of the latent vectors (default 1)")
+    sample.add_argument(
+        "--runner", choices=("local", "beam"), default="local", help="write shards here or in a Beam pipeline"
+    )
+    sample.add_argument(
+        "--beam-options",
+        metavar='"FLAGS"',
+        help='Beam pipeline flags for --runner beam (default "--runner=DirectRunner"), e.g. '
+        '"--runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing"',
+    )
     sample.add_argument("--overwrite", action="store_true", help="replace a different genaug synthetic set in --out")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     _finish(sample, _sample)

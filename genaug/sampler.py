@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from genaug import atomic, shards
-from genaug.errors import ArgumentError
+from genaug.errors import ArgumentError, GenaugError
 from genaug.metrics import default_min_distance
 from genaug.records import (
     MANIFEST,
     STATE_DIR,
     SYNTHETIC_LAYOUT,
     RunDirectory,
+    SyntheticDataset,
     claim_directory,
     differing_keys,
     shard_name,
@@ -174,6 +175,15 @@ class _Filters:
         return drawn["images"], labels, confident & novel, ~confident, confident & ~novel
 
 
+def filters_for(run: RunDirectory, settings: SampleSettings) -> _Filters:
+    """The candidate function and judges for ``settings``: the run's generator, its oracle (trained and
+    saved on first use) where needed, and its training images where the memorisation guard is on."""
+    generator = run.generator
+    oracle = _oracle(run) if (generator.num_classes is None or settings.min_confidence is not None) else None
+    train_x = run.training_images()[0] if settings.min_distance is not None else None
+    return _Filters(settings, generator, oracle, train_x)
+
+
 def _make_shard(index: int, wanted: np.ndarray, filters: _Filters, settings, num_classes: int):
     """Fills the shard's label slots, drawing rounds of candidates until every slot passes the filters."""
     generator = filters.candidates.generator
@@ -235,6 +245,8 @@ def sample(
     temperature: float = 1.0,
     overwrite: bool = False,
     progress: bool = True,
+    runner: str = "local",
+    beam_options: str | None = None,
 ) -> dict | None:
     """Writes a synthetic labelled dataset from a run's generator.
 
@@ -255,6 +267,8 @@ def sample(
         temperature: latent scale.
         overwrite: replace a synthetic dataset made with other settings.
         progress: show a progress bar with images/s.
+        runner: ``"local"`` (this process) or ``"beam"`` (an Apache Beam pipeline; same bytes).
+        beam_options: Beam pipeline flags for the beam runner (default ``--runner=DirectRunner``).
 
     Returns:
         The manifest once every shard exists, else ``None`` (other workers still running).
@@ -269,6 +283,7 @@ def sample(
     run = run if isinstance(run, RunDirectory) else RunDirectory.open(run)
     out = Path(out)
     _check_arguments(run, out, worker_index, num_workers, min_confidence, min_distance, truncation, temperature, seed)
+    _check_runner(runner, beam_options, num_workers)
     dataset = run.record.dataset
     num_classes = dataset.num_classes
     counts = class_counts(
@@ -288,13 +303,9 @@ def sample(
         raise ArgumentError(
             f"{{}} must be between 1 and the number of images ({total}), got {num_shards}", "num_shards"
         )
-    train_x = None
-    if min_distance is not None:
-        train_x = run.training_images()[0]  # a semi-supervised run's generator saw the unlabelled ones too
-        if min_distance == "auto":
-            min_distance = default_min_distance(train_x, run.load_split("test").x)
+    if min_distance == "auto":  # a semi-supervised run's generator saw the unlabelled images too
+        min_distance = default_min_distance(run.training_images()[0], run.load_split("test").x)
     generator = run.generator
-    oracle = _oracle(run) if (generator.num_classes is None or min_confidence is not None) else None
     settings = SampleSettings(
         counts_per_class=counts,
         seed=seed,
@@ -313,7 +324,12 @@ def sample(
     ) as same:
         if not same:
             atomic.write_json(out / SYNTHETIC_LAYOUT.record, wanted)
-        filters = _Filters(settings, generator, oracle, train_x)
+        filters = filters_for(run, settings)  # trains the oracle if needed, once, before any worker starts
+        if runner == "beam":
+            from genaug import beam_runner
+
+            beam_runner.write_dataset(run.path, out, settings, num_classes, beam_options)
+            return SyntheticDataset.open(out).manifest
         plan = label_plan(counts, seed, num_shards)
         mine = [k for k in range(num_shards) if k % num_workers == worker_index]
         bar = _progress(sum(len(plan[k]) for k in mine)) if progress else None
@@ -321,13 +337,13 @@ def sample(
         # first big batch. Each is still a pure function of its index, so the bytes do not change.
         pool = concurrent.futures.ThreadPoolExecutor(SHARDS_IN_FLIGHT, thread_name_prefix="genaug-shard")
         try:
-            written = pool.map(lambda k: _write_shard(out, k, plan[k], filters, settings, num_classes), mine)
+            written = pool.map(lambda k: write_shard(out, k, plan[k], filters, settings, num_classes), mine)
             for k, _ in zip(mine, written, strict=True):
                 if bar:
                     bar.add(len(plan[k]))
         finally:
             pool.shutdown(cancel_futures=True)  # on an error, start no further shard
-        return _finalize(out, run=run, settings=settings)
+        return finalize(out, run=run, settings=settings)
 
 
 def _check_arguments(run, out, worker_index, num_workers, min_confidence, min_distance, truncation, temperature, seed):
@@ -348,7 +364,25 @@ def _check_arguments(run, out, worker_index, num_workers, min_confidence, min_di
         raise ArgumentError(f"{{}} must be a non-negative integer, got {seed}", "seed")
 
 
-def _write_shard(out: Path, k: int, labels: np.ndarray, filters: _Filters, settings, num_classes: int) -> None:
+def _check_runner(runner: str, beam_options: str | None, num_workers: int) -> None:
+    if runner not in ("local", "beam"):
+        raise ArgumentError(f"{{}} {runner!r}: expected local or beam", "runner")
+    if runner == "local":
+        if beam_options is not None:
+            raise ArgumentError("{} apply to the beam runner only (add {} beam)", "beam_options", "runner")
+        return
+    if num_workers != 1:
+        raise ArgumentError("{} is for local workers; Beam spreads the shards itself", "num_workers")
+    import importlib.util
+
+    if importlib.util.find_spec("apache_beam") is None:
+        raise GenaugError("the beam runner needs the optional extra: pip install 'genaug[beam]'")
+    from genaug.beam_runner import pipeline_options
+
+    pipeline_options(beam_options)  # bad flags fail before anything is written
+
+
+def write_shard(out: Path, k: int, labels: np.ndarray, filters: _Filters, settings, num_classes: int) -> None:
     """Writes shard ``k`` unless a checksum-verified copy exists; then records it in ``.genaug/``."""
     # Each shard has one owner (k % W == I), so its leftovers from a killed run are ours to remove.
     name = shard_name(k, settings.num_shards)
@@ -385,7 +419,7 @@ def _shard_is_done(out: Path, k: int, num_shards: int) -> bool:
     return record is not None and file.is_file() and shards.sha256_file(file) == record["sha256"]
 
 
-def _finalize(out: Path, *, run: RunDirectory, settings: SampleSettings):
+def finalize(out: Path, *, run: RunDirectory, settings: SampleSettings):
     """Writes TFDS metadata and ``manifest.json`` if every shard is present; returns the manifest or None."""
     records = [_shard_record(out, k) for k in range(settings.num_shards)]
     done = [r for r in records if r is not None]
