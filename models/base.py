@@ -37,6 +37,15 @@ class GenerativeModel(keras.Model):
     def export_generator(self):
         raise NotImplementedError
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras 3.15 (TensorFlow backend) ``fit`` peeks at a batch and reduces it across replicas before
+        building the model from it; under MultiWorkerMirroredStrategy that reduce fails on dict batches
+        (keras-team/keras#20585). Our networks are built in the constructor, so nothing is left to build
+        from data; Keras's path still runs for anything unbuilt."""
+        if all(layer.built for layer in self._flatten_layers(include_self=False)):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def generate(self, n: int, labels=None, **kwargs):
         """``n`` uint8 images (and their labels); see :meth:`SyntheticGenerator.generate`."""
         return self.export_generator().generate(n, labels, **kwargs)

@@ -11,7 +11,7 @@ from models.base import GenerativeModel, adam, clone_network, require_classes
 from models.diffaugment import diff_augment
 from models.generator import SyntheticGenerator
 from models.networks import build_discriminator, build_generator
-from models.replicas import per_replica
+from models.replicas import per_replica, step_logs
 
 
 def _loss_scaled(optimizer: keras.optimizers.Optimizer, policy_name: str) -> keras.optimizers.Optimizer:
@@ -225,7 +225,7 @@ class DCGAN(GenerativeModel):
         self.g_loss_tracker.update_state(g_loss)
         self.d_real_tracker.update_state(ops.mean(real_logits))
         self.d_fake_tracker.update_state(ops.mean(fake_logits))
-        return {m.name: m.result() for m in self.metrics}
+        return step_logs(self.metrics)
 
     def _update_ema(self):
         decay = self.ema_decay

@@ -10,7 +10,7 @@ from keras import ops
 from models.base import GenerativeModel, adam, require_classes
 from models.generator import SyntheticGenerator, add_prior_weights
 from models.networks import build_encoder, build_generator
-from models.replicas import per_replica
+from models.replicas import per_replica, step_logs
 
 LATENT_PRIORS = ("fitted", "standard")
 
@@ -125,7 +125,7 @@ class VAE(GenerativeModel):
         self.total_loss_tracker.update_state(total)
         self.reconstruction_loss_tracker.update_state(reconstruction)
         self.kl_loss_tracker.update_state(kl)
-        return {m.name: m.result() for m in self.metrics}
+        return step_logs(self.metrics)
 
     def train_step(self, data):
         with tf.GradientTape() as tape:

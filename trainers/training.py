@@ -5,11 +5,14 @@ No gradient tape and no epoch loop here: the algorithm is each model's ``train_s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import platform
+import shutil
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import keras
@@ -36,7 +39,15 @@ from models.scaling import to_model_range
 from trainers import callbacks as cb
 from trainers.config import TrainConfig, is_conditional, model_class, resolve
 from trainers.pipeline import execution_length, steps_per_epoch, training_dataset
-from trainers.runtime import make_strategy, resolve_jit, resolve_precision
+from trainers.runtime import (
+    FAILED,
+    chief_value,
+    execution_cap,
+    is_chief,
+    make_strategy,
+    resolve_jit,
+    resolve_precision,
+)
 
 MAX_ROLLBACKS = 3
 # Settings that may change between an interrupted run and its resumption.
@@ -206,42 +217,76 @@ def train(
         >>> run = train(from_dict({"model": {"kind": "cdcgan"}, "run": {"out": "runs/gan"}}, PRESETS["smoke"]))
     """
     config = resolve(config)
-    run = RunDirectory(config.run.out)
+    strategy = make_strategy(config.run.strategy)  # first: a cluster's collective ops precede any TF op
     data = _load_training_data(config)
     # Bad settings fail here, before anything is written.
     build_model(config, data.labelled.info.image_shape, data.labelled.info.num_classes)
     steps_per_epoch(len(data.y), config.optim.batch_size)
-    wanted = config.to_dict()
-    with claim_directory(
-        run.path, RUN_LAYOUT, differences=lambda path: _differences(path, wanted), overwrite=overwrite
-    ) as same:
-        start_epoch = _start_epoch(run, config, same, resume)
-        run.write_config(wanted)
+    with _output(config, strategy, overwrite=overwrite, resume=resume) as (run, start_epoch):
         precision = resolve_precision(config.run.precision)
         jit = resolve_jit(config.run.jit)
         previous_policy = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy(precision)
         try:
-            return _fit(config, run, data, start_epoch, precision, jit, extra_callbacks)
+            return _fit(config, strategy, run, data, start_epoch, precision, jit, extra_callbacks)
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _fit(config, run: RunDirectory, data: TrainingData, start_epoch, precision, jit, extra_callbacks) -> Run:
+@contextlib.contextmanager
+def _output(config: TrainConfig, strategy, *, overwrite: bool, resume: bool) -> Iterator[tuple[RunDirectory, int]]:
+    """Yields the directory this process writes and the epoch to start from.
+
+    The chief (the only process, unless training on a cluster) claims ``config.run.out`` for the whole
+    run and decides the start epoch; other workers are told it, read the chief's checkpoint, and write
+    to a temporary directory that is deleted afterwards (the Keras convention for multi-worker runs).
+    """
+    if not is_chief(strategy):
+        start_epoch = chief_value(strategy, FAILED)
+        if start_epoch == FAILED:
+            raise GenaugError(f"the chief worker could not start the run in {config.run.out} (see its error)")
+        scratch = Path(tempfile.mkdtemp(prefix="genaug-worker-"))
+        try:
+            for sub in (RunDirectory.CHECKPOINTS, RunDirectory.SAMPLES, RunDirectory.LOGS):
+                (scratch / sub).mkdir()
+            yield RunDirectory(scratch), start_epoch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
+    run, wanted = RunDirectory(config.run.out), config.to_dict()
+    with contextlib.ExitStack() as claimed:
+        try:
+            same = claimed.enter_context(
+                claim_directory(
+                    run.path, RUN_LAYOUT, differences=lambda path: _differences(path, wanted), overwrite=overwrite
+                )
+            )
+            start_epoch = _start_epoch(run, config, same, resume)
+            run.write_config(wanted)
+        except BaseException:
+            chief_value(strategy, FAILED)  # so the other workers stop too, rather than wait
+            raise
+        chief_value(strategy, start_epoch)
+        yield run, start_epoch
+
+
+def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, precision, jit, extra_callbacks) -> Run:
     arrays = data.labelled
     out = run.path
-    strategy = make_strategy(config.run.strategy)
-    checkpoints = out / RunDirectory.CHECKPOINTS
+    checkpoints = Path(config.run.out) / RunDirectory.CHECKPOINTS  # the chief's, which every worker resumes from
     epochs, started, rollbacks = config.optim.epochs, time.time(), 0
     history: dict[str, list[float]] = {}
+    steps = steps_per_epoch(len(data.y), config.optim.batch_size)
+    execution = execution_length(steps, execution_cap(strategy, config.run.steps_per_execution))
     with strategy.scope():
         if start_epoch:
             model = models.load_model(checkpoints / cb.CHECKPOINT)
+            model.steps_per_execution = execution  # the strategy may differ from the interrupted run's
         else:
             keras.utils.set_random_seed(config.run.seed)  # weight initialisers draw from the global seed
             model = build_model(config, arrays.info.image_shape, arrays.info.num_classes)
-            steps = steps_per_epoch(len(data.y), config.optim.batch_size)
-            compile_model(model, config, jit, execution_length(steps, config.run.steps_per_execution))
+            compile_model(model, config, jit, execution)
+        _global_batch_statistics(model, strategy)
     while start_epoch < epochs:
         dataset, steps = training_dataset(
             data.x,
@@ -261,7 +306,7 @@ def _fit(config, run: RunDirectory, data: TrainingData, start_epoch, precision, 
             ),
             keras.callbacks.TensorBoard(str(out / RunDirectory.LOGS), write_graph=False),
             *extra_callbacks,
-            cb.Checkpoint(checkpoints, config.run.checkpoint_every, epochs),
+            cb.Checkpoint(out / RunDirectory.CHECKPOINTS, config.run.checkpoint_every, epochs),
         ]
         fitted = model.fit(
             dataset,
@@ -278,7 +323,7 @@ def _fit(config, run: RunDirectory, data: TrainingData, start_epoch, precision, 
             # A callback may stop training early (e.g. a time budget): record what really ran.
             start_epoch = fitted.epoch[-1] + 1 if fitted.epoch else start_epoch
             break
-        start_epoch, model = _roll_back(config, out, guard.tripped_at, rollbacks, strategy)
+        start_epoch, model = _roll_back(config, guard.tripped_at, rollbacks, strategy)
         rollbacks += 1
     if getattr(model, "latent_prior", None) == "fitted":
         model.fit_latent_prior(to_model_range(data.x), data.y)
@@ -312,7 +357,16 @@ def _fit(config, run: RunDirectory, data: TrainingData, start_epoch, precision, 
         **_unlabeled_record(run, data),
     )
     run.write_record(record)
-    return Run(directory=out, config=config, model=model, record=record)
+    return Run(directory=Path(config.run.out), config=config, model=model, record=record)
+
+
+def _global_batch_statistics(model: keras.Model, strategy) -> None:
+    """With several replicas, batch normalisation uses the statistics of the global batch, as one process
+    would: results do not depend on how many replicas share a batch, and every replica's moving averages,
+    so every worker's weights, stay identical (each replica's own half-batch statistics would differ)."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = strategy.num_replicas_in_sync > 1
 
 
 def _unlabeled_record(run: RunDirectory, data: TrainingData) -> dict:
@@ -343,9 +397,9 @@ def _trim_history(path: Path, start_epoch: int) -> None:
     atomic.write_bytes(path, "".join(kept).encode())
 
 
-def _roll_back(config, out, tripped_at, rollbacks, strategy):
+def _roll_back(config, tripped_at, rollbacks, strategy):
     epoch, batches, key = tripped_at
-    checkpoints = out / RunDirectory.CHECKPOINTS
+    checkpoints = Path(config.run.out) / RunDirectory.CHECKPOINTS
     state_path = checkpoints / cb.STATE
     where = f"non-finite {key} at epoch {epoch}, {batches}"
     if not state_path.exists():
