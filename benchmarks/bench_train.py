@@ -43,7 +43,7 @@ from tensorflow.python.framework import ops as tf_ops  # noqa: E402
 import genaug  # noqa: E402
 import models  # noqa: E402
 from trainers import config as cfg  # noqa: E402
-from trainers.pipeline import execution_length, steps_per_epoch, training_dataset  # noqa: E402
+from trainers.pipeline import steps_per_epoch, training_dataset  # noqa: E402
 from trainers.runtime import resolve_jit  # noqa: E402
 from trainers.training import build_model, compile_model  # noqa: E402
 
@@ -75,14 +75,14 @@ def timed_fit(model, data, **fit_kwargs) -> float:
 
 
 def genaug_dataset(x, y):
-    return training_dataset(x, y, batch_size=BATCH, seed=0, start_epoch=0, epochs=1)[0]
+    return training_dataset(x, y, batch_size=BATCH, seed=0, epoch=tf.Variable(0, dtype=tf.int64))[0]
 
 
 def genaug_compile_kwargs(num_examples: int) -> dict:
     """What ``genaug train`` compiles with for ``num_examples`` training images."""
     steps = steps_per_epoch(num_examples, BATCH)
     return dict(
-        steps_per_execution=execution_length(steps, DEFAULTS.run.steps_per_execution),
+        steps_per_execution=min(steps, DEFAULTS.run.steps_per_execution),
         jit_compile=resolve_jit(DEFAULTS.run.jit),
     )
 

@@ -18,7 +18,6 @@ from genaug.errors import GenaugError
 from genaug.records import RunDirectory
 from trainers import PRESETS, train
 from trainers import config as cfg
-from trainers.pipeline import execution_length
 from trainers.training import build_model, compile_model
 
 # ---- config ----------------------------------------------------------------------------------
@@ -111,9 +110,18 @@ def test_train_writes_the_run_directory(kind, tmp_path):
     assert int(optimizer.iterations) == 2 * 3
 
 
-@pytest.mark.parametrize(("steps", "requested", "expected"), [(21, 32, 21), (21, 8, 7), (937, 32, 1), (468, 32, 26)])
-def test_execution_length_divides_the_epoch(steps, requested, expected):
-    assert execution_length(steps, requested) == expected
+@pytest.mark.parametrize("kind", ["cvae", "cdcgan"])
+def test_executions_that_do_not_divide_the_epoch_train_the_same_batches(kind, tmp_path):
+    """3 steps per epoch run as executions of 2 + 1 steps: every epoch is whole, and the weights are
+    those of one step at a time (an execution straddling epochs would shift every later batch)."""
+    settings = dict(model={"kind": kind}, optim={"epochs": 3})
+    runs = {spe: train(smoke(tmp_path / str(spe), run={"steps_per_execution": spe}, **settings)) for spe in (1, 2)}
+    assert runs[2].model.steps_per_execution == 2
+    for run in runs.values():
+        optimizer = run.model.d_optimizer if kind.endswith("gan") else run.model.optimizer
+        assert int(optimizer.iterations) == 3 * 3
+    for a, b in zip(runs[1].model.weights, runs[2].model.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
 
 
 def test_rerun_continues_and_refuses_a_different_run(tmp_path):

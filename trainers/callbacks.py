@@ -47,6 +47,20 @@ class Checkpoint(keras.callbacks.Callback):
         atomic.write_json(self.directory / STATE, {"epoch": epoch + 1, "logs": dict(logs or {})})
 
 
+class EpochClock(keras.callbacks.Callback):
+    """Advances the pipeline's ``epoch`` variable (:func:`trainers.pipeline.training_dataset`) at the end
+    of each epoch's last execution: Keras starts the next epoch's iterator right after it, before
+    ``on_epoch_end``, and that iterator reads the variable to choose its order."""
+
+    def __init__(self, epoch: tf.Variable, steps: int):
+        super().__init__()
+        self.epoch, self.steps = epoch, steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 >= self.steps:  # a last execution may be reported past the end of a short epoch
+            self.epoch.assign_add(1)
+
+
 class NonFiniteGuard(keras.callbacks.Callback):
     """Stops training at the first batch whose logged losses are NaN or infinite, or at the end of an
     epoch that left a non-finite weight, and remembers where (as ``(epoch, "batch B" or "batches A-B",
@@ -68,8 +82,8 @@ class NonFiniteGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         for key, value in (logs or {}).items():
             if not math.isfinite(float(value)):
-                span = self.model.steps_per_execution
-                batches = f"batch {batch + 1}" if span == 1 else f"batches {batch + 2 - span}-{batch + 1}"
+                span, last = self.model.steps_per_execution, min(batch + 1, self.params["steps"])
+                batches = f"batch {last}" if span == 1 else f"batches {batch + 2 - span}-{last}"
                 self.tripped_at = (self._epoch + 1, batches, key)
                 self.model.stop_training = True
                 return

@@ -77,7 +77,7 @@ class RunConfig:
     strategy: str = "auto"  # one of STRATEGIES
     precision: str = "auto"  # one of PRECISIONS
     jit: str = "auto"  # one of JIT_MODES
-    steps_per_execution: int = 32  # at most; a divisor of the steps per epoch (trainers.pipeline)
+    steps_per_execution: int = 32  # at most the steps per epoch; an epoch's last execution may be shorter
     sample_every: int = 10  # epochs between sample grids
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
     nan_rollback: bool = False  # on a non-finite loss, reload the last checkpoint at half the LR

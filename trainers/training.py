@@ -38,7 +38,7 @@ from models.base import adam
 from models.scaling import to_model_range
 from trainers import callbacks as cb
 from trainers.config import TrainConfig, is_conditional, model_class, resolve
-from trainers.pipeline import execution_length, steps_per_epoch, training_dataset
+from trainers.pipeline import steps_per_epoch, training_dataset
 from trainers.runtime import (
     FAILED,
     chief_value,
@@ -96,7 +96,7 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
 
 
 def compile_model(model: keras.Model, config: TrainConfig, jit: bool, steps_per_execution: int = 1) -> None:
-    """Compiles with the resolved config's optimisers; ``steps_per_execution`` from :func:`execution_length`."""
+    """Compiles with the resolved config's optimisers and ``steps_per_execution`` steps per call."""
     settings = dataclasses.asdict(config.optim)
     common = dict(jit_compile=jit, steps_per_execution=steps_per_execution)
     if isinstance(model, models.DCGAN):
@@ -276,8 +276,11 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
     checkpoints = Path(config.run.out) / RunDirectory.CHECKPOINTS  # the chief's, which every worker resumes from
     epochs, started, rollbacks = config.optim.epochs, time.time(), 0
     history: dict[str, list[float]] = {}
-    steps = steps_per_epoch(len(data.y), config.optim.batch_size)
-    execution = execution_length(steps, execution_cap(strategy, config.run.steps_per_execution))
+    epoch = tf.Variable(start_epoch, dtype=tf.int64, trainable=False)  # read by the pipeline; not a weight
+    dataset, steps = training_dataset(
+        data.x, data.y, batch_size=config.optim.batch_size, seed=config.run.seed, epoch=epoch
+    )
+    execution = min(steps, execution_cap(strategy, config.run.steps_per_execution))
     with strategy.scope():
         if start_epoch:
             model = models.load_model(checkpoints / cb.CHECKPOINT)
@@ -288,17 +291,11 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
             compile_model(model, config, jit, execution)
         _global_batch_statistics(model, strategy)
     while start_epoch < epochs:
-        dataset, steps = training_dataset(
-            data.x,
-            data.y,
-            batch_size=config.optim.batch_size,
-            seed=config.run.seed,
-            start_epoch=start_epoch,
-            epochs=epochs,
-        )
+        epoch.assign(start_epoch)
         guard = cb.NonFiniteGuard()
         _trim_history(out / RunDirectory.HISTORY, start_epoch)
         callbacks = [  # the checkpoint comes last, so a saved epoch is always logged too
+            cb.EpochClock(epoch, steps),
             guard,
             keras.callbacks.CSVLogger(str(out / RunDirectory.HISTORY), append=start_epoch > 0),
             cb.SampleGrid(
