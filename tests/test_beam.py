@@ -31,11 +31,11 @@ def _files(directory):
 
 @needs_beam
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["cvae", "vae"])
-def test_beam_with_two_workers_writes_the_local_runners_bytes(smoke_runs, tmp_path, kind):
+@pytest.mark.parametrize(("kind", "options"), [("cvae", TWO_WORKERS), ("vae", None)])  # None: one, in-process
+def test_beam_writes_the_local_runners_bytes(smoke_runs, tmp_path, kind, options):
     settings = dict(per_class=12, seed=4, num_shards=5, min_confidence=0.2, progress=False)
     local = sample(smoke_runs[kind], tmp_path / "local", **settings)
-    beamed = sample(smoke_runs[kind], tmp_path / "beam", runner="beam", beam_options=TWO_WORKERS, **settings)
+    beamed = sample(smoke_runs[kind], tmp_path / "beam", runner="beam", beam_options=options, **settings)
     assert beamed == local
     assert _files(tmp_path / "beam") == _files(tmp_path / "local")  # shards, metadata, manifest, shard records
     assert shards.verify(tmp_path / "beam")["num_examples"] == 120

@@ -12,7 +12,19 @@ import time
 import numpy as np
 import pytest
 
-EPOCHS = 24
+EPOCHS = 12
+STEPS_PER_EPOCH = 200 // 32  # 20 digits per class, global batch 32
+RUN_FILES = {
+    ".genaug",
+    "checkpoints",
+    "config.json",
+    "generator.keras",
+    "history.csv",
+    "logs",
+    "model.keras",
+    "run.json",
+    "samples",
+}
 # One worker: a cvae on 20 digits per class, global batch 32, recording the batch each replica sees.
 WORKER = r"""
 import sys
@@ -84,51 +96,33 @@ def _weights(path):
 
 @pytest.mark.slow
 def test_two_workers_train_as_one_and_resume_after_both_are_killed(tmp_path):
-    whole, cut = tmp_path / "whole", tmp_path / "cut"
-    _finish(_start(tmp_path, whole, "whole"))
-    chief, other = _weights(tmp_path / "whole-0-weights.npz"), _weights(tmp_path / "whole-1-weights.npz")
-    assert chief.keys() == other.keys()
-    for name in chief:
-        np.testing.assert_array_equal(chief[name], other[name], err_msg=name)  # both end with the same model
-    for index in range(2):  # the global batch of 32 is split: each replica trains on 16 per step
-        sizes = set((tmp_path / f"whole-{index}-batches.txt").read_text().split())
-        assert sizes == {"16"}, sizes
-    # Only the chief writes the run directory; the other worker's temporary one is gone.
-    assert sorted(p.name for p in whole.iterdir()) == sorted(
-        [
-            ".genaug",
-            "checkpoints",
-            "config.json",
-            "generator.keras",
-            "history.csv",
-            "logs",
-            "model.keras",
-            "run.json",
-            "samples",
-        ]
-    )
-    assert not list((tmp_path / "scratch").iterdir())
-    with open(whole / "history.csv") as f:
-        assert [int(row["epoch"]) for row in csv.DictReader(f)] == list(range(EPOCHS))
-    record = json.loads((whole / "run.json").read_text())
-    assert (
-        record["strategy"] == "CollectiveAllReduceStrategy"
-    )  # MultiWorkerMirroredStrategy and record["replicas"] == 2
-
-    # Kill both workers mid-run, start both again: they resume from the chief's checkpoint.
-    processes = _start(tmp_path, cut, "cut")
-    state = cut / "checkpoints" / "state.json"
+    out, batches = tmp_path / "run", [tmp_path / f"run-{i}-batches.txt" for i in (0, 1)]
+    processes = _start(tmp_path, out, "run")
+    state = out / "checkpoints" / "state.json"
     deadline = time.time() + 300
-    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["epoch"] >= 3):
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["epoch"] >= 2):
         time.sleep(0.02)
-    for p in processes:
+    for p in processes:  # both workers, mid-run
         p.send_signal(signal.SIGKILL)
         p.communicate()
     killed_at = json.loads(state.read_text())["epoch"]
-    assert 3 <= killed_at < EPOCHS, "the kill must land mid-run"
-    _finish(_start(tmp_path, cut, "cut"))
-    with open(cut / "history.csv") as f:
-        assert [int(row["epoch"]) for row in csv.DictReader(f)] == list(range(EPOCHS))
-    resumed = _weights(tmp_path / "cut-0-weights.npz")
+    assert 2 <= killed_at < EPOCHS, "the kill must land mid-run"
+    steps_before = [len(path.read_text().split()) for path in batches]
+    left_by_the_kill = set((tmp_path / "scratch").iterdir())
+
+    _finish(_start(tmp_path, out, "run"))  # both started again: they resume from the chief's checkpoint
+    for path, before in zip(batches, steps_before, strict=True):
+        steps = path.read_text().split()
+        assert len(steps) - before == (EPOCHS - killed_at) * STEPS_PER_EPOCH  # from the checkpoint, not from 0
+        assert set(steps) == {"16"}  # the global batch of 32 is split: each replica trains on 16 per step
+    chief, other = _weights(tmp_path / "run-0-weights.npz"), _weights(tmp_path / "run-1-weights.npz")
+    assert chief.keys() == other.keys()
     for name in chief:
-        np.testing.assert_allclose(chief[name], resumed[name], rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_array_equal(chief[name], other[name], err_msg=name)  # both end with the same model
+    # Only the chief writes the run directory; the other worker's temporary directory is deleted.
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+    assert set((tmp_path / "scratch").iterdir()) == left_by_the_kill
+    with open(out / "history.csv") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == list(range(EPOCHS))
+    record = json.loads((out / "run.json").read_text())
+    assert record["strategy"] == "CollectiveAllReduceStrategy" and record["replicas"] == 2  # MultiWorkerMirrored
