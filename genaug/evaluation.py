@@ -47,9 +47,12 @@ def _real_train(full: LabelledArrays, synthetic: SyntheticDataset, labels_per_cl
     return full if indices is None else full.subset(indices)
 
 
-def _synthetic_arrays(synthetic: SyntheticDataset, real: LabelledArrays, data: str) -> tuple[np.ndarray, np.ndarray]:
-    """The synthetic set's images and labels, after checking they match the real data ``data``."""
-    x, y = synthetic.arrays()
+def _synthetic_arrays(
+    synthetic: SyntheticDataset, real: LabelledArrays, data: str, min_confidence: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The synthetic set's images and labels (those with a stored confidence of at least
+    ``min_confidence``), after checking they match the real data ``data``."""
+    x, y = synthetic.arrays(min_confidence)
     if synthetic.info.class_names != real.info.class_names or x.shape[1:] != real.x.shape[1:]:
         raise GenaugError(
             f"{synthetic.path} ({x.shape[1:]}, classes {list(synthetic.info.class_names)}) does not match {data} "
@@ -173,6 +176,9 @@ def evaluate(
     full_train = load_arrays(data, "train", image_size=image_size)
     test = load_arrays(data, "test", image_size=image_size)
     syn_x, syn_y = _synthetic_arrays(syn_set, full_train, data)
+    policy_syn = (syn_x, syn_y)
+    if policy is not None and policy.min_confidence is not None:
+        policy_syn = _synthetic_arrays(syn_set, full_train, data, policy.min_confidence)
     real = _real_train(full_train, syn_set, labels_per_class, label_fraction)
     num_classes = real.info.num_classes
     say(f"evaluate: {len(real.y)} real train, {len(syn_y)} synthetic, {len(test.y)} real test examples")
@@ -191,9 +197,10 @@ def evaluate(
     cnn = ClassifierTrainer(test.x.shape[1:], num_classes, steps=steps)
 
     def predictions(kind, train_set, fraction, seed, augment=False, policy=None):
+        syn = (syn_x, syn_y) if policy is None else policy_syn
         if kind == "cnn":
-            return _cnn_predictions(cnn, train_set, (syn_x, syn_y), fraction, seed, test, augment, policy)
-        return _svc_predictions(train_set, (syn_x, syn_y), fraction, seed, test, augment, policy)
+            return _cnn_predictions(cnn, train_set, syn, fraction, seed, test, augment, policy)
+        return _svc_predictions(train_set, syn, fraction, seed, test, augment, policy)
 
     def scored(kind, real_values, train_set, fraction, augment=False, policy=None) -> dict:
         """Accuracy over the seeds, with its gain over real only (``real_values``) paired by seed."""

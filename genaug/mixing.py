@@ -61,7 +61,8 @@ def mix(
         class_weights: ``{label: weight}`` relative sampling weights within the synthetic stream
             (fraction mode), e.g. to top up rare classes; classes not named get weight 0.
         policy: a :class:`genaug.policy.Policy` instead of ``synthetic_fraction`` and ``synthetic_weight``
-            (its fraction is ``ratio / (1 + ratio)``; pass it to :func:`as_supervised` too).
+            (its fraction is ``ratio / (1 + ratio)``; its ``min_confidence`` filters the synthetic stream by
+            each element's ``confidence``; pass it to :func:`as_supervised` too).
 
     Returns:
         A finite dataset of tagged elements (shuffle and batch it with :func:`as_supervised`).
@@ -75,6 +76,13 @@ def mix(
             raise GenaugError("give a policy or synthetic_fraction/synthetic_count/synthetic_weight, not both")
         synthetic_fraction = policy.synthetic_fraction
         synthetic_weight = None if policy.synthetic_weight == 1.0 else policy.synthetic_weight
+        if policy.min_confidence is not None:
+            if "confidence" not in synthetic.element_spec:
+                raise GenaugError(
+                    "the policy's min_confidence needs synthetic elements with a 'confidence' (a set sampled with "
+                    "--min-confidence; load_synthetic gives it)"
+                )
+            synthetic = synthetic.filter(lambda e: e["confidence"] >= policy.min_confidence)
     if (synthetic_fraction is None) == (synthetic_count is None):
         raise GenaugError("give exactly one of synthetic_fraction and synthetic_count")
     n_real, n_syn = _size(real), _size(synthetic)

@@ -25,6 +25,8 @@ class Policy:
         augmentation: strength of classic augmentation of every batch (random shifts, rotations and
             zooms, :mod:`genaug.augment`): 0 is off, 1 the default magnitudes, at most 2.
         synthetic_set: which of the synthetic sets given to ``tune``/``evaluate`` (0-based).
+        min_confidence: use only synthetic images the sampler's oracle gave their label at least this
+            probability (read from the shards' ``confidence``; ``None``: every image).
 
     Example:
         >>> policy = Policy.load("tuned/policy.json")
@@ -35,6 +37,7 @@ class Policy:
     synthetic_weight: float = 1.0
     augmentation: float = 0.0
     synthetic_set: int = 0
+    min_confidence: float | None = None
 
     def __post_init__(self):
         ranges = {
@@ -49,6 +52,11 @@ class Policy:
             object.__setattr__(self, name, float(value))
         if isinstance(self.synthetic_set, bool) or not isinstance(self.synthetic_set, int) or self.synthetic_set < 0:
             raise GenaugError(f"policy synthetic_set must be an index >= 0, got {self.synthetic_set!r}")
+        confidence = self.min_confidence
+        if confidence is not None:
+            if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
+                raise GenaugError(f"policy min_confidence must be null or a number in [0, 1], got {confidence!r}")
+            object.__setattr__(self, "min_confidence", float(confidence))
 
     @property
     def synthetic_fraction(self) -> float:

@@ -340,8 +340,16 @@ class SyntheticDataset:
         """The generator's labelled training examples, as positions in the real training split."""
         return self.manifest["source"]["train_indices"]
 
-    def as_dataset(self):
-        """``{"image": uint8[H,W,C], "label": int64[]}`` elements, in shard order, after :meth:`check_files`.
+    @property
+    def has_confidence(self) -> bool:
+        """Whether each example stores the oracle's confidence in its label (``confidence``: sets whose
+        sampler ran the oracle, written by genaug 0.2.0 or later)."""
+        return "confidence" in self.manifest.get("features", ())
+
+    def as_dataset(self, min_confidence: float | None = None):
+        """``{"image": uint8[H,W,C], "label": int64[]}`` elements (and ``"confidence": float32[]`` where
+        stored), in shard order, after :meth:`check_files`; with ``min_confidence``, only the examples
+        the oracle gave at least that probability (a read-time filter: no re-sampling).
 
         The shards are TFDS files (``tfds.builder_from_directory`` reads them too); genaug parses them in
         batches of :data:`DECODE_BATCH` records, which serves elements ~2x faster than TFDS's
@@ -350,25 +358,58 @@ class SyntheticDataset:
         import tensorflow as tf
 
         self.check_files()
+        size = self.info.split_sizes[SYNTHETIC_SPLIT]
+        dataset = self._parsed(("image", "label", "confidence") if self.has_confidence else ("image", "label"))
+        if min_confidence is not None:
+            threshold = self._threshold(min_confidence)
+            size = int((self._confidences >= threshold).sum())
+            dataset = dataset.filter(lambda e: e["confidence"] >= threshold)
+        return dataset.apply(tf.data.experimental.assert_cardinality(size))
+
+    def _threshold(self, min_confidence: float) -> float:
+        if not self.has_confidence:
+            raise GenaugError(
+                f"{self.path} stores no oracle confidence, so min_confidence cannot filter it (sample it with "
+                "--min-confidence, 0 to keep every image, to store one)"
+            )
+        if not 0.0 <= min_confidence <= 1.0:  # NaN fails too
+            raise GenaugError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        return float(min_confidence)
+
+    @functools.cached_property
+    def _confidences(self) -> np.ndarray:
+        """Every example's stored confidence, read once (to count what a threshold keeps)."""
+        batches = self._parsed(("confidence",)).batch(65536).as_numpy_iterator()
+        return np.concatenate([b["confidence"] for b in batches])
+
+    def _parsed(self, keys: tuple[str, ...]):
+        import tensorflow as tf
+
         files = [os.fspath(self.path / entry["file"]) for entry in self.manifest["shards"]]
         shape = self.info.image_shape
-        spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+        spec = {
+            "image": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64),
+            "confidence": tf.io.FixedLenFeature([], tf.float32),
+        }
+        spec = {key: spec[key] for key in keys}
 
         def decode(records):
             parsed = tf.io.parse_example(records, spec)
-            images = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), (-1, *shape))
-            return {"image": images, "label": parsed["label"]}
+            if "image" in parsed:
+                parsed["image"] = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), (-1, *shape))
+            return parsed
 
         records = tf.data.TFRecordDataset(files, buffer_size=READ_BUFFER_BYTES)
-        dataset = records.batch(DECODE_BATCH).map(decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-        return dataset.apply(tf.data.experimental.assert_cardinality(self.info.split_sizes[SYNTHETIC_SPLIT]))
+        return records.batch(DECODE_BATCH).map(decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """All images and labels in memory: ``(uint8[N,H,W,C], int64[N])``."""
+    def arrays(self, min_confidence: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """All images and labels in memory: ``(uint8[N,H,W,C], int64[N])``, optionally only those with a
+        stored confidence of at least ``min_confidence``."""
         import tensorflow_datasets as tfds
 
         try:
-            batches = list(tfds.as_numpy(self.as_dataset().batch(4096)))
+            batches = list(tfds.as_numpy(self.as_dataset(min_confidence).batch(4096)))
         except GenaugError:
             raise
         except Exception as err:

@@ -135,7 +135,7 @@ def _markdown(report: dict) -> str:
     with_policy = {kind: r["policy"] for kind, r in report["utility"].items() if "policy" in r}
     if with_policy:
         chosen = next(iter(with_policy.values()))["policy"]
-        described = ", ".join(f"{k} {v:g}" for k, v in chosen.items() if k != "version")
+        described = ", ".join(f"{k} {v:g}" for k, v in chosen.items() if k != "version" and v is not None)
         rows = [[kind, f"{p['mean']:.4f}", *_gain(p["gain"])] for kind, p in with_policy.items()]
         lines += [
             "",

@@ -38,6 +38,9 @@ MAX_ROUNDS = 100
 SHARDS_IN_FLIGHT = 2
 ORACLE_EPOCHS = 30
 ORACLE_MIN_STEPS = 300
+# 2 (genaug 0.2.0): "features" lists the shards' features; sets whose sampler ran the oracle store its
+# confidence in each label (their shard bytes changed). Sets without a version are 1 and still load.
+MANIFEST_VERSION = 2
 MAX_IMAGES = 100_000_000  # per call; more would not fit the label plan in memory on a small machine
 
 
@@ -158,21 +161,28 @@ class _Filters:
         self.settings = settings
         self.candidates = Candidates(generator, oracle, train_x if settings.min_distance is not None else None)
 
+    @property
+    def scores(self) -> bool:
+        """Whether candidates get the oracle's confidence (stored in the shards as ``confidence``)."""
+        return self.candidates.oracle is not None
+
     def __call__(self, n: int, labels: np.ndarray | None, seed: int):
-        """Returns (images, labels, accepted mask, rejected-by-confidence mask, rejected-by-distance mask)."""
+        """Returns (images, labels, the oracle's confidence in each label or None, accepted mask,
+        rejected-by-confidence mask, rejected-by-distance mask)."""
         settings = self.settings
         drawn = self.candidates(n, labels, seed=seed, truncation=settings.truncation, temperature=settings.temperature)
-        confident = np.ones(n, bool)
+        confident, confidence = np.ones(n, bool), None
         if "probs" in drawn:
             probs = drawn["probs"]
             if labels is None:  # unconditional: the oracle names the class
                 labels = probs.argmax(axis=1)
+            confidence = probs[np.arange(n), labels]
             if settings.min_confidence is not None:
-                confident = probs[np.arange(n), labels] >= settings.min_confidence
+                confident = confidence >= settings.min_confidence
         novel = np.ones(n, bool)
         if "distances" in drawn:
             novel = drawn["distances"] >= settings.min_distance
-        return drawn["images"], labels, confident & novel, ~confident, confident & ~novel
+        return drawn["images"], labels, confidence, confident & novel, ~confident, confident & ~novel
 
 
 def filters_for(run: RunDirectory, settings: SampleSettings) -> _Filters:
@@ -189,6 +199,7 @@ def _make_shard(index: int, wanted: np.ndarray, filters: _Filters, settings, num
     generator = filters.candidates.generator
     conditional = generator.num_classes is not None
     images = np.empty((len(wanted), *generator.image_shape), np.uint8)
+    confidences = np.empty(len(wanted), np.float32) if filters.scores else None
     filled = np.zeros(len(wanted), bool)
     stats = {k: np.zeros(num_classes, np.int64) for k in ("drawn", "accepted", "low_confidence", "too_close")}
     for round_ in range(MAX_ROUNDS):
@@ -197,11 +208,13 @@ def _make_shard(index: int, wanted: np.ndarray, filters: _Filters, settings, num
             break
         draw_seed = int(np.random.SeedSequence([settings.seed, index, round_]).generate_state(1)[0])
         n = len(todo) if conditional else max(2 * len(todo), 64)
-        candidates, labels, ok, low, close = filters(n, wanted[todo] if conditional else None, draw_seed)
+        candidates, labels, confidence, ok, low, close = filters(n, wanted[todo] if conditional else None, draw_seed)
         for key, mask in (("drawn", slice(None)), ("low_confidence", low), ("too_close", close)):
             np.add.at(stats[key], labels[mask], 1)
         if conditional:
             images[todo[ok]] = candidates[ok]
+            if confidences is not None:
+                confidences[todo[ok]] = confidence[ok]
             filled[todo[ok]] = True
             np.add.at(stats["accepted"], labels[ok], 1)
             continue
@@ -209,6 +222,7 @@ def _make_shard(index: int, wanted: np.ndarray, filters: _Filters, settings, num
             slots = todo[wanted[todo] == label]
             found = np.flatnonzero(ok & (labels == label))[: len(slots)]
             images[slots[: len(found)]] = candidates[found]
+            confidences[slots[: len(found)]] = confidence[found]  # an unconditional sampler always scores
             filled[slots[: len(found)]] = True
             stats["accepted"][label] += len(found)
     if not filled.all():
@@ -225,7 +239,7 @@ def _make_shard(index: int, wanted: np.ndarray, filters: _Filters, settings, num
             "min_confidence",
             "min_distance",
         )
-    return images, stats
+    return images, confidences, stats
 
 
 def sample(
@@ -390,13 +404,14 @@ def write_shard(out: Path, k: int, labels: np.ndarray, filters: _Filters, settin
     atomic.remove_stale_temporaries(out / STATE_DIR / f"shard-{k:05d}.json")
     if _shard_is_done(out, k, settings.num_shards):
         return
-    images, stats = _make_shard(k, labels, filters, settings, num_classes)
-    digest = shards.write_shard(out / name, images, labels)
+    images, confidences, stats = _make_shard(k, labels, filters, settings, num_classes)
+    digest = shards.write_shard(out / name, images, labels, confidences)
     record = {
         "file": name,
         "examples": len(labels),
         "sha256": digest,
         "counts_per_class": np.bincount(labels, minlength=num_classes).tolist(),
+        "confidence": confidences is not None,
         **{key: value.tolist() for key, value in stats.items()},
     }
     atomic.write_json(out / STATE_DIR / f"shard-{k:05d}.json", record)
@@ -430,7 +445,10 @@ def finalize(out: Path, *, run: RunDirectory, settings: SampleSettings):
         )
         return None
     dataset, record, data = run.record.dataset, run.record, run.read_config()["data"]
-    schema = shards.features(dataset.image_shape, dataset.class_names)
+    scored = {r.get("confidence", False) for r in records}  # shards written before 0.2.0 carry none
+    if len(scored) > 1:
+        raise GenaugError(f"{out}: some shards store the oracle's confidence and some do not; rerun with --overwrite")
+    schema = shards.features(dataset.image_shape, dataset.class_names, confidence=scored.pop())
     num_bytes = sum((out / r["file"]).stat().st_size for r in records)
     description = f"Synthetic images sampled by genaug {__version__} from {run.path}"
     shards.write_metadata(out, schema, [r["examples"] for r in records], num_bytes, description)
@@ -441,6 +459,8 @@ def finalize(out: Path, *, run: RunDirectory, settings: SampleSettings):
     drawn, accepted = per_class("drawn"), per_class("accepted")
     manifest = {
         "genaug_version": __version__,
+        "manifest_version": MANIFEST_VERSION,
+        "features": sorted(schema.keys()),
         "generator": {
             "run": str(run.path),
             "sha256": settings.generator_sha256,

@@ -29,6 +29,7 @@ from genaug.records import STATE_DIR, TUNING_LAYOUT, SyntheticDataset, claim_dir
 
 RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)  # synthetic per real; 0 is always a candidate
 AUGMENTATION = (0.0, 0.5, 1.0)
+CONFIDENCES = (None, 0.5, 0.7, 0.9)  # minimum oracle confidence, searched when every set stores it
 JOURNAL = "trials.journal"
 
 
@@ -84,7 +85,8 @@ def tune(
     sets = [SyntheticDataset.open(path) for path in synthetic]
     full_train = load_arrays(data, "train", image_size=image_size)
     real = _real_train(full_train, sets[0], labels_per_class, label_fraction)
-    syn = [_synthetic_arrays(s, full_train, data) for s in sets]
+    syn = {(i, None): _synthetic_arrays(s, full_train, data) for i, s in enumerate(sets)}
+    confidences = CONFIDENCES if all(s.has_confidence for s in sets) else (None,)
     splits = _stratified_folds(real.y, folds, seed)
     search = {
         "data": data,
@@ -96,6 +98,7 @@ def tune(
         "folds": folds,
         "steps": steps,
         "image_size": list(image_size) if image_size else None,
+        "min_confidence_choices": list(confidences),
     }
 
     from genaug.classifier import ClassifierTrainer
@@ -105,7 +108,10 @@ def tune(
 
     def accuracy(policy: Policy, train, held_out, classifier_seed: int) -> float:
         """The CNN trained on ``train`` plus synthetic data as ``policy`` says, scored on ``held_out``."""
-        train_set, synthetic_set = (train.x, train.y), syn[policy.synthetic_set]
+        key = (policy.synthetic_set, policy.min_confidence)
+        if key not in syn:  # a confidence threshold filters the set as it is read, once per threshold
+            syn[key] = _synthetic_arrays(sets[key[0]], full_train, data, key[1])
+        train_set, synthetic_set = (train.x, train.y), syn[key]
         predicted = _cnn_predictions(trainer, train_set, synthetic_set, None, classifier_seed, held_out, False, policy)
         return float((predicted == held_out.y).mean())
 
@@ -119,6 +125,7 @@ def tune(
             synthetic_weight=trial.suggest_float("synthetic_weight", 0.25, 1.0),
             augmentation=trial.suggest_categorical("augmentation", AUGMENTATION),
             synthetic_set=trial.suggest_int("synthetic_set", 0, len(sets) - 1),
+            min_confidence=trial.suggest_categorical("min_confidence", confidences) if len(confidences) > 1 else None,
         )
         return validation_accuracy(policy)
 
@@ -141,9 +148,11 @@ def tune(
         states = optuna.trial.TrialState
         completed = [t for t in study.trials if t.state == states.COMPLETE]
         queued = [t.params or t.system_attrs.get("fixed_params") for t in study.trials if t.state == states.WAITING]
+        searched = len(confidences) > 1
         for policy in (REAL_ONLY, DEFAULT_POLICY):  # the baselines come first, so the best is never below them
-            if not any(t.params == _params(policy) for t in completed) and _params(policy) not in queued:
-                study.enqueue_trial(_params(policy))
+            params = _params(policy, searched)
+            if not any(t.params == params for t in completed) and params not in queued:
+                study.enqueue_trial(params)
         say(
             f"tune: {len(real.y)} labelled examples, {folds} folds, {len(sets)} synthetic sets; {len(completed)} trials"
         )
@@ -201,8 +210,10 @@ def _quiet(optuna):
         optuna.logging.set_verbosity(verbosity)
 
 
-def _params(policy: Policy) -> dict:
-    return {k: v for k, v in policy.to_dict().items() if k != "version"}
+def _params(policy: Policy, confidence_searched: bool) -> dict:
+    """The policy as a trial's parameters (``min_confidence`` only where the search has that dimension)."""
+    skip = {"version"} if confidence_searched else {"version", "min_confidence"}
+    return {k: v for k, v in policy.to_dict().items() if k not in skip}
 
 
 def _policy(params: dict) -> Policy:
@@ -210,9 +221,10 @@ def _policy(params: dict) -> Policy:
 
 
 def _describe(policy: Policy) -> str:
+    confidence = "" if policy.min_confidence is None else f" confidence >= {policy.min_confidence:g}"
     return (
         f"ratio {policy.synthetic_ratio:g} weight {policy.synthetic_weight:.2f} "
-        f"augmentation {policy.augmentation:g} set {policy.synthetic_set}"
+        f"augmentation {policy.augmentation:g} set {policy.synthetic_set}{confidence}"
     )
 
 

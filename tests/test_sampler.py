@@ -101,6 +101,43 @@ def test_min_confidence_filter_records_rejections(smoke_runs, tmp_path):
     assert manifest["settings"]["min_confidence"] == 0.15
 
 
+def test_a_confidence_filter_at_read_time_equals_one_at_sampling_time(smoke_runs, tmp_path):
+    """Sampled once keeping every image (min_confidence 0) and once at 0.6, same seed: the first set read
+    with min_confidence 0.6 keeps exactly the slots whose first draw passed the sampler's filter."""
+    from genaug.records import SyntheticDataset
+
+    settings = dict(per_class=20, seed=3, min_distance=None, progress=False)
+    everything = sample(smoke_runs["cvae"], tmp_path / "all", min_confidence=0.0, **settings)
+    sample(smoke_runs["cvae"], tmp_path / "filtered", min_confidence=0.6, **settings)
+    assert everything["features"] == ["confidence", "image", "label"] and everything["manifest_version"] == 2
+    kept_all, filtered = SyntheticDataset.open(tmp_path / "all"), SyntheticDataset.open(tmp_path / "filtered")
+    a, b = (list(s.as_dataset().as_numpy_iterator()) for s in (kept_all, filtered))
+    confident = np.array([e["confidence"] >= 0.6 for e in a])
+    first_draw_kept = np.array([np.array_equal(x["image"], y["image"]) for x, y in zip(a, b, strict=True)])
+    assert 0 < confident.sum() < len(a) and np.array_equal(confident, first_draw_kept)
+    x, y = kept_all.arrays(min_confidence=0.6)
+    assert np.array_equal(x, np.stack([e["image"] for e in a])[confident]) and len(y) == confident.sum()
+    assert len(filtered.arrays(min_confidence=0.6)[1]) == 200  # everything it holds passed at sampling time
+    # The stored confidence is the oracle's probability of the label.
+    import keras
+
+    oracle = keras.models.load_model(smoke_runs["cvae"] / "oracle.keras")
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(oracle.predict(np.stack([e["image"] for e in a]), verbose=0)))
+    stored = np.array([e["confidence"] for e in a])
+    np.testing.assert_allclose(stored, probs[np.arange(len(a)), [e["label"] for e in a]], atol=1e-5)
+
+
+def test_sets_without_confidence_load_but_cannot_be_filtered_by_it(smoke_runs, tmp_path):
+    from genaug.records import SyntheticDataset
+
+    manifest = sample(smoke_runs["cvae"], tmp_path / "syn", per_class=2, progress=False)
+    assert manifest["features"] == ["image", "label"]  # no oracle ran, so no confidence (and 0.1.0's bytes)
+    synthetic = SyntheticDataset.open(tmp_path / "syn")
+    assert not synthetic.has_confidence and len(synthetic.arrays()[1]) == 20
+    with pytest.raises(GenaugError, match="stores no oracle confidence, so min_confidence cannot filter it"):
+        synthetic.arrays(min_confidence=0.5)
+
+
 def test_a_class_that_cannot_be_filled_is_a_clear_error(smoke_runs, tmp_path):
     with pytest.raises(GenaugError, match=r"class \d could not be filled .* lower min_confidence or min_distance"):
         sample(smoke_runs["cvae"], tmp_path / "syn", per_class=2, min_distance=1e6, progress=False)

@@ -18,14 +18,27 @@ def test_serializer_matches_the_schema():
     assert ours == theirs
 
 
+def test_serializer_with_confidence_matches_the_schema():
+    schema = shards.features((4, 4, 1), ["a", "b"], confidence=True)
+    image = np.arange(16, dtype=np.uint8).reshape(4, 4, 1)
+    decoded = schema.deserialize_example(shards.serialize(image, 1, 0.8125))
+    assert float(decoded["confidence"]) == 0.8125 and int(decoded["label"]) == 1
+    ours = tf.train.Example.FromString(shards.serialize(image, 1, 0.8125))
+    example = {"image": image, "label": 1, "confidence": np.float32(0.8125)}
+    assert ours == tf.train.Example.FromString(schema.serialize_example(example))
+
+
 def test_template_serializer_is_byte_identical():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (50, 5, 5, 3), dtype=np.uint8)
     images[0] = 0xAB  # the template's own marker value must still splice correctly
     labels = rng.integers(0, 300, 50)  # labels past 127 take two varint bytes
-    fast = shards._TemplateSerializer((5, 5, 3))
-    for image, label in zip(images, labels.tolist(), strict=True):
+    confidences = rng.random(50).astype(np.float32)
+    confidences[1] = shards._CONFIDENCE_MARKER  # so must its confidence marker
+    fast, scored = shards._TemplateSerializer((5, 5, 3)), shards._TemplateSerializer((5, 5, 3), confidence=True)
+    for image, label, confidence in zip(images, labels.tolist(), confidences.tolist(), strict=True):
         assert fast(image, label) == shards.serialize(image, label)
+        assert scored(image, label, confidence) == shards.serialize(image, label, confidence)
 
 
 def test_verify_catches_a_flipped_byte_and_a_missing_shard(smoke_runs, tmp_path, run_cli):

@@ -22,7 +22,7 @@ def synthetic(smoke_runs, tmp_path_factory):
 
 
 def test_policy_round_trip_and_bad_files(tmp_path):
-    policy = Policy(synthetic_ratio=2.0, synthetic_weight=0.5, augmentation=1.0, synthetic_set=1)
+    policy = Policy(synthetic_ratio=2.0, synthetic_weight=0.5, augmentation=1.0, synthetic_set=1, min_confidence=0.7)
     policy.save(tmp_path / "policy.json")
     assert Policy.load(tmp_path / "policy.json") == policy and policy.synthetic_fraction == pytest.approx(2 / 3)
     assert DEFAULT_POLICY.synthetic_fraction == 0.5
@@ -33,6 +33,7 @@ def test_policy_round_trip_and_bad_files(tmp_path):
         ({"version": 1, "synthetic_weight": 0}, "synthetic_weight must be a number in (0, 1]"),
         ({"version": 1, "augmentation": "strong"}, "augmentation must be a number"),
         ({"version": 1, "synthetic_set": -1}, "synthetic_set must be an index >= 0"),
+        ({"version": 1, "min_confidence": 2}, "min_confidence must be null or a number in [0, 1], got 2"),
     ]
     for raw, message in cases:
         (tmp_path / "bad.json").write_text(json.dumps(raw))
@@ -97,3 +98,28 @@ def test_evaluate_cli_reads_a_policy_file(synthetic, tmp_path, run_cli):
     assert report["utility"]["cnn"]["policy"]["policy"] == Policy(synthetic_ratio=0.5).to_dict()
     code, _, err = run_cli("evaluate", *args, "--policy", tmp_path / "missing.json")
     assert code == 1 and "policy file not found" in err
+
+
+def test_a_confidence_threshold_is_searched_and_applied_when_the_set_stores_confidence(smoke_runs, synthetic, tmp_path):
+    import tensorflow as tf
+
+    from genaug.mixing import mix
+    from genaug.records import SyntheticDataset
+
+    scored = tmp_path / "scored"
+    sample(smoke_runs["cvae"], scored, per_class=10, seed=0, min_confidence=0.0, progress=False)
+    report = tune_module.tune("digits", [scored], tmp_path / "tuned", **TINY)
+    header = (tmp_path / "tuned" / "trials.csv").read_text().splitlines()[0]
+    assert "min_confidence" in header and "min_confidence" in report["policy"]
+    # The Python API filters by each element's confidence as it reads.
+    policy = Policy(synthetic_ratio=1.0, min_confidence=0.7)
+    zeros = {"image": np.zeros((50, 8, 8, 1), np.uint8), "label": np.zeros(50, np.int64)}
+    real = tf.data.Dataset.from_tensor_slices(zeros)
+    synthetic_set = SyntheticDataset.open(scored)
+    mixed = list(mix(real, synthetic_set.as_dataset(), policy=policy, seed=0).as_numpy_iterator())
+    kept = {e["image"].tobytes() for e in mixed if e["is_synthetic"]}
+    allowed = {x.tobytes() for x in synthetic_set.arrays(min_confidence=0.7)[0]}
+    assert kept and kept <= allowed
+    # A set without stored confidence cannot take such a policy: one line, before any training.
+    with pytest.raises(GenaugError, match="stores no oracle confidence"):
+        evaluate("digits", synthetic, tmp_path / "report", seeds=1, fractions=(0.5,), steps=20, policy=policy)
