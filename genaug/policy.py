@@ -63,6 +63,14 @@ class Policy:
         """The share of synthetic examples in the stream: ``ratio / (1 + ratio)``."""
         return self.synthetic_ratio / (1.0 + self.synthetic_ratio)
 
+    def describe(self) -> str:
+        """One line for progress and reports, e.g. ``ratio 2 weight 0.61 augmentation 0.5 set 0``."""
+        confidence = "" if self.min_confidence is None else f" confidence >= {self.min_confidence:g}"
+        return (
+            f"ratio {self.synthetic_ratio:g} weight {self.synthetic_weight:.2f} "
+            f"augmentation {self.augmentation:g} set {self.synthetic_set}{confidence}"
+        )
+
     def to_dict(self) -> dict:
         return {"version": POLICY_VERSION, **dataclasses.asdict(self)}
 

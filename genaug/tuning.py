@@ -65,7 +65,8 @@ def tune(
         trials: policies to try in all (a rerun with more continues).
         budget_s: stop starting trials after this many seconds.
         folds: stratified folds of the labelled training data.
-        seeds: classifier seeds for the final test report.
+        seeds: classifier seeds for the final test report (0: no report; the test split is not read,
+            e.g. when ``evaluate --policy`` reports instead, as the demo does).
         steps: CNN gradient steps per fit.
         image_size: resize real images (as at training).
         overwrite: replace a different search in ``out``.
@@ -79,7 +80,7 @@ def tune(
     say = print if progress else (lambda *_: None)
     if not synthetic:
         raise ArgumentError("{} needs at least one synthetic dataset", "synthetic")
-    for name, value, low in (("trials", trials, 1), ("folds", folds, 2), ("seeds", seeds, 1), ("steps", steps, 1)):
+    for name, value, low in (("trials", trials, 1), ("folds", folds, 2), ("seeds", seeds, 0), ("steps", steps, 1)):
         if value < low:
             raise ArgumentError(f"{{}} must be at least {low}, got {value}", name)
     sets = [SyntheticDataset.open(path) for path in synthetic]
@@ -170,21 +171,22 @@ def tune(
             best_value = max(t.value for t in completed)
             say(
                 f"  trial {len(completed) - 1:3d}  validation {value:.4f}  best {best_value:.4f}  "
-                f"{_describe(_policy(trial.params))}  [{time.time() - started:.0f} s]"
+                f"{_policy(trial.params).describe()}  [{time.time() - started:.0f} s]"
             )
         best = max(completed, key=lambda t: (t.value, -t.number))  # ties: the earliest (simplest) trial
         tuned = _policy(best.params)
         tuned.save(out / "policy.json")
         _write_trials(out / "trials.csv", completed)
         _plot_objective(out / "objective.png", completed)
-        say(f"tune: best {_describe(tuned)} (validation {best.value:.4f}); testing {seeds} seeds on the test split")
-        # The test split is read here, once, after the search.
-        test = load_arrays(data, "test", image_size=image_size)
+        say(f"tune: best {tuned.describe()} (validation {best.value:.4f}); {seeds} test seeds")
         rows = {}
-        for name, policy in (("real only", REAL_ONLY), ("default (50 % synthetic)", DEFAULT_POLICY), ("tuned", tuned)):
-            values = [accuracy(policy, real, test, s) for s in range(seeds)]
-            rows[name] = {"policy": policy.to_dict(), **metrics.mean_interval(values)}
-            say(f"  {name:<26} test accuracy {rows[name]['mean']:.4f}")
+        if seeds:  # the test split is read here, once, after the search
+            test = load_arrays(data, "test", image_size=image_size)
+            compared = {"real only": REAL_ONLY, "default (50 % synthetic)": DEFAULT_POLICY, "tuned": tuned}
+            for name, policy in compared.items():
+                values = [accuracy(policy, real, test, s) for s in range(seeds)]
+                rows[name] = {"policy": policy.to_dict(), **metrics.mean_interval(values)}
+                say(f"  {name:<26} test accuracy {rows[name]['mean']:.4f}")
         report = {
             "search": search,
             "policy": tuned.to_dict(),
@@ -218,14 +220,6 @@ def _params(policy: Policy, confidence_searched: bool) -> dict:
 
 def _policy(params: dict) -> Policy:
     return Policy(**params)
-
-
-def _describe(policy: Policy) -> str:
-    confidence = "" if policy.min_confidence is None else f" confidence >= {policy.min_confidence:g}"
-    return (
-        f"ratio {policy.synthetic_ratio:g} weight {policy.synthetic_weight:.2f} "
-        f"augmentation {policy.augmentation:g} set {policy.synthetic_set}{confidence}"
-    )
 
 
 def _stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -275,7 +269,11 @@ def _markdown(report: dict) -> str:
         f"Data: `{report['search']['data']}` ({report['search']['real_train_examples']} labelled training "
         f"examples, {report['search']['folds']} folds); {report['trials']} trials.",
         "",
-        f"Tuned policy: {_describe(policy)} (validation accuracy {report['validation_accuracy']:.4f}).",
+        f"Tuned policy: {policy.describe()} (validation accuracy {report['validation_accuracy']:.4f}).",
+    ]
+    if not report["test"]:
+        return "\n".join([*lines, "", "No test report was asked for (the test split was not read)."]) + "\n"
+    lines += [
         "",
         f"Test accuracy over {report['seeds']} classifier seeds (the test split was read once, after the search):",
         "",

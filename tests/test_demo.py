@@ -11,14 +11,19 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
         demo_module,
         "SETTINGS",
         {
-            "10_per_class": {"labels_per_class": 10, "epochs": 2, "batch_size": 64, "fraction": 0.9},
+            "10_per_class": {"labels_per_class": 10, "epochs": 2, "batch_size": 64, "fraction": 0.9, "tune": True},
             "full": {"labels_per_class": None, "epochs": 4, "batch_size": 64, "fraction": 0.5},
         },
     )
+    monkeypatch.setattr(demo_module, "TUNING", {"quick": {"trials": 3, "folds": 2, "steps": 50}})
     code, out, err = run_cli("demo", "--out", tmp_path / "demo", "--seeds", "2")
     assert code == 0, err
     assert "real only" in out and "synthetic only" in out and "closer-to-train" in out
     assert "+ classic aug." in out and "label spreading" in out and "(90%)" in out and "(50%)" in out
+    tuned = [line for line in out.splitlines() if line.startswith("10_per_class") and "ratio" in line]
+    assert len(tuned) == 2 and "tuned policy (genaug tune" in out  # a CNN and an SVC row
+    assert (tmp_path / "demo" / "10_per_class" / "tuned" / "policy.json").is_file()
+    assert not (tmp_path / "demo" / "full" / "tuned").exists()
     for setting in ("10_per_class", "full"):
         for path in (
             "run/generator.keras",
