@@ -8,7 +8,7 @@ is at or above the better of the other two within one test image (0.22 points on
 
 Label seeds run in two worker processes with TensorFlow on one thread each (as the demo does).
 
-Run: python benchmarks/tune_policy.py [--labels 10] [--seeds 5] [--trials 20]
+Run: python benchmarks/tune_policy.py [--labels 10] [--seeds 5] [--trials 20] [--min-confidence 0]
 (last line: one JSON object with the policies and accuracies)
 """
 
@@ -29,7 +29,7 @@ from genaug.startup import start_worker  # noqa: E402
 ONE_TEST_IMAGE = 1 / 450
 
 
-def one_seed(labels_per_class: int | None, seed: int, trials: int, work: str) -> dict:
+def one_seed(labels_per_class: int | None, seed: int, trials: int, work: str, min_confidence: float | None) -> dict:
     import genaug
     from trainers import config as cfg
 
@@ -43,10 +43,9 @@ def one_seed(labels_per_class: int | None, seed: int, trials: int, work: str) ->
     )
     started = time.time()
     run = genaug.train(config)
-    genaug.sample(run.directory, work / f"syn{seed}", per_class=200, seed=seed, progress=False)
-    report = genaug.tune(
-        "digits", [work / f"syn{seed}"], work / f"tune{seed}", trials=trials, seed=seed, progress=False
-    )
+    syn = work / f"syn{seed}"
+    genaug.sample(run.directory, syn, per_class=200, seed=seed, min_confidence=min_confidence, progress=False)
+    report = genaug.tune("digits", [syn], work / f"tune{seed}", trials=trials, seed=seed, progress=False)
     row = {name: result["mean"] for name, result in report["test"].items()}
     print(f"label seed {seed}: {row} policy {report['policy']} [{time.time() - started:.0f} s]", flush=True)
     return {"seed": seed, "test": row, "policy": report["policy"], "tune_seconds": report["seconds"]}
@@ -57,6 +56,12 @@ def main():
     parser.add_argument("--labels", type=int, default=10, help="labels per class (0: all)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        help="sample with this oracle threshold, storing each image's confidence (0 keeps all), so that "
+        "tune also searches a read-time threshold",
+    )
     args = parser.parse_args()
     labels = args.labels or None
     from genaug.metrics import mean_interval
@@ -64,7 +69,8 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         pool = multiprocessing.get_context("spawn").Pool(2, initializer=start_worker)
         try:
-            rows = pool.starmap(one_seed, [(labels, s, args.trials, work) for s in range(args.seeds)])
+            tasks = [(labels, s, args.trials, work, args.min_confidence) for s in range(args.seeds)]
+            rows = pool.starmap(one_seed, tasks)
         finally:
             pool.terminate()
     real, default, tuned = (
@@ -74,6 +80,7 @@ def main():
     summary = {
         "labels_per_class": labels,
         "trials": args.trials,
+        "sampled_min_confidence": args.min_confidence,
         "real_only": mean_interval(real.tolist()),
         "default": mean_interval(default.tolist()),
         "tuned": mean_interval(tuned.tolist()),

@@ -48,13 +48,13 @@ def test_a_killed_beam_run_resumes_to_the_same_bytes(smoke_runs, tmp_path):
     sample(smoke_runs["cvae"], tmp_path / "whole", progress=False, **settings)
     command = [sys.executable, "-m", "genaug", "sample", str(smoke_runs["cvae"]), "--out", str(tmp_path / "cut")]
     command += ["--per-class", "400", "--seed", "11", "--shards", "40", "--min-distance", "off", "--quiet"]
-    command += ["--runner", "beam", f"--beam-options={TWO_WORKERS}"]
+    command += ["--runner", "beam"]  # the DirectRunner in this process (the test above runs two workers)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     state = tmp_path / "cut" / ".genaug"
     deadline = time.time() + 300
     while time.time() < deadline and len(list(state.glob("shard-*.json"))) < 3 and process.poll() is None:
         time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)  # the pipeline and its worker processes
+    os.killpg(process.pid, signal.SIGKILL)  # the pipeline and anything it started
     process.wait()
     assert not (tmp_path / "cut" / "manifest.json").exists(), "the kill must land mid-run"
     sample(smoke_runs["cvae"], tmp_path / "cut", progress=False, runner="beam", **settings)
