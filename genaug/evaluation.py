@@ -10,6 +10,7 @@ split's unlabelled rest, label spreading's pseudo-labels for that rest.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from pathlib import Path
@@ -85,6 +86,7 @@ def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment, policy: 
     real_ds = tf.data.Dataset.from_tensor_slices({"image": real[0], "label": real[1]})
     syn_ds = tf.data.Dataset.from_tensor_slices({"image": syn[0], "label": syn[1]})
     if policy is not None:
+        policy = dataclasses.replace(policy, min_confidence=None)  # ``syn`` was read with its threshold
         batches = as_supervised(mix(real_ds, syn_ds, policy=policy, seed=seed), 64, seed=seed, policy=policy)
     else:
         batches = as_supervised(mix(real_ds, syn_ds, synthetic_fraction=fraction, seed=seed), 64, seed=seed)

@@ -189,9 +189,14 @@ def filters_for(run: RunDirectory, settings: SampleSettings) -> _Filters:
     """The candidate function and judges for ``settings``: the run's generator, its oracle (trained and
     saved on first use) where needed, and its training images where the memorisation guard is on."""
     generator = run.generator
-    oracle = _oracle(run) if (generator.num_classes is None or settings.min_confidence is not None) else None
+    oracle = _oracle(run) if _needs_oracle(generator, settings) else None
     train_x = run.training_images()[0] if settings.min_distance is not None else None
     return _Filters(settings, generator, oracle, train_x)
+
+
+def _needs_oracle(generator, settings: SampleSettings) -> bool:
+    """An unconditional generator's images get their labels from the oracle; a threshold needs it too."""
+    return generator.num_classes is None or settings.min_confidence is not None
 
 
 def _make_shard(index: int, wanted: np.ndarray, filters: _Filters, settings, num_classes: int):
@@ -338,12 +343,14 @@ def sample(
     ) as same:
         if not same:
             atomic.write_json(out / SYNTHETIC_LAYOUT.record, wanted)
-        filters = filters_for(run, settings)  # trains the oracle if needed, once, before any worker starts
         if runner == "beam":
             from genaug import beam_runner
 
+            if _needs_oracle(generator, settings):
+                _oracle(run)  # trained here, once, before any worker loads it
             beam_runner.write_dataset(run.path, out, settings, num_classes, beam_options)
             return SyntheticDataset.open(out).manifest
+        filters = filters_for(run, settings)
         plan = label_plan(counts, seed, num_shards)
         mine = [k for k in range(num_shards) if k % num_workers == worker_index]
         bar = _progress(sum(len(plan[k]) for k in mine)) if progress else None

@@ -120,6 +120,10 @@ def test_a_confidence_threshold_is_searched_and_applied_when_the_set_stores_conf
     kept = {e["image"].tobytes() for e in mixed if e["is_synthetic"]}
     allowed = {x.tobytes() for x in synthetic_set.arrays(min_confidence=0.7)[0]}
     assert kept and kept <= allowed
+    # evaluate applies it to the set read with that threshold.
+    quick = dict(seeds=1, fractions=(0.5,), steps=20, policy=policy)
+    applied = evaluate("digits", scored, tmp_path / "scored_report", **quick)
+    assert applied["utility"]["cnn"]["policy"]["policy"]["min_confidence"] == 0.7
     # A set without stored confidence cannot take such a policy: one line, before any training.
     with pytest.raises(GenaugError, match="stores no oracle confidence"):
-        evaluate("digits", synthetic, tmp_path / "report", seeds=1, fractions=(0.5,), steps=20, policy=policy)
+        evaluate("digits", synthetic, tmp_path / "report", **quick)
