@@ -10,17 +10,15 @@ Beam is the optional extra ``genaug[beam]``: the sampler imports this module onl
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import shlex
-import sys
 from pathlib import Path
 
 from genaug import sampler
 from genaug.errors import ArgumentError, GenaugError
 from genaug.records import STATE_DIR, RunDirectory
+from genaug.startup import stderr_to
 
 _ROOT_LEVEL = logging.getLogger().level
 logging.getLogger().setLevel(logging.ERROR)  # Beam warns "apitools not found" about its optional GCP modules
@@ -80,7 +78,7 @@ def write_dataset(run: Path, out: Path, settings, num_classes: int, options: str
     parsed = pipeline_options(options)
     log = out / STATE_DIR / LOG
     try:
-        with _stderr_to(log), beam.Pipeline(options=parsed) as pipeline:
+        with stderr_to(log), beam.Pipeline(options=parsed) as pipeline:
             _ = (
                 pipeline
                 | "shard indices" >> beam.Create(range(settings.num_shards))
@@ -91,21 +89,6 @@ def write_dataset(run: Path, out: Path, settings, num_classes: int, options: str
             )
     except Exception as err:  # a worker's error arrives wrapped in the runner's traceback
         raise _worker_error(err, log) from None
-
-
-@contextlib.contextmanager
-def _stderr_to(path: Path):
-    """Points file descriptor 2 (this process's and the worker processes it starts) at ``path``."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "ab") as log:
-        os.dup2(log.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _worker_error(err: Exception, log: Path) -> GenaugError:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
 
 def start_tensorflow(show_native_log: bool) -> None:
@@ -17,18 +19,26 @@ def start_tensorflow(show_native_log: bool) -> None:
         import tensorflow  # noqa: F401
 
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with stderr_to(os.devnull):
+        import tensorflow  # noqa: F401
     # TFDS 4.9 decodes its own Tensor features through a property it deprecated, and says so on every
     # read of a synthetic set (tensor_feature.py: `self.dtype == tf.uint64`); that is not the user's to fix.
     logging.getLogger("absl").addFilter(lambda record: "FeatureConnector.dtype` is deprecated" not in str(record.msg))
+
+
+@contextlib.contextmanager
+def stderr_to(path: str | os.PathLike) -> Iterator[None]:
+    """Points file descriptor 2 (this process's, and that of processes it starts) at ``path`` (appending)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as target:
+        os.dup2(target.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def start_worker() -> None:
