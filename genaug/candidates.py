@@ -29,10 +29,12 @@ class Candidates:
         generator: a :class:`models.SyntheticGenerator`.
         oracle: a classifier taking uint8 images and giving logits, or ``None`` (no probabilities).
         reference: uint8 training images to measure distances to, or ``None`` (no distances).
+        latents: where codes come from instead of the generator's prior: a function of ``(labels, seed)``
+            (:class:`genaug.latents.AttentionLatents`), or ``None``.
     """
 
-    def __init__(self, generator, oracle=None, reference: np.ndarray | None = None):
-        self.generator, self.oracle = generator, oracle
+    def __init__(self, generator, oracle=None, reference: np.ndarray | None = None, latents=None):
+        self.generator, self.oracle, self.latents = generator, oracle, latents
         self._chunks = None if reference is None else _reference_chunks(reference)
         z_spec = tf.TensorSpec([None, generator.latent_dim], tf.float32)
         conditional = generator.num_classes is not None
@@ -57,7 +59,10 @@ class Candidates:
     def __call__(self, n: int, labels: np.ndarray | None, **latent_settings) -> dict[str, np.ndarray]:
         """``{"images": uint8[n,H,W,C], "probs": float32[n,K] (with an oracle), "distances": float32[n]
         (with reference images)}``; ``latent_settings`` are :meth:`SyntheticGenerator.network_inputs`'s."""
-        z, codes, _ = self.generator.network_inputs(n, labels, **latent_settings)
+        if self.latents is not None:
+            z, codes = self.latents(labels, latent_settings["seed"]), labels.astype(np.int32)
+        else:
+            z, codes, _ = self.generator.network_inputs(n, labels, **latent_settings)
 
         def batch(start: int) -> dict[str, np.ndarray]:
             inputs = [tf.constant(z[start : start + BATCH_SIZE])]

@@ -137,6 +137,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--temperature", type=float, default=1.0, help="scale of the latent vectors (default 1)")
     sample.add_argument(
+        "--latent",
+        choices=("prior", "attention"),
+        default="prior",
+        help="codes from the generator's prior (default) or attention-weighted mixes of training codes (cvae)",
+    )
+    sample.add_argument(
+        "--attention-k", type=int, metavar="K", help="--latent attention: nearest same-class codes mixed (default 5)"
+    )
+    sample.add_argument(
+        "--attention-temperature", type=float, metavar="T", help="--latent attention: softmax temperature (default 1)"
+    )
+    sample.add_argument(
+        "--attention-extrapolation",
+        type=float,
+        metavar="E",
+        help="--latent attention: move E past the mix, away from the anchor (0..1, default 0)",
+    )
+    sample.add_argument(
         "--runner", choices=("local", "beam"), default="local", help="write shards here or in a Beam pipeline"
     )
     sample.add_argument(
@@ -278,6 +296,7 @@ def _sample(args: argparse.Namespace) -> int:
             args,
             class_balance=_class_balance(args.class_balance),
             min_distance=_min_distance(args.min_distance),
+            attention=_attention(args),
             progress=not args.quiet,
         )
     )
@@ -288,6 +307,22 @@ def _sample(args: argparse.Namespace) -> int:
             f"(filter acceptance {min(rates):.0%}..{max(rates):.0%})"
         )
     return 0
+
+
+def _attention(args: argparse.Namespace):
+    """The attention sampler's settings from ``--attention-*`` (``None`` when none is given)."""
+    from genaug.latents import AttentionSettings
+
+    given = {
+        name: value
+        for name, value in (
+            ("k", args.attention_k),
+            ("temperature", args.attention_temperature),
+            ("extrapolation", args.attention_extrapolation),
+        )
+        if value is not None
+    }
+    return AttentionSettings(**given) if given else None
 
 
 def _verify(args: argparse.Namespace) -> int:

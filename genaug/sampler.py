@@ -20,6 +20,7 @@ import numpy as np
 
 from genaug import atomic, shards
 from genaug.errors import ArgumentError, GenaugError
+from genaug.latents import AttentionSettings
 from genaug.metrics import default_min_distance
 from genaug.records import (
     MANIFEST,
@@ -56,6 +57,9 @@ class SampleSettings:
     truncation: float | None
     temperature: float
     generator_sha256: str
+    # None: the generator's latent prior; {"kind": "attention", "k", "temperature", "extrapolation"}:
+    # attention-weighted interpolation of training codes (genaug.latents). Absent from older records.
+    latent: dict | None = None
 
     def to_json(self) -> dict:
         """As ``settings.json`` and the manifest hold it (tuples as lists), for comparing with them."""
@@ -155,11 +159,12 @@ def _oracle(run: RunDirectory):
 class _Filters:
     """Draws candidates (:class:`genaug.candidates.Candidates`) and judges them by the settings."""
 
-    def __init__(self, settings: SampleSettings, generator, oracle, train_x: np.ndarray | None):
+    def __init__(self, settings: SampleSettings, generator, oracle, train_x: np.ndarray | None, latents=None):
         from genaug.candidates import Candidates
 
         self.settings = settings
-        self.candidates = Candidates(generator, oracle, train_x if settings.min_distance is not None else None)
+        reference = train_x if settings.min_distance is not None else None
+        self.candidates = Candidates(generator, oracle, reference, latents=latents)
 
     @property
     def scores(self) -> bool:
@@ -191,7 +196,24 @@ def filters_for(run: RunDirectory, settings: SampleSettings) -> _Filters:
     generator = run.generator
     oracle = _oracle(run) if _needs_oracle(generator, settings) else None
     train_x = run.training_images()[0] if settings.min_distance is not None else None
-    return _Filters(settings, generator, oracle, train_x)
+    latents = _attention_latents(run, settings.latent) if settings.latent else None
+    return _Filters(settings, generator, oracle, train_x, latents)
+
+
+def _attention_latents(run: RunDirectory, latent: dict):
+    """The attention sampler over the codes the run's VAE gives its training images."""
+    import models
+    from genaug.latents import AttentionLatents, AttentionSettings
+
+    path = run / RunDirectory.MODEL
+    try:
+        model = models.load_model(path)
+    except Exception as err:
+        raise GenaugError(f"{path}: cannot load ({str(err).splitlines()[0]})") from None
+    x, y = run.training_images()
+    codes = model.posterior_means(models.to_model_range(x), y)
+    settings = AttentionSettings(**{k: v for k, v in latent.items() if k != "kind"})
+    return AttentionLatents(codes, y, model.num_classes, settings)
 
 
 def _needs_oracle(generator, settings: SampleSettings) -> bool:
@@ -262,6 +284,8 @@ def sample(
     min_distance: float | str | None = "auto",
     truncation: float | None = None,
     temperature: float = 1.0,
+    latent: str = "prior",
+    attention: AttentionSettings | None = None,
     overwrite: bool = False,
     progress: bool = True,
     runner: str = "local",
@@ -282,8 +306,12 @@ def sample(
         min_confidence: keep an image only if the oracle gives its label at least this probability.
         min_distance: drop images closer than this to a training image (pixels in [0, 1]); ``"auto"``
             uses the 1st percentile of real test-to-train distances; ``None`` turns the guard off.
-        truncation: latent truncation threshold.
-        temperature: latent scale.
+        truncation: latent truncation threshold (the prior only).
+        temperature: latent scale (the prior only).
+        latent: ``"prior"`` (the generator's latent prior) or ``"attention"``: attention-weighted
+            interpolation of training images' codes (a conditional VAE's run; :mod:`genaug.latents`).
+        attention: the attention sampler's k, temperature and extrapolation (default
+            ``AttentionSettings()``).
         overwrite: replace a synthetic dataset made with other settings.
         progress: show a progress bar with images/s.
         runner: ``"local"`` (this process) or ``"beam"`` (an Apache Beam pipeline; same bytes).
@@ -303,6 +331,7 @@ def sample(
     out = Path(out)
     _check_arguments(run, out, worker_index, num_workers, min_confidence, min_distance, truncation, temperature, seed)
     _check_runner(runner, beam_options, num_workers)
+    latent_settings = _latent_settings(run, latent, attention, truncation, temperature)
     dataset = run.record.dataset
     num_classes = dataset.num_classes
     counts = class_counts(
@@ -334,6 +363,7 @@ def sample(
         truncation=truncation,
         temperature=temperature,
         generator_sha256=generator_fingerprint(generator),
+        latent=latent_settings,
     )
     wanted = settings.to_json()
 
@@ -383,6 +413,25 @@ def _check_arguments(run, out, worker_index, num_workers, min_confidence, min_di
         raise ArgumentError(f"{{}} must be a positive number, got {temperature}", "temperature")
     if not 0 <= seed < 2**63:
         raise ArgumentError(f"{{}} must be a non-negative integer, got {seed}", "seed")
+
+
+def _latent_settings(run, latent: str, attention, truncation, temperature) -> dict | None:
+    """The settings' ``latent`` entry: ``None`` for the prior, the attention sampler's settings otherwise."""
+    if latent not in ("prior", "attention"):
+        raise ArgumentError(f"{{}} {latent!r}: expected prior or attention", "latent")
+    if latent == "prior":
+        if attention is not None:
+            raise ArgumentError("{} settings apply to {} attention only", "attention", "latent")
+        return None
+    if run.record.model != "cvae":
+        raise ArgumentError(
+            f"{{}} attention needs a conditional VAE's run (cvae); {run.path} is a {run.record.model}", "latent"
+        )
+    if truncation is not None or temperature != 1.0:
+        raise ArgumentError(
+            "{} and {} shape the prior; {} attention does not draw from it", "truncation", "temperature", "latent"
+        )
+    return {"kind": "attention", **dataclasses.asdict(attention or AttentionSettings())}
 
 
 def _check_runner(runner: str, beam_options: str | None, num_workers: int) -> None:

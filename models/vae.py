@@ -151,6 +151,18 @@ class VAE(GenerativeModel):
         generator.prior_scale.assign(self.prior_scale)
         return generator
 
+    def posterior_means(self, images, labels=None, batch_size: int = 512) -> np.ndarray:
+        """The encoder's means (float32[N, latent_dim]) of ``images`` (float, in [-1, 1]); a conditional
+        model needs their ``labels``."""
+        if self.num_classes and labels is None:
+            raise ValueError("posterior_means needs the labels of a conditional model's images")
+        images = np.asarray(images, np.float32)
+        labels = np.asarray(labels, np.int64) if self.num_classes else np.zeros(len(images), np.int64)
+        # Eager passes: a graph traced for this one call would only make TensorFlow warn about retracing.
+        parts = [slice(i, i + batch_size) for i in range(0, len(images), batch_size)]
+        means = [ops.convert_to_numpy(self.encoder(self._with_label(images[p], labels[p]))[0]) for p in parts]
+        return np.concatenate(means) if means else np.zeros((0, self.latent_dim), np.float32)
+
     def fit_latent_prior(self, images, labels=None, spread: float | None = None, batch_size: int = 512) -> None:
         """Fits the sampling prior: a full-covariance Gaussian per class (one when unconditional, whose
         ``labels`` are then ignored) to the posterior means of ``images`` (float, in [-1, 1]), with
@@ -167,13 +179,8 @@ class VAE(GenerativeModel):
 
         if self.num_classes and labels is None:
             raise ValueError("fit_latent_prior needs the labels of a conditional model's images")
-        images = np.asarray(images, np.float32)
         groups = np.asarray(labels, np.int64) if self.num_classes else np.zeros(len(images), np.int64)
-        # Eager passes: a graph traced for this one call would only make TensorFlow warn about retracing.
-        parts = [slice(i, i + batch_size) for i in range(0, len(images), batch_size)]
-        z_mean = np.concatenate(
-            [ops.convert_to_numpy(self.encoder(self._with_label(images[p], groups[p]))[0]) for p in parts]
-        )
+        z_mean = self.posterior_means(images, labels, batch_size)
         means, scales = [], []
         for k in range(self.num_classes or 1):
             members = z_mean[groups == k]
