@@ -40,14 +40,24 @@ def _scaled(seed: int, strength: float) -> keras.Sequential:
     return classic_augmentation(seed, **{name: value * strength for name, value in CLASSIC.items()})
 
 
-def augment_batches(dataset: tf.data.Dataset, seed: int = 0, strength: float = 1.0) -> tf.data.Dataset:
+def augment_batches(
+    dataset: tf.data.Dataset, seed: int = 0, strength: float = 1.0, noise: float = 0.0
+) -> tf.data.Dataset:
     """``(image, label[, weight])`` batches with :func:`classic_augmentation` applied to the images, its
-    magnitudes scaled by ``strength``.
+    magnitudes scaled by ``strength`` (0: none), then Gaussian pixel noise of standard deviation ``noise``
+    (a fraction of the pixel range; 0: none).
 
     The map runs sequentially so that the layers' random draws come in a fixed order (reproducible for a
     seed); it is one vectorised call per batch, which keeps it cheap.
     """
-    augmentation = _scaled(seed, strength)
+    steps = [_scaled(seed, strength)] if strength > 0 else []
+    if noise > 0:
+        # GaussianNoise takes a standard deviation in [0, 1]: apply it on the unit pixel range.
+        scale = keras.layers.Rescaling
+        steps += [scale(1 / 255.0), keras.layers.GaussianNoise(noise, seed=seed + 3), scale(255.0)]
+    if not steps:
+        return dataset
+    augmentation = keras.Sequential(steps, name="augmentation")
 
     def augment(images, *rest):
         return (tf.clip_by_value(augmentation(images, training=True), 0.0, 255.0), *rest)

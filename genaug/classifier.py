@@ -2,7 +2,8 @@
 
 Recipe (fixed, so numbers are comparable): uint8 input rescaled to [-1, 1]; conv 32 (3x3) ReLU;
 conv 64 (3x3, stride 2) ReLU; conv 128 (3x3, stride 2) ReLU; flatten; dense 128 ReLU (the
-``features`` layer); dropout 0.3; dense logits. Adam 1e-3, batch 64, sparse cross-entropy.
+``features`` layer); dropout 0.3; dense logits. Adam 1e-3, batch 64, sparse cross-entropy (categorical
+cross-entropy for the soft labels of mixup and cutmix).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ FEATURES_LAYER = "features"
 STEPS_PER_EXECUTION = 50
 
 
-def build_classifier(image_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+def build_classifier(image_shape: tuple[int, int, int], num_classes: int, *, soft_labels: bool = False) -> keras.Model:
     """The recipe above as a functional model taking uint8 images and giving logits, compiled with
-    Adam(1e-3) and sparse cross-entropy (so ``fit`` works at once)."""
+    Adam(1e-3) and sparse cross-entropy, or categorical cross-entropy for one-hot or soft label vectors
+    when ``soft_labels`` (so ``fit`` works at once)."""
     image = keras.Input(image_shape, name="image")
     h = layers.Rescaling(1 / 127.5, offset=-1.0)(image)
     h = layers.Conv2D(32, 3, padding="same", activation="relu")(h)
@@ -30,7 +32,11 @@ def build_classifier(image_shape: tuple[int, int, int], num_classes: int) -> ker
     model = keras.Model(image, logits, name="classifier")
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=(
+            keras.losses.CategoricalCrossentropy(from_logits=True)
+            if soft_labels
+            else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        ),
         weighted_metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION,
     )
@@ -43,30 +49,37 @@ class ClassifierTrainer:
     Each :meth:`fit` first gives the model the weights, dropout RNG state and optimizer state of a fresh
     model built from that seed, so the result is the fresh model's; only the compiled training step is
     kept. That saves tracing a new step per seed (about a second each, and TensorFlow's retracing warnings).
+    Batches with label vectors (mixup, cutmix) train a second compiled model with categorical cross-entropy.
     """
 
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int, *, steps: int):
         self.image_shape, self.num_classes, self.steps = tuple(image_shape), num_classes, steps
-        self.model = build_classifier(self.image_shape, num_classes)
-        self.model.optimizer.build(self.model.trainable_variables)
-        self._fresh_optimizer = [v.numpy() for v in self.model.optimizer.variables]
+        self._compiled = {}  # soft labels? -> (compiled model, its optimizer's fresh state)
+
+    def _model(self, soft_labels: bool) -> tuple[keras.Model, list[np.ndarray]]:
+        if soft_labels not in self._compiled:
+            model = build_classifier(self.image_shape, self.num_classes, soft_labels=soft_labels)
+            model.optimizer.build(model.trainable_variables)
+            self._compiled[soft_labels] = model, [v.numpy() for v in model.optimizer.variables]
+        return self._compiled[soft_labels]
 
     def fit(self, train: tf.data.Dataset, *, seed: int) -> keras.Model:
         """The model trained on ``train`` from ``seed`` (the same object every call: use it before the next).
 
         Args:
-            train: batches of ``(x, y)`` or ``(x, y, sample_weight)``, x uint8 or float in [0, 255];
-                repeated as needed.
+            train: batches of ``(x, y)`` or ``(x, y, sample_weight)``, x uint8 or float in [0, 255], y
+                integer labels or label vectors (mixup, cutmix); repeated as needed.
             seed: seeds initialisation and dropout (shuffling is the dataset's).
         """
+        model, fresh_optimizer = self._model(soft_labels=train.element_spec[1].shape.rank == 2)
         keras.utils.set_random_seed(seed)
         fresh = build_classifier(self.image_shape, self.num_classes)
-        for variable, value in zip(self.model.variables, fresh.variables, strict=True):
+        for variable, value in zip(model.variables, fresh.variables, strict=True):
             variable.assign(value)
-        for variable, value in zip(self.model.optimizer.variables, self._fresh_optimizer, strict=True):
+        for variable, value in zip(model.optimizer.variables, fresh_optimizer, strict=True):
             variable.assign(value)
-        self.model.fit(train.repeat(), steps_per_epoch=self.steps, epochs=1, shuffle=False, verbose=0)
-        return self.model
+        model.fit(train.repeat(), steps_per_epoch=self.steps, epochs=1, shuffle=False, verbose=0)
+        return model
 
 
 def train_classifier(

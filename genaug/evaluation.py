@@ -87,7 +87,8 @@ def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment, policy: 
     syn_ds = tf.data.Dataset.from_tensor_slices({"image": syn[0], "label": syn[1]})
     if policy is not None:
         policy = dataclasses.replace(policy, min_confidence=None)  # ``syn`` was read with its threshold
-        batches = as_supervised(mix(real_ds, syn_ds, policy=policy, seed=seed), 64, seed=seed, policy=policy)
+        mixed = mix(real_ds, syn_ds, policy=policy, seed=seed)
+        batches = as_supervised(mixed, 64, seed=seed, policy=policy, num_classes=trainer.num_classes)
     else:
         batches = as_supervised(mix(real_ds, syn_ds, synthetic_fraction=fraction, seed=seed), 64, seed=seed)
         if augment:
@@ -98,7 +99,8 @@ def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment, policy: 
 def _svc_predictions(real, syn, fraction, seed, test, augment, policy: Policy | None = None):
     """The test split's labels as predicted by the SVC recipe trained on the mix of ``real`` and ``syn``
     (with up to four augmented copies of each real image when ``augment``), or as ``policy`` says
-    (its share of synthetic examples, their weight and its augmentation strength)."""
+    (its share of synthetic examples, their weight and its augmentation strength; mixup, cutmix and
+    pixel noise are for networks trained by batches, so the SVC leaves them out)."""
     from sklearn.svm import SVC
 
     from genaug.augment import augmented_copies

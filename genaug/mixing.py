@@ -145,13 +145,19 @@ def as_supervised(
     ``(image, label, sample_weight)``. With ``mixup_alpha`` (needs ``num_classes``), images and one-hot
     labels are mixed with lambda ~ Beta(a, a) per example, with a partner from any source
     (``mixup="all"``), the same source (``"within"``) or the other source (``"across"``); labels are then
-    float one-hot vectors (use ``CategoricalCrossentropy``). A ``policy`` adds its classic augmentation
-    of every batch (:func:`genaug.augment.augment_batches`).
+    float one-hot vectors (use ``CategoricalCrossentropy``). A ``policy`` adds its mixup or cutmix (it
+    then needs ``num_classes``), then its classic augmentation and pixel noise of every batch
+    (:func:`genaug.augment.augment_batches`).
     """
     if mixup not in ("all", "within", "across"):
         raise GenaugError(f"mixup {mixup!r}: expected all, within or across")
-    if mixup_alpha is not None and not num_classes:
-        raise GenaugError("mixup needs num_classes")
+    cutmix_alpha = None
+    if policy is not None and policy.soft_labels:
+        if mixup_alpha is not None:
+            raise GenaugError("give a policy or mixup_alpha, not both")
+        mixup_alpha, cutmix_alpha = policy.mixup_alpha or None, policy.cutmix_alpha or None
+    if (mixup_alpha is not None or cutmix_alpha is not None) and not num_classes:
+        raise GenaugError("mixup and cutmix need num_classes")
     if cache:
         dataset = dataset.cache()
     if shuffle:
@@ -164,20 +170,51 @@ def as_supervised(
         labels = batch["label"]
         if mixup_alpha is not None:
             images, labels = _mixup(images, labels, batch["is_synthetic"], index, num_classes, mixup_alpha, mixup, seed)
+        if cutmix_alpha is not None:
+            images, labels = _cutmix(images, labels, index, num_classes, cutmix_alpha, seed)
         return (images, labels, batch["sample_weight"]) if weighted else (images, labels)
 
     batches = dataset.enumerate().map(to_supervised, num_parallel_calls=tf.data.AUTOTUNE)
-    if policy is not None and policy.augmentation > 0:
-        batches = augment_batches(batches, seed, strength=policy.augmentation)
+    if policy is not None:
+        batches = augment_batches(batches, seed, strength=policy.augmentation, noise=policy.noise)
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def _beta(key, batch, alpha):
+    """``batch`` draws of Beta(alpha, alpha), stateless from ``key``."""
+    gamma_a = tf.random.stateless_gamma([batch], seed=key, alpha=alpha)
+    gamma_b = tf.random.stateless_gamma([batch], seed=key + 1, alpha=alpha)
+    return gamma_a / (gamma_a + gamma_b)
+
+
+def _cutmix(images, labels, index, num_classes, alpha, seed):
+    """Each image gets a box (area share 1 - lambda, lambda ~ Beta(a, a)) of a random partner pasted in;
+    its one-hot label is mixed by the box's actual area, clipped at the edges."""
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    key = tf.stack([tf.cast(seed, tf.int64), index]) + 7  # draws of their own, apart from mixup's
+    cut = tf.sqrt(1.0 - _beta(key, batch, alpha))
+    centre = tf.random.stateless_uniform([batch, 2], seed=key + 2)
+    partner = tf.argmax(tf.random.stateless_uniform([batch, batch], seed=key + 3), axis=1, output_type=tf.int32)
+    size = tf.cast(tf.stack([height, width]), tf.float32)
+    low = tf.clip_by_value(tf.round((centre - cut[:, None] / 2) * size), 0.0, size)
+    high = tf.clip_by_value(tf.round((centre + cut[:, None] / 2) * size), 0.0, size)
+    rows = tf.range(tf.cast(height, tf.float32))[None, :]
+    cols = tf.range(tf.cast(width, tf.float32))[None, :]
+    in_rows = (rows >= low[:, :1]) & (rows < high[:, :1])
+    in_cols = (cols >= low[:, 1:]) & (cols < high[:, 1:])
+    box = tf.cast(in_rows[:, :, None] & in_cols[:, None, :], tf.float32)[..., None]  # [b, h, w, 1]
+    mixed_images = (1.0 - box) * images + box * tf.gather(images, partner)
+    kept = 1.0 - tf.reduce_mean(box, axis=[1, 2, 3])
+    one_hot = tf.one_hot(labels, num_classes)
+    mixed_labels = kept[:, None] * one_hot + (1.0 - kept[:, None]) * tf.gather(one_hot, partner)
+    return mixed_images, mixed_labels
 
 
 def _mixup(images, labels, is_synthetic, index, num_classes, alpha, mode, seed):
     batch = tf.shape(images)[0]
     key = tf.stack([tf.cast(seed, tf.int64), index])
-    gamma_a = tf.random.stateless_gamma([batch], seed=key, alpha=alpha)
-    gamma_b = tf.random.stateless_gamma([batch], seed=key + 1, alpha=alpha)
-    lam = gamma_a / (gamma_a + gamma_b)
+    lam = _beta(key, batch, alpha)
     scores = tf.random.stateless_uniform([batch, batch], seed=key + 2)
     if mode != "all":
         same = tf.equal(is_synthetic[:, None], is_synthetic[None, :])

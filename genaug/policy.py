@@ -10,9 +10,12 @@ from pathlib import Path
 from genaug import atomic
 from genaug.errors import GenaugError
 
-POLICY_VERSION = 1
+POLICY_VERSION = 2  # 2 added mixup_alpha, cutmix_alpha and noise; version 1 files load with them off
+READABLE_VERSIONS = (1, 2)
 MAX_RATIO = 3.0  # beyond ~3 synthetic per real image, generated data hurt in the literature (issue 19)
 MAX_AUGMENTATION = 2.0
+MAX_ALPHA = 2.0  # Beta(a, a) beyond 2 mixes nearly half-and-half every time
+MAX_NOISE = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +30,13 @@ class Policy:
         synthetic_set: which of the synthetic sets given to ``tune``/``evaluate`` (0-based).
         min_confidence: use only synthetic images the sampler's oracle gave their label at least this
             probability (read from the shards' ``confidence``; ``None``: every image).
+        mixup_alpha: mix each example with a random partner, images and one-hot labels, by
+            lambda ~ Beta(a, a) (Zhang et al. 2018); 0 is off. Labels become soft: use categorical
+            cross-entropy (:class:`genaug.classifier.ClassifierTrainer` switches by itself).
+        cutmix_alpha: paste a random box of a partner image, labels mixed by area (Yun et al. 2019);
+            0 is off; at most one of mixup and cutmix.
+        noise: standard deviation of Gaussian pixel noise added to every training image, as a fraction
+            of the pixel range (0 is off).
 
     Example:
         >>> policy = Policy.load("tuned/policy.json")
@@ -38,12 +48,18 @@ class Policy:
     augmentation: float = 0.0
     synthetic_set: int = 0
     min_confidence: float | None = None
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    noise: float = 0.0
 
     def __post_init__(self):
         ranges = {
             "synthetic_ratio": (0.0, MAX_RATIO, "a number in [0, 3]"),
             "synthetic_weight": (1e-9, 1.0, "a number in (0, 1]"),
             "augmentation": (0.0, MAX_AUGMENTATION, "a number in [0, 2]"),
+            "mixup_alpha": (0.0, MAX_ALPHA, "a number in [0, 2]"),
+            "cutmix_alpha": (0.0, MAX_ALPHA, "a number in [0, 2]"),
+            "noise": (0.0, MAX_NOISE, "a number in [0, 0.2]"),
         }
         for name, (low, high, what) in ranges.items():
             value = getattr(self, name)
@@ -57,6 +73,13 @@ class Policy:
             if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
                 raise GenaugError(f"policy min_confidence must be null or a number in [0, 1], got {confidence!r}")
             object.__setattr__(self, "min_confidence", float(confidence))
+        if self.mixup_alpha and self.cutmix_alpha:
+            raise GenaugError("policy: give mixup_alpha or cutmix_alpha, not both")
+
+    @property
+    def soft_labels(self) -> bool:
+        """Whether the policy mixes labels (mixup or cutmix), so a classifier sees one-hot vectors."""
+        return bool(self.mixup_alpha or self.cutmix_alpha)
 
     @property
     def synthetic_fraction(self) -> float:
@@ -65,10 +88,18 @@ class Policy:
 
     def describe(self) -> str:
         """One line for progress and reports, e.g. ``ratio 2 weight 0.61 augmentation 0.5 set 0``."""
-        confidence = "" if self.min_confidence is None else f" confidence >= {self.min_confidence:g}"
-        return (
-            f"ratio {self.synthetic_ratio:g} weight {self.synthetic_weight:.2f} "
-            f"augmentation {self.augmentation:g} set {self.synthetic_set}{confidence}"
+        extras = [
+            f"confidence >= {self.min_confidence:g}" if self.min_confidence is not None else "",
+            f"mixup {self.mixup_alpha:g}" if self.mixup_alpha else "",
+            f"cutmix {self.cutmix_alpha:g}" if self.cutmix_alpha else "",
+            f"noise {self.noise:g}" if self.noise else "",
+        ]
+        return " ".join(
+            [
+                f"ratio {self.synthetic_ratio:g} weight {self.synthetic_weight:.2f} "
+                f"augmentation {self.augmentation:g} set {self.synthetic_set}",
+                *filter(None, extras),
+            ]
         )
 
     def to_dict(self) -> dict:
@@ -80,8 +111,8 @@ class Policy:
         are one-line errors naming ``where`` and the key."""
         raw = dict(raw)
         version = raw.pop("version", None)
-        if version != POLICY_VERSION:
-            raise GenaugError(f"{where}: policy version {version!r}, expected {POLICY_VERSION}")
+        if version not in READABLE_VERSIONS:
+            raise GenaugError(f"{where}: policy version {version!r}, expected one of {READABLE_VERSIONS}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:

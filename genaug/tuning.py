@@ -30,6 +30,9 @@ from genaug.records import STATE_DIR, TUNING_LAYOUT, SyntheticDataset, claim_dir
 RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)  # synthetic per real; 0 is always a candidate
 AUGMENTATION = (0.0, 0.5, 1.0)
 CONFIDENCES = (None, 0.5, 0.7, 0.9)  # minimum oracle confidence, searched when every set stores it
+# Label mixing at the alphas their papers recommend for small images (mixup 0.2, cutmix 1.0).
+LABEL_MIXING = {"none": {}, "mixup": {"mixup_alpha": 0.2}, "cutmix": {"cutmix_alpha": 1.0}}
+NOISE = (0.0, 0.02, 0.05)  # Gaussian pixel noise, fraction of the pixel range
 JOURNAL = "trials.journal"
 
 
@@ -100,6 +103,8 @@ def tune(
         "steps": steps,
         "image_size": list(image_size) if image_size else None,
         "min_confidence_choices": list(confidences),
+        "label_mixing_choices": LABEL_MIXING,
+        "noise_choices": list(NOISE),
     }
 
     from genaug.classifier import ClassifierTrainer
@@ -121,14 +126,17 @@ def tune(
         return float(np.mean(folds_scores))
 
     def objective(trial) -> float:
-        policy = Policy(
-            synthetic_ratio=trial.suggest_categorical("synthetic_ratio", RATIOS),
-            synthetic_weight=trial.suggest_float("synthetic_weight", 0.25, 1.0),
-            augmentation=trial.suggest_categorical("augmentation", AUGMENTATION),
-            synthetic_set=trial.suggest_int("synthetic_set", 0, len(sets) - 1),
-            min_confidence=trial.suggest_categorical("min_confidence", confidences) if len(confidences) > 1 else None,
-        )
-        return validation_accuracy(policy)
+        params = {
+            "synthetic_ratio": trial.suggest_categorical("synthetic_ratio", RATIOS),
+            "synthetic_weight": trial.suggest_float("synthetic_weight", 0.25, 1.0),
+            "augmentation": trial.suggest_categorical("augmentation", AUGMENTATION),
+            "synthetic_set": trial.suggest_int("synthetic_set", 0, len(sets) - 1),
+            "label_mixing": trial.suggest_categorical("label_mixing", tuple(LABEL_MIXING)),
+            "noise": trial.suggest_categorical("noise", NOISE),
+        }
+        if len(confidences) > 1:
+            params["min_confidence"] = trial.suggest_categorical("min_confidence", confidences)
+        return validation_accuracy(_policy(params))
 
     started = time.time()
     with (
@@ -213,13 +221,19 @@ def _quiet(optuna):
 
 
 def _params(policy: Policy, confidence_searched: bool) -> dict:
-    """The policy as a trial's parameters (``min_confidence`` only where the search has that dimension)."""
-    skip = {"version"} if confidence_searched else {"version", "min_confidence"}
-    return {k: v for k, v in policy.to_dict().items() if k not in skip}
+    """The policy as a trial's parameters (``min_confidence`` only where the search has that dimension;
+    mixup and cutmix as one ``label_mixing`` choice)."""
+    skip = {"version", "mixup_alpha", "cutmix_alpha"} | (set() if confidence_searched else {"min_confidence"})
+    params = {k: v for k, v in policy.to_dict().items() if k not in skip}
+    mixing = {k: v for k, v in policy.to_dict().items() if k in ("mixup_alpha", "cutmix_alpha") and v}
+    params["label_mixing"] = next(name for name, choice in LABEL_MIXING.items() if choice == mixing)
+    return params
 
 
 def _policy(params: dict) -> Policy:
-    return Policy(**params)
+    params = dict(params)
+    mixing = LABEL_MIXING[params.pop("label_mixing")]
+    return Policy(**params, **mixing)
 
 
 def _stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -82,6 +82,39 @@ def test_mixup_mixes_images_and_labels(mode):
         assert ((pixel > 0) & (pixel < 200)).mean() > 0.8
 
 
+def test_cutmix_pastes_a_box_and_mixes_labels_by_its_area():
+    from genaug.policy import Policy
+
+    mixed = mix(_source(64, value=0), _source(64, value=200, label_offset=3), synthetic_count=64, seed=0)
+    policy = Policy(synthetic_ratio=1.0, cutmix_alpha=1.0)
+    x, y = next(iter(as_supervised(mixed, batch_size=32, seed=0, num_classes=6, policy=policy)))
+    x, y = x.numpy(), y.numpy()
+    assert y.shape == (32, 6) and np.allclose(y.sum(axis=1), 1.0)
+    assert set(np.unique(x).tolist()) <= {0.0, 200.0}  # pasted, not blended
+    share_200 = (x == 200).mean(axis=(1, 2, 3))
+    assert np.allclose(y[:, 3:].sum(axis=1), share_200, atol=1e-6)  # labels follow the pixels' sources
+    assert ((share_200 > 0) & (share_200 < 1)).mean() > 0
+    again = next(iter(as_supervised(mixed, batch_size=32, seed=0, num_classes=6, policy=policy)))
+    assert np.array_equal(again[0].numpy(), x)
+    with pytest.raises(GenaugError, match="need num_classes"):
+        as_supervised(mixed, batch_size=32, seed=0, policy=policy)
+
+
+def test_a_mixup_policy_trains_the_recipe_on_soft_labels():
+    from genaug.classifier import ClassifierTrainer
+    from genaug.policy import Policy
+
+    mixed = mix(_source(64, value=0), _source(64, value=200, label_offset=3), synthetic_count=64, seed=0)
+    policy = Policy(synthetic_ratio=1.0, mixup_alpha=0.2, noise=0.05)
+    batches = as_supervised(mixed, batch_size=16, seed=0, num_classes=6, policy=policy)
+    x, y = next(iter(batches))
+    assert y.shape == (16, 6) and not set(np.unique(x.numpy()).tolist()) <= {0.0, 200.0}  # noise added
+    trainer = ClassifierTrainer((4, 4, 1), 6, steps=3)
+    soft = trainer.fit(batches, seed=0)
+    hard = trainer.fit(as_supervised(mixed, batch_size=16, seed=0), seed=0)
+    assert soft is not hard and soft.loss.__class__.__name__ == "CategoricalCrossentropy"
+
+
 def test_mixup_pipeline_works_with_tfds_loaded_synthetic(smoke_runs, tmp_path):
     from genaug import load_dataset, load_synthetic, sample
 

@@ -22,13 +22,21 @@ def synthetic(smoke_runs, tmp_path_factory):
 
 
 def test_policy_round_trip_and_bad_files(tmp_path):
-    policy = Policy(synthetic_ratio=2.0, synthetic_weight=0.5, augmentation=1.0, synthetic_set=1, min_confidence=0.7)
+    policy = Policy(
+        synthetic_ratio=2.0, synthetic_weight=0.5, augmentation=1.0, synthetic_set=1, min_confidence=0.7, noise=0.02
+    )
     policy.save(tmp_path / "policy.json")
     assert Policy.load(tmp_path / "policy.json") == policy and policy.synthetic_fraction == pytest.approx(2 / 3)
+    assert Policy.from_dict({**Policy(cutmix_alpha=1).to_dict()}) == Policy(cutmix_alpha=1.0)
     assert DEFAULT_POLICY.synthetic_fraction == 0.5
+    (tmp_path / "old.json").write_text(json.dumps({"version": 1, "synthetic_ratio": 2, "augmentation": 1}))
+    assert Policy.load(tmp_path / "old.json") == Policy(synthetic_ratio=2.0, augmentation=1.0)  # genaug 0.2 files
     cases = [
         ({"version": 1, "ratio": 1}, "unknown policy key 'ratio'"),
-        ({"version": 2}, "policy version 2"),
+        ({"version": 3}, "policy version 3"),
+        ({"version": 2, "mixup_alpha": 0.2, "cutmix_alpha": 1}, "mixup_alpha or cutmix_alpha, not both"),
+        ({"version": 2, "noise": 0.5}, "noise must be a number in [0, 0.2], got 0.5"),
+        ({"version": 2, "mixup_alpha": -1}, "mixup_alpha must be a number in [0, 2]"),
         ({"version": 1, "synthetic_ratio": 4}, "synthetic_ratio must be a number in [0, 3], got 4"),
         ({"version": 1, "synthetic_weight": 0}, "synthetic_weight must be a number in (0, 1]"),
         ({"version": 1, "augmentation": "strong"}, "augmentation must be a number"),
@@ -73,7 +81,8 @@ def test_a_resumed_search_equals_an_uninterrupted_one(synthetic, tmp_path):
     assert (tmp_path / "parts" / "trials.csv").read_text() == (tmp_path / "whole" / "trials.csv").read_text()
     assert parts["policy"] == whole["policy"] and parts["trials"] == 4
     rows = (tmp_path / "whole" / "trials.csv").read_text().splitlines()[1:3]
-    assert [r.split(",")[2:] for r in rows] == [["0.0", "0.0", "0", "1.0"], ["0.0", "1.0", "0", "1.0"]]  # baselines
+    baselines = [["0.0", "none", "0.0", "0.0", "0", "1.0"], ["0.0", "none", "0.0", "1.0", "0", "1.0"]]
+    assert [r.split(",")[2:] for r in rows] == baselines
     for name in ("policy.json", "objective.png", "report.md"):
         assert (tmp_path / "whole" / name).is_file()
     with pytest.raises(GenaugError, match="holds a different tuning"):
