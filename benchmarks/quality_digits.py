@@ -16,6 +16,7 @@ to the nearest training image, pixels in [0, 1]) next to the same figure for the
 a generator well below that yardstick wins CAS by memorising.
 
 Run: python benchmarks/quality_digits.py [--budget 120] [--models cvae,cdcgan] [--seeds 1] [--draws 3]
+[--params '{"noise_injection": true}']
 (last line: JSON mapping each model, "gmm" and "real" to its CAS; with several training seeds, the mean:
 a single 120 s GAN run varies by about a point of CAS from seed to seed)
 """
@@ -88,12 +89,15 @@ def gmm_score(train, test, draws: int) -> tuple[list[float], float]:
     return [cas(x, y, test) for x, y in samples], float(np.mean([train_distance(x, train) for x, _ in samples]))
 
 
-def train_and_score(kind: str, seed: int, budget: float, tmp: Path, train, test, draws: int) -> tuple[float, float]:
-    """Trains ``kind`` with training seed ``seed`` for ``budget`` seconds; its CAS on ``test`` and its
-    samples' :func:`train_distance`, each averaged over ``draws`` sample draws."""
+def train_and_score(
+    kind: str, seed: int, budget: float, tmp: Path, train, test, draws: int, params: dict
+) -> tuple[float, float]:
+    """Trains ``kind`` (its settings overridden by ``params``) with training seed ``seed`` for ``budget``
+    seconds; its CAS on ``test`` and its samples' :func:`train_distance`, each averaged over ``draws``
+    sample draws."""
     config = cfg.from_dict(
         {
-            "model": {"kind": kind},
+            "model": {"kind": kind, **params},
             "optim": {"epochs": 100_000},
             "run": {
                 "out": str(tmp / f"{kind}_{seed}"),
@@ -128,6 +132,9 @@ def main():
     parser.add_argument("--models", default="vae,cvae,dcgan,cdcgan")
     parser.add_argument("--seeds", type=int, default=1, help="training seeds per model (CAS is their mean)")
     parser.add_argument("--draws", type=int, default=3, help="sample draws per generator (CAS is their mean)")
+    parser.add_argument(
+        "--params", type=json.loads, default={}, help="model settings, e.g. '{\"noise_injection\": true}'"
+    )
     args = parser.parse_args()
     train = genaug.load_arrays("digits", "train")
     test = genaug.load_arrays("digits", "test")
@@ -136,7 +143,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.models.split(","):
             runs = [
-                train_and_score(kind, seed, args.budget, Path(tmp), train, test, args.draws)
+                train_and_score(kind, seed, args.budget, Path(tmp), train, test, args.draws, args.params)
                 for seed in range(args.seeds)
             ]
             scores = [score for score, _ in runs]

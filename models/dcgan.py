@@ -55,6 +55,8 @@ class DCGAN(GenerativeModel):
             fake toward each real image of the batch; 0 = off.
         fakes_per_real: fakes generated per real image in each step (in one forward pass, all seen by D):
             more candidates for the coverage term.
+        noise_injection: StyleGAN-style per-pixel noise in G's blocks (:func:`models.networks.build_generator`);
+            G's input, and the exported generator's latent size, grow by the noise columns.
         seed: seed of every random draw in training.
         generator: your own generator network instead of the built one: a functional model taking
             ``z`` (or ``[z, label]`` when conditional) and returning float32 images in [-1, 1].
@@ -86,6 +88,7 @@ class DCGAN(GenerativeModel):
         d_dropout: float = 0.0,
         coverage: float = 3.0,
         fakes_per_real: int = 2,
+        noise_injection: bool = False,
         seed: int = 0,
         generator: keras.Model | None = None,
         discriminator: keras.Model | None = None,
@@ -100,9 +103,14 @@ class DCGAN(GenerativeModel):
             raise ValueError(f"coverage must be >= 0, got {coverage}")
         if fakes_per_real < 1:
             raise ValueError(f"fakes_per_real must be >= 1, got {fakes_per_real}")
+        if noise_injection and generator is not None:
+            raise ValueError("noise_injection builds its own generator; give one or the other")
         image_shape, diffaugment = tuple(image_shape), tuple(diffaugment)
         self._keep_arguments(locals())
-        self.generator = generator or build_generator(self.image_shape, latent_dim, num_classes, g_filters)
+        self.generator = generator or build_generator(
+            self.image_shape, latent_dim, num_classes, g_filters, noise_injection=noise_injection
+        )
+        self.input_dim = self.generator.input_shape[0][-1] if num_classes else self.generator.input_shape[-1]
         self.discriminator = discriminator or build_discriminator(
             self.image_shape, num_classes, d_filters, spectral_norm, d_dropout
         )
@@ -180,7 +188,7 @@ class DCGAN(GenerativeModel):
         batch = ops.shape(real)[0]
         # Each real image brings `fakes_per_real` fakes of its label.
         fake_labels = ops.tile(labels, (self.fakes_per_real,)) if self.num_classes else None
-        z = keras.random.normal((self.fakes_per_real * batch, self.latent_dim), seed=self.seed_generator)
+        z = keras.random.normal((self.fakes_per_real * batch, self.input_dim), seed=self.seed_generator)
 
         # One generator forward serves both players: each tape watches the same fake batch.
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
@@ -243,7 +251,7 @@ class DCGAN(GenerativeModel):
     def export_generator(self) -> SyntheticGenerator:
         """The (EMA) generator as a standalone sampler (shares weights with this model)."""
         network = self.ema_generator if self.ema_generator is not None else self.generator
-        return SyntheticGenerator(network, self.latent_dim, self.num_classes)
+        return SyntheticGenerator(network, self.input_dim, self.num_classes)
 
 
 @keras.saving.register_keras_serializable(package="genaug")

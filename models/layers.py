@@ -5,6 +5,53 @@ from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="genaug")
+class LatentSlice(keras.layers.Layer):
+    """Columns ``start:stop`` of a latent batch (the part of ``z`` a block reads)."""
+
+    def __init__(self, start: int, stop: int, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.stop = start, stop
+
+    def call(self, z):
+        return z[:, self.start : self.stop]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.stop - self.start)
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+@keras.saving.register_keras_serializable(package="genaug")
+class NoiseInjection(keras.layers.Layer):
+    """Per-pixel noise added to a feature map, scaled per channel by a learnt weight that starts at zero
+    (StyleGAN, Karras et al. 2019): ``h + scale[c] * noise[y, x]``.
+
+    The noise is not drawn inside the layer: it is ``H * W`` columns of the generator's input ``z`` from
+    ``start`` on, so an image stays a pure function of its latent draw (the sampler's seeds).
+    """
+
+    def __init__(self, start: int, **kwargs):
+        super().__init__(**kwargs)
+        self.start = start
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(input_shape[0][-1],), initializer="zeros", name="noise_scale")
+
+    def call(self, inputs):
+        h, z = inputs
+        height, width = h.shape[1], h.shape[2]
+        noise = ops.reshape(z[:, self.start : self.start + height * width], (-1, height, width, 1))
+        return h + ops.cast(noise, h.dtype) * ops.cast(self.scale, h.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start}
+
+
+@keras.saving.register_keras_serializable(package="genaug")
 class ProjectionHead(keras.layers.Layer):
     """The output of a projection discriminator (Miyato & Koyama, 2018).
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.layers import ProjectionHead
+from models.layers import LatentSlice, NoiseInjection, ProjectionHead
 from models.shapes import upsampling_plan
 
 MAX_FILTERS = 512
@@ -23,6 +23,13 @@ def _maybe_sn(layer: layers.Layer, spectral_norm: bool) -> layers.Layer:
     return layers.SpectralNormalization(layer) if spectral_norm else layer
 
 
+def noise_dims(image_shape: tuple[int, int, int]) -> int:
+    """Latent columns :func:`build_generator` reads as per-pixel noise with ``noise_injection``: one map
+    per upsampling block, ``2S x 2S`` up to the image size."""
+    base, n = upsampling_plan(image_shape)
+    return sum((base * 2 ** (level + 1)) ** 2 for level in range(n))
+
+
 def build_generator(
     image_shape: tuple[int, int, int],
     latent_dim: int,
@@ -30,6 +37,7 @@ def build_generator(
     base_filters: int = 64,
     output_activation: str | None = "tanh",
     name: str = "generator",
+    noise_injection: bool = False,
 ) -> keras.Model:
     """z (and a label) -> image. Dense to a ``base x base`` map, then n x (upsample 2x, conv, BN, ReLU).
 
@@ -40,23 +48,31 @@ def build_generator(
         base_filters: filters of the last block; each earlier block doubles it (up to 512).
         output_activation: ``"tanh"`` for images in [-1, 1], or ``None`` for pre-activations.
         name: the model name.
+        noise_injection: after each upsampling block's convolution, add per-pixel noise scaled by a learnt
+            per-channel weight (:class:`models.layers.NoiseInjection`); the noise is read from
+            :func:`noise_dims` extra columns of ``z``, after the ``latent_dim`` that feed the dense layer.
 
     Returns:
         A functional model taking ``z`` or ``[z, label]``; its output is float32 in any precision policy.
     """
     base, n = upsampling_plan(image_shape)
-    z = keras.Input((latent_dim,), name="z")
-    inputs, h = [z], z
+    extra = noise_dims(image_shape) if noise_injection else 0
+    z = keras.Input((latent_dim + extra,), name="z")
+    inputs, h = [z], LatentSlice(0, latent_dim, name="style")(z) if extra else z
     if num_classes:
         label = keras.Input((), dtype="int32", name="label")
         inputs.append(label)
-        h = layers.Concatenate()([z, layers.Embedding(num_classes, latent_dim, name="label_embedding")(label)])
+        h = layers.Concatenate()([h, layers.Embedding(num_classes, latent_dim, name="label_embedding")(label)])
     h = layers.Dense(base * base * _filters(base_filters, n), use_bias=False)(h)
     h = layers.Reshape((base, base, _filters(base_filters, n)))(h)
     h = layers.ReLU()(layers.BatchNormalization()(h))
+    start = latent_dim
     for level in reversed(range(n)):
         h = layers.UpSampling2D(interpolation="nearest")(h)
         h = layers.Conv2D(_filters(base_filters, level), 3, padding="same", use_bias=False)(h)
+        if noise_injection:
+            h = NoiseInjection(start)([h, z])
+            start += h.shape[1] * h.shape[2]
         h = layers.ReLU()(layers.BatchNormalization()(h))
     h = layers.Conv2D(image_shape[-1], 3, padding="same", name="to_pixels")(h)
     out = layers.Activation(output_activation or "linear", dtype="float32", name="pixels")(h)

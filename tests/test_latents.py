@@ -78,34 +78,15 @@ def test_attention_sampling_honours_labels_and_seeds(smoke_runs, tmp_path):
 
 
 def test_attention_needs_a_conditional_vae_and_no_prior_settings(smoke_runs, tmp_path, run_cli):
-    code, out, err = run_cli(
-        "sample", str(smoke_runs["vae"]), "--out", str(tmp_path / "x"), "--per-class", "2", "--latent", "attention"
-    )
-    assert code == 1 and "--latent attention needs a conditional VAE" in err and len(err.strip().splitlines()) == 1
-    code, out, err = run_cli(
-        "sample",
-        str(smoke_runs["cvae"]),
-        "--out",
-        str(tmp_path / "y"),
-        "--per-class",
-        "2",
-        "--latent",
-        "attention",
-        "--truncation",
-        "1",
-    )
-    assert code == 1 and "--truncation" in err and "--latent attention" in err
-    code, out, err = run_cli(
-        "sample",
-        str(smoke_runs["cvae"]),
-        "--out",
-        str(tmp_path / "z"),
-        "--per-class",
-        "2",
-        "--attention-k",
-        "0",
-        "--latent",
-        "attention",
-    )
-    assert code == 1 and "--attention-k must be an integer >= 1" in err
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
+    cases = [
+        ("vae", [], "--latent attention needs a conditional VAE"),
+        ("cvae", ["--truncation", "1"], "--truncation and --temperature shape the prior; --latent attention"),
+        ("cvae", ["--attention-k", "0"], "--attention-k must be an integer >= 1"),
+    ]
+    for k, (kind, extra, message) in enumerate(cases):
+        out = tmp_path / str(k)
+        code, _, err = run_cli(
+            "sample", smoke_runs[kind], "--out", out, "--per-class", 2, "--latent", "attention", *extra
+        )
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+        assert not out.exists()

@@ -361,3 +361,24 @@ def test_fitted_latent_prior_is_per_class_and_saved(tmp_path):
         vae.fit_latent_prior(images)
     with pytest.raises(ValueError, match="at least 2 images of class 2"):
         vae.fit_latent_prior(images[:4], np.array([0, 1, 1, 0]))
+
+
+def test_noise_injection_reads_its_noise_from_z_and_learns_its_scale(tmp_path):
+    from models.networks import noise_dims
+
+    assert noise_dims((8, 8, 1)) == 64 and noise_dims((28, 28, 1)) == 14 * 14 + 28 * 28
+    model = _compiled(ConditionalDCGAN((8, 8, 1), num_classes=3, noise_injection=True, ema_decay=0.0, **TINY_GAN))
+    generator = model.export_generator()
+    assert generator.latent_dim == 4 + 64
+    z, codes, _ = generator.network_inputs(4, [0, 1, 2, 0], seed=0)
+    # Scales start at zero: the noise columns change nothing until training moves them.
+    noisy = z.copy()
+    noisy[:, 4:] = 5.0
+    assert np.allclose(generator([z, codes]), generator([noisy, codes]), atol=1e-6)
+    model.fit(_data(), epochs=1, verbose=0)
+    scales = [w for w in model.generator.weights if "noise_scale" in w.path]
+    assert len(scales) == 1 and np.abs(scales[0].numpy()).max() > 0
+    assert not np.allclose(generator([z, codes]), generator([noisy, codes]), atol=1e-6)
+    _round_trip(model, tmp_path / "model.keras")
+    with pytest.raises(ValueError, match="noise_injection builds its own generator"):
+        ConditionalDCGAN((8, 8, 1), num_classes=3, noise_injection=True, generator=model.generator, **TINY_GAN)
