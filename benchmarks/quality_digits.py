@@ -112,7 +112,7 @@ def train_and_score(
     scores, distances = [], []
     for draw in range(draws):
         out = tmp / f"syn_{kind}_{seed}_{draw}"
-        genaug.sample(run, out, per_class=PER_CLASS, seed=draw, min_distance=None, progress=False)
+        genaug.sample(run.directory, out, per_class=PER_CLASS, seed=draw, min_distance=None, progress=False)
         ds, _ = genaug.load_synthetic(out)
         batch = next(iter(ds.batch(10 * PER_CLASS).as_numpy_iterator()))
         scores.append(cas(batch["image"], batch["label"], test))

@@ -181,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--fractions", default="0.25,0.5,0.75", help="synthetic fractions, comma-separated")
     evaluate.add_argument("--steps", type=int, default=600, help="CNN gradient steps per training")
     evaluate.add_argument("--policy", metavar="FILE", help="also train as this policy.json says (from genaug tune)")
+    evaluate.add_argument(
+        "--unlabeled",
+        metavar="auto|none|SOURCE",
+        help="images the label-spreading baseline learns from without labels (default: as the generator did)",
+    )
     _add_image_size(evaluate)
     _add_label_options(evaluate)
     evaluate.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -408,6 +413,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
             check_unlabeled_spec(data.unlabeled)
     elif getattr(args, "data", None):
         check_spec(args.data)
+        if getattr(args, "unlabeled", None) not in (None, "auto", "none"):
+            check_unlabeled_spec(args.unlabeled)
     if getattr(args, "run", None):
         RunDirectory.open(args.run)
     synthetic = getattr(args, "synthetic", None) or []  # one directory, or several for `tune`

@@ -62,15 +62,36 @@ def _synthetic_arrays(
     return x, y
 
 
-def _label_spreading_set(full: LabelledArrays, real: LabelledArrays) -> tuple[np.ndarray, np.ndarray]:
-    """The labelled examples plus the rest of the split with the teacher's labels (the rest's own labels
-    are not read)."""
-    from genaug.data import unlabeled_rest
+def _learnt_from_the_rest(syn_set: SyntheticDataset) -> bool:
+    """Whether the generator learnt from its split's unlabelled rest (``unlabeled: auto``, scarce labels)."""
+    recorded = syn_set.manifest["source"].get("unlabeled")
+    return recorded is not None and recorded["source"] == "auto" and syn_set.train_indices is not None
+
+
+def _unlabeled_images(
+    spec: str | None, syn_set: SyntheticDataset, full: LabelledArrays, real: LabelledArrays, image_size
+):
+    """The images the label-spreading baseline learns from without labels, as ``spec`` says (``None``:
+    the rest of the split when the generator learnt from it, else none), or ``None`` for no baseline."""
+    from genaug.data import check_unlabeled_spec, load_unlabeled, unlabeled_rest
+
+    if spec is None:
+        spec = "auto" if _learnt_from_the_rest(syn_set) else "none"
+    if spec == "none":
+        return None
+    if spec == "auto":
+        return unlabeled_rest(full, real)  # None when every training example is labelled
+    check_unlabeled_spec(spec)
+    return load_unlabeled(spec, real, image_size=image_size)
+
+
+def _label_spreading_set(real: LabelledArrays, unlabeled) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled examples plus ``unlabeled`` images with the teacher's labels (their own labels, if
+    any, are never read)."""
     from genaug.teacher import pseudo_labels, with_confident
 
-    rest = unlabeled_rest(full, real)
-    labels, confidence = pseudo_labels(real, rest)
-    return with_confident(real, rest.x, labels, confidence, threshold=0.0)  # every pseudo-label
+    labels, confidence = pseudo_labels(real, unlabeled)
+    return with_confident(real, unlabeled.x, labels, confidence, threshold=0.0)  # every pseudo-label
 
 
 def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment, policy: Policy | None = None):
@@ -139,6 +160,7 @@ def evaluate(
     image_size: tuple[int, int] | None = None,
     steps: int = 600,
     policy: Policy | None = None,
+    unlabeled: str | None = None,
     progress: bool = True,
 ) -> dict:
     """Measures a synthetic dataset against the real one and writes ``report.json``, ``report.md``
@@ -157,6 +179,10 @@ def evaluate(
         steps: CNN gradient steps in every condition.
         policy: also train each classifier as this :class:`genaug.policy.Policy` says (e.g. from
             ``genaug tune``), on ``synthetic``, and report it beside the conditions.
+        unlabeled: images for the label-spreading baseline (the route without genaug) to learn from
+            without labels: ``"auto"`` (the rest of the train split), ``"none"`` (no such baseline),
+            ``"images:PATH"`` or ``"npz:PATH"``; by default ``auto`` when the generator learnt from the
+            rest of the split, else none.
         progress: print a line per stage.
 
     Returns:
@@ -188,13 +214,12 @@ def evaluate(
     say(f"evaluate: {len(real.y)} real train, {len(syn_y)} synthetic, {len(test.y)} real test examples")
     conditions = {"real": 0.0, **{f"mixed_{f:g}": f for f in fractions}, "synthetic": 1.0}
     kinds = ["cnn"] + (["svc"] if int(np.prod(real.x.shape[1:])) <= SVC_MAX_PIXELS else [])
-    unlabeled = syn_set.manifest["source"].get("unlabeled")
-    auto = unlabeled is not None and unlabeled["source"] == "auto" and syn_set.train_indices is not None
-    # The route without genaug, for runs that learnt from the split's unlabelled rest: the same teacher
-    # pseudo-labels those images and the same classifiers train on them with the labelled ones.
+    # The route without genaug where there are unlabelled images: the same teacher pseudo-labels them and
+    # the same classifiers train on them with the labelled ones.
     baselines = {"classic_augmentation": ((real.x, real.y), True)}
-    if auto:
-        baselines["label_spreading"] = (_label_spreading_set(full_train, real), False)
+    unlabeled_images = _unlabeled_images(unlabeled, syn_set, full_train, real, image_size)
+    if unlabeled_images is not None:
+        baselines["label_spreading"] = (_label_spreading_set(real, unlabeled_images), False)
 
     from genaug.classifier import ClassifierTrainer
 
@@ -244,7 +269,7 @@ def evaluate(
     fidelity = _fidelity(full_train, syn_x, syn_y, test, num_classes)
     say("  memorisation ...")
     # Memorisation is measured against the images the generator saw: with `unlabeled: auto`, the whole split.
-    train_seen = real if syn_set.train_indices is not None and not auto else full_train
+    train_seen = real if syn_set.train_indices is not None and not _learnt_from_the_rest(syn_set) else full_train
     sample = np.random.default_rng(0).choice(len(syn_y), min(len(syn_y), MAX_FIDELITY_SAMPLES), replace=False)
     memo = metrics.memorisation(
         syn_x[sample], train_seen.x, test.x, copy_threshold=metrics.default_min_distance(train_seen.x, test.x)

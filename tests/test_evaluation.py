@@ -76,3 +76,23 @@ def test_mismatched_data_is_refused(tmp_path):
 def test_missing_synthetic_dir(tmp_path, run_cli):
     code, _, err = run_cli("evaluate", "--synthetic", tmp_path / "nope", "--out", tmp_path / "r")
     assert code == 1 and "synthetic dataset not found" in err
+
+
+def test_unlabeled_chooses_the_images_of_the_label_spreading_route(synthetic, tmp_path, run_cli):
+    import numpy as np
+
+    from genaug.data import load_arrays
+    from genaug.evaluation import _unlabeled_images
+    from genaug.records import SyntheticDataset
+
+    syn = SyntheticDataset.open(synthetic)
+    full = load_arrays("digits", "train")
+    real = full.subset(syn.train_indices)
+    assert _unlabeled_images(None, syn, full, real, None) is None  # its generator learnt from labels only
+    assert _unlabeled_images("none", syn, full, real, None) is None
+    assert len(_unlabeled_images("auto", syn, full, real, None).x) == len(full.y) - len(real.y) == 1147
+    np.savez(tmp_path / "u.npz", x=full.x[:50], y=np.zeros(50, int))  # a y there is never read
+    assert len(_unlabeled_images(f"npz:{tmp_path / 'u.npz'}", syn, full, real, None).x) == 50
+    code, _, err = run_cli("evaluate", "--synthetic", synthetic, "--out", tmp_path / "r", "--unlabeled", "images:/no")
+    assert code == 1 and "--unlabeled images:/no: folder not found" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
