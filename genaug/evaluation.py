@@ -73,7 +73,7 @@ def _unlabeled_images(
 ):
     """The images the label-spreading baseline learns from without labels, as ``spec`` says (``None``:
     the rest of the split when the generator learnt from it, else none), or ``None`` for no baseline."""
-    from genaug.data import check_unlabeled_spec, load_unlabeled, unlabeled_rest
+    from genaug.data import load_unlabeled, unlabeled_rest
 
     if spec is None:
         spec = "auto" if _learnt_from_the_rest(syn_set) else "none"
@@ -81,8 +81,7 @@ def _unlabeled_images(
         return None
     if spec == "auto":
         return unlabeled_rest(full, real)  # None when every training example is labelled
-    check_unlabeled_spec(spec)
-    return load_unlabeled(spec, real, image_size=image_size)
+    return load_unlabeled(spec, real, image_size=image_size)  # checks the spec
 
 
 def _label_spreading_set(real: LabelledArrays, unlabeled) -> tuple[np.ndarray, np.ndarray]:

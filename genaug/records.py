@@ -227,16 +227,24 @@ class RunDirectory:
 
     # ---- the models -----------------------------------------------------------------------------
 
+    def _load(self, name: str):
+        """The ``.keras`` file ``name`` of this run; one that cannot be loaded is a one-line error."""
+        import models
+
+        path = self.path / name
+        try:
+            return models.load_model(path)
+        except Exception as err:
+            raise GenaugError(f"{path}: cannot load ({str(err).splitlines()[0]})") from None
+
+    def load_trained_model(self):
+        """The whole trained model (``model.keras``: a VAE's encoder too, a GAN's discriminator)."""
+        return self._load(self.MODEL)
+
     @functools.cached_property
     def generator(self):
         """The exported ``SyntheticGenerator``, checked against the run's dataset."""
-        import models
-
-        path = self.path / self.GENERATOR
-        try:
-            generator = models.load_model(path)
-        except Exception as err:
-            raise GenaugError(f"{path}: cannot load ({str(err).splitlines()[0]})") from None
+        generator = self._load(self.GENERATOR)
         info = self.record.dataset
         if tuple(generator.image_shape) != info.image_shape:
             raise GenaugError(

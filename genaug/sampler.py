@@ -195,22 +195,18 @@ def filters_for(run: RunDirectory, settings: SampleSettings) -> _Filters:
     saved on first use) where needed, and its training images where the memorisation guard is on."""
     generator = run.generator
     oracle = _oracle(run) if _needs_oracle(generator, settings) else None
-    train_x = run.training_images()[0] if settings.min_distance is not None else None
-    latents = _attention_latents(run, settings.latent) if settings.latent else None
+    seen = run.training_images() if settings.min_distance is not None or settings.latent else None
+    train_x = seen[0] if settings.min_distance is not None else None
+    latents = _attention_latents(run, settings.latent, *seen) if settings.latent else None
     return _Filters(settings, generator, oracle, train_x, latents)
 
 
-def _attention_latents(run: RunDirectory, latent: dict):
-    """The attention sampler over the codes the run's VAE gives its training images."""
+def _attention_latents(run: RunDirectory, latent: dict, x: np.ndarray, y: np.ndarray):
+    """The attention sampler over the codes the run's VAE gives its training images ``x`` (labels ``y``)."""
     import models
-    from genaug.latents import AttentionLatents, AttentionSettings
+    from genaug.latents import AttentionLatents
 
-    path = run / RunDirectory.MODEL
-    try:
-        model = models.load_model(path)
-    except Exception as err:
-        raise GenaugError(f"{path}: cannot load ({str(err).splitlines()[0]})") from None
-    x, y = run.training_images()
+    model = run.load_trained_model()
     codes = model.posterior_means(models.to_model_range(x), y)
     settings = AttentionSettings(**{k: v for k, v in latent.items() if k != "kind"})
     return AttentionLatents(codes, y, model.num_classes, settings)

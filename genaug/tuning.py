@@ -223,9 +223,11 @@ def _quiet(optuna):
 def _params(policy: Policy, confidence_searched: bool) -> dict:
     """The policy as a trial's parameters (``min_confidence`` only where the search has that dimension;
     mixup and cutmix as one ``label_mixing`` choice)."""
-    skip = {"version", "mixup_alpha", "cutmix_alpha"} | (set() if confidence_searched else {"min_confidence"})
-    params = {k: v for k, v in policy.to_dict().items() if k not in skip}
-    mixing = {k: v for k, v in policy.to_dict().items() if k in ("mixup_alpha", "cutmix_alpha") and v}
+    params = policy.to_dict()
+    del params["version"]
+    if not confidence_searched:
+        del params["min_confidence"]
+    mixing = {k: v for k in ("mixup_alpha", "cutmix_alpha") if (v := params.pop(k))}
     params["label_mixing"] = next(name for name, choice in LABEL_MIXING.items() if choice == mixing)
     return params
 
