@@ -48,7 +48,10 @@ def one_seed(labels_per_class: int | None, seed: int, trials: int, work: str, mi
     report = genaug.tune("digits", [syn], work / f"tune{seed}", trials=trials, seed=seed, progress=False)
     row = {name: result["mean"] for name, result in report["test"].items()}
     print(f"label seed {seed}: {row} policy {report['policy']} [{time.time() - started:.0f} s]", flush=True)
-    return {"seed": seed, "test": row, "policy": report["policy"], "tune_seconds": report["seconds"]}
+    # Which policy tune kept: the search's best, or the best baseline when the former did not hold up on
+    # fresh folds (no confirmation: a baseline won the search itself).
+    kept = (report["confirmation"] or {"kept": "baseline won the search"})["kept"]
+    return {"seed": seed, "test": row, "policy": report["policy"], "kept": kept, "tune_seconds": report["seconds"]}
 
 
 def main():
@@ -87,11 +90,12 @@ def main():
         "tuned_minus_better": mean_interval((tuned - better).tolist()),
         "never_worse_within_one_image": bool(np.all(tuned >= better - ONE_TEST_IMAGE - 1e-9)),
         "policies": [r["policy"] for r in rows],
+        "kept": [r["kept"] for r in rows],
         "tune_seconds": [r["tune_seconds"] for r in rows],
     }
-    print(f"{'label seed':<11} {'real only':>9} {'default':>8} {'tuned':>7}")
+    print(f"{'label seed':<11} {'real only':>9} {'default':>8} {'tuned':>7}  kept")
     for r, a, b, c in zip(rows, real, default, tuned, strict=True):
-        print(f"{r['seed']:<11} {100 * a:9.1f} {100 * b:8.1f} {100 * c:7.1f}")
+        print(f"{r['seed']:<11} {100 * a:9.1f} {100 * b:8.1f} {100 * c:7.1f}  {r['kept']}")
     print(json.dumps(summary))
 
 

@@ -138,3 +138,5 @@ class Policy:
 #: What genaug did before tuning: half synthetic, weighted like real data, no classic augmentation.
 DEFAULT_POLICY = Policy()
 REAL_ONLY = Policy(synthetic_ratio=0.0)
+#: The route without a generator that ``evaluate`` reports beside genaug: real data, classic augmentation.
+CLASSIC_AUGMENTATION = Policy(synthetic_ratio=0.0, augmentation=1.0)

@@ -4,9 +4,11 @@ The objective of a policy (:class:`genaug.policy.Policy`) is the mean accuracy o
 stratified folds of the *labelled training examples*: each fold's model trains on the other folds plus
 synthetic data as the policy says and is scored on the held-out real fold. Optuna's TPE sampler
 searches, seeded per trial; the trials are kept in a journal file, so a rerun continues where it
-stopped. The first two trials are real only and the default half-synthetic mix, so the chosen policy
-is never below either on validation. The test split is read once, at the end, to report real only,
-the default and the tuned policy over several seeds.
+stopped. The first three trials are the baselines: real only, real with classic augmentation and the
+default half-synthetic mix. The best of many noisy trials overstates itself (the winner's curse), so
+the search's winner is kept only if it also beats the best baseline on fresh folds, with fresh
+classifier seeds; otherwise that baseline is the tuned policy ("genaug never makes it worse"). The test
+split is read once, at the end, to report real only, the default and the tuned policy over several seeds.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from genaug import atomic, metrics
 from genaug.data import load_arrays
 from genaug.errors import ArgumentError
 from genaug.evaluation import _cnn_predictions, _real_train, _synthetic_arrays
-from genaug.policy import DEFAULT_POLICY, REAL_ONLY, Policy
+from genaug.policy import CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, Policy
 from genaug.records import STATE_DIR, TUNING_LAYOUT, SyntheticDataset, claim_directory, differing_keys
 
 RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)  # synthetic per real; 0 is always a candidate
@@ -34,6 +36,12 @@ CONFIDENCES = (None, 0.5, 0.7, 0.9)  # minimum oracle confidence, searched when 
 LABEL_MIXING = {"none": {}, "mixup": {"mixup_alpha": 0.2}, "cutmix": {"cutmix_alpha": 1.0}}
 NOISE = (0.0, 0.02, 0.05)  # Gaussian pixel noise, fraction of the pixel range
 JOURNAL = "trials.journal"
+# Enqueued before the search, in this order; ties go to the earlier (simpler) one.
+BASELINES = {
+    "real only": REAL_ONLY,
+    "classic augmentation": CLASSIC_AUGMENTATION,
+    "default (50 % synthetic)": DEFAULT_POLICY,
+}
 
 
 def tune(
@@ -121,9 +129,9 @@ def tune(
         predicted = _cnn_predictions(trainer, train_set, synthetic_set, None, classifier_seed, held_out, False, policy)
         return float((predicted == held_out.y).mean())
 
-    def validation_accuracy(policy: Policy) -> float:
-        folds_scores = [accuracy(policy, real.subset(t), real.subset(h), seed + k) for k, (t, h) in enumerate(splits)]
-        return float(np.mean(folds_scores))
+    def validation_accuracy(policy: Policy, splits=splits, first_seed: int = seed) -> float:
+        scores = [accuracy(policy, real.subset(t), real.subset(h), first_seed + k) for k, (t, h) in enumerate(splits)]
+        return float(np.mean(scores))
 
     def objective(trial) -> float:
         params = {
@@ -158,14 +166,14 @@ def tune(
         completed = [t for t in study.trials if t.state == states.COMPLETE]
         queued = [t.params or t.system_attrs.get("fixed_params") for t in study.trials if t.state == states.WAITING]
         searched = len(confidences) > 1
-        for policy in (REAL_ONLY, DEFAULT_POLICY):  # the baselines come first, so the best is never below them
-            params = _params(policy, searched)
+        baselines = {name: _params(policy, searched) for name, policy in BASELINES.items()}
+        for params in baselines.values():
             if not any(t.params == params for t in completed) and params not in queued:
                 study.enqueue_trial(params)
         say(
             f"tune: {len(real.y)} labelled examples, {folds} folds, {len(sets)} synthetic sets; {len(completed)} trials"
         )
-        while len(completed) < trials and (budget_s is None or time.time() - started < budget_s):
+        while len(completed) < trials and (not completed or budget_s is None or time.time() - started < budget_s):
             # A sampler seeded per trial: a resumed search suggests what an uninterrupted one would have.
             study.sampler = optuna.samplers.TPESampler(seed=seed + len(completed))
             trial = study.ask()
@@ -182,11 +190,30 @@ def tune(
                 f"{_policy(trial.params).describe()}  [{time.time() - started:.0f} s]"
             )
         best = max(completed, key=lambda t: (t.value, -t.number))  # ties: the earliest (simplest) trial
+        kept = [t for t in completed if t.params in baselines.values()]
+        baseline = max(kept, key=lambda t: (t.value, -t.number))
+        confirmation = None
+        if best.number != baseline.number:
+            # Fresh folds and classifier seeds: the winner's validation score was chosen as the best of
+            # many, the baseline's was not; on new data both are honest estimates.
+            fresh = _stratified_folds(real.y, folds, _confirmation_seed(seed))
+            finalists = {"search": best, "baseline": baseline}
+            scores = {k: validation_accuracy(_policy(t.params), fresh, seed + folds) for k, t in finalists.items()}
+            confirmation = {
+                k: {"policy": _policy(t.params).to_dict(), "validation_accuracy": t.value, "fresh_folds": scores[k]}
+                for k, t in finalists.items()
+            }
+            best = best if scores["search"] > scores["baseline"] else baseline  # a tie keeps the baseline
+            confirmation["kept"] = "search" if best is finalists["search"] else "baseline"
+            say(
+                f"tune: on fresh folds the search's best {scores['search']:.4f}, the best baseline "
+                f"{scores['baseline']:.4f}: keeping the {confirmation['kept']}'s"
+            )
         tuned = _policy(best.params)
         tuned.save(out / "policy.json")
         _write_trials(out / "trials.csv", completed)
         _plot_objective(out / "objective.png", completed)
-        say(f"tune: best {tuned.describe()} (validation {best.value:.4f}); {seeds} test seeds")
+        say(f"tune: tuned {tuned.describe()} (validation {best.value:.4f}); {seeds} test seeds")
         rows = {}
         if seeds:  # the test split is read here, once, after the search
             test = load_arrays(data, "test", image_size=image_size)
@@ -199,6 +226,7 @@ def tune(
             "search": search,
             "policy": tuned.to_dict(),
             "validation_accuracy": best.value,
+            "confirmation": confirmation,
             "trials": len(completed),
             "test": rows,
             "seeds": seeds,
@@ -236,6 +264,11 @@ def _policy(params: dict) -> Policy:
     params = dict(params)
     mixing = LABEL_MIXING[params.pop("label_mixing")]
     return Policy(**params, **mixing)
+
+
+def _confirmation_seed(seed: int) -> int:
+    """The seed of the confirmation's folds: derived from ``seed``, apart from the seeds searches use."""
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
 
 
 def _stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -287,6 +320,14 @@ def _markdown(report: dict) -> str:
         "",
         f"Tuned policy: {policy.describe()} (validation accuracy {report['validation_accuracy']:.4f}).",
     ]
+    if confirmation := report.get("confirmation"):
+        search, baseline = confirmation["search"], confirmation["baseline"]
+        lines += [
+            "",
+            f"On fresh folds the search's best ({Policy.from_dict(search['policy']).describe()}) scored "
+            f"{search['fresh_folds']:.4f} and the best baseline ({Policy.from_dict(baseline['policy']).describe()}) "
+            f"{baseline['fresh_folds']:.4f}: the {confirmation['kept']}'s policy was kept.",
+        ]
     if not report["test"]:
         return "\n".join([*lines, "", "No test report was asked for (the test split was not read)."]) + "\n"
     lines += [

@@ -80,13 +80,41 @@ def test_a_resumed_search_equals_an_uninterrupted_one(synthetic, tmp_path):
     parts = tune_module.tune("digits", [synthetic], tmp_path / "parts", **{**TINY, "trials": 4})
     assert (tmp_path / "parts" / "trials.csv").read_text() == (tmp_path / "whole" / "trials.csv").read_text()
     assert parts["policy"] == whole["policy"] and parts["trials"] == 4
-    rows = (tmp_path / "whole" / "trials.csv").read_text().splitlines()[1:3]
-    baselines = [["0.0", "none", "0.0", "0.0", "0", "1.0"], ["0.0", "none", "0.0", "1.0", "0", "1.0"]]
+    rows = (tmp_path / "whole" / "trials.csv").read_text().splitlines()[1:4]
+    baselines = [  # real only, classic augmentation, the default 50 % mix
+        ["0.0", "none", "0.0", "0.0", "0", "1.0"],
+        ["1.0", "none", "0.0", "0.0", "0", "1.0"],
+        ["0.0", "none", "0.0", "1.0", "0", "1.0"],
+    ]
     assert [r.split(",")[2:] for r in rows] == baselines
     for name in ("policy.json", "objective.png", "report.md"):
         assert (tmp_path / "whole" / name).is_file()
     with pytest.raises(GenaugError, match="holds a different tuning"):
         tune_module.tune("digits", [synthetic], tmp_path / "whole", **{**TINY, "folds": 3})
+
+
+@pytest.mark.parametrize("holds_up", [False, True])
+def test_the_search_winner_must_beat_the_best_baseline_on_fresh_folds(synthetic, tmp_path, monkeypatch, holds_up):
+    folds = TINY["folds"]
+
+    def lucky(trainer, train, synthetic_set, fraction, classifier_seed, held_out, augment, policy):
+        """Baselines get half the fold right; other policies all of it in the search (classifier seeds
+        below ``folds``) and, unless they hold up, none on the fresh folds."""
+        if policy in tune_module.BASELINES.values():
+            right = np.arange(len(held_out.y)) % 2 == 0
+        else:
+            right = np.full(len(held_out.y), holds_up or classifier_seed < folds)
+        return np.where(right, held_out.y, held_out.y + 1)
+
+    monkeypatch.setattr(tune_module, "_cnn_predictions", lucky)
+    report = tune_module.tune("digits", [synthetic], tmp_path / "tuned", **{**TINY, "trials": 4, "seeds": 0})
+    confirmation = report["confirmation"]
+    assert confirmation["search"]["validation_accuracy"] == 1.0
+    assert confirmation["search"]["fresh_folds"] == (1.0 if holds_up else 0.0)
+    assert confirmation["kept"] == ("search" if holds_up else "baseline")
+    expected = confirmation["search"]["policy"] if holds_up else tune_module.REAL_ONLY.to_dict()
+    assert report["policy"] == expected == Policy.load(tmp_path / "tuned" / "policy.json").to_dict()
+    assert f"the {confirmation['kept']}'s policy was kept" in (tmp_path / "tuned" / "report.md").read_text()
 
 
 def test_evaluate_applies_a_policy(synthetic, tmp_path):
