@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="images to learn from without labels: auto (the rest of the train split when labels are scarce), "
         "none, images:PATH (a flat folder) or npz:PATH (x only)",
     )
+    train.add_argument(
+        "--holdout",
+        type=float,
+        metavar="F",
+        help="keep a fraction F of each class's labelled examples from the generator (seeded), so that "
+        "tune can check synthetic data on labelled images the generator never saw (e.g. 0.2)",
+    )
     train.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (default auto)")
     train.add_argument("--precision", choices=PRECISIONS, help="Keras dtype policy (default auto)")
     train.add_argument("--jit", choices=JIT_MODES, help="XLA-compile the train step (default auto: on GPUs)")
@@ -351,6 +358,7 @@ def _train_config(args: argparse.Namespace):
             "label_fraction": args.label_fraction,
             "image_size": args.image_size,
             "unlabeled": args.unlabeled,
+            "holdout": args.holdout,
         },
         "model": {"kind": args.model},
         "optim": {"epochs": args.epochs, "batch_size": args.batch_size},

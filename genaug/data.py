@@ -236,6 +236,38 @@ def labelled_subset(
     return np.sort(np.concatenate(keep))
 
 
+def derived_seed(seed: int, stream: int) -> int:
+    """A seed for the random choice ``stream`` (1, 2, ...) of a run seeded ``seed``, independent of the
+    seed's own stream and of the other streams."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
+
+
+HOLDOUT_STREAM = 2  # derived_seed stream of the holdout (1 is tune's confirmation folds)
+
+
+def holdout_subset(y: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """Sorted positions in ``y`` of a seeded, stratified fraction of each class to keep out of training
+    (at least one example per class, and at least one left to train on).
+
+    Raises:
+        ArgumentError: naming ``holdout`` if ``fraction`` is not in (0, 1) or a class has fewer than two
+            examples.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ArgumentError(f"{{}} {fraction} must be in (0, 1)", "holdout")
+    counts = np.bincount(y)
+    present = np.flatnonzero(counts)
+    if counts[present].min() < 2:
+        raise ArgumentError("{} needs at least two labelled examples of every class", "holdout")
+    rng = np.random.default_rng(derived_seed(seed, HOLDOUT_STREAM))
+    held = []
+    for label in present:
+        members = np.flatnonzero(y == label)
+        k = min(len(members) - 1, max(1, round(fraction * len(members))))
+        held.append(rng.choice(members, size=k, replace=False))
+    return np.sort(np.concatenate(held))
+
+
 @dataclasses.dataclass(frozen=True)
 class UnlabeledImages:
     """Images used without their labels: ``x`` uint8 NxHxWxC, the ``source`` spec, and ``indices``, their
@@ -249,10 +281,10 @@ class UnlabeledImages:
         return hashlib.sha256(np.ascontiguousarray(self.x).tobytes()).hexdigest()
 
 
-def unlabeled_rest(full: LabelledArrays, labelled: LabelledArrays) -> UnlabeledImages | None:
-    """The images of the split ``full`` outside its subset ``labelled``, without their labels (``None``
-    when ``labelled`` is the whole split): what ``unlabeled: auto`` learns from."""
-    rest = np.setdiff1d(np.arange(len(full.x)), labelled.indices)
+def unlabeled_rest(full: LabelledArrays, labelled: LabelledArrays, held_out=()) -> UnlabeledImages | None:
+    """The images of the split ``full`` outside its subset ``labelled`` and the positions ``held_out``,
+    without their labels (``None`` when nothing is left): what ``unlabeled: auto`` learns from."""
+    rest = np.setdiff1d(np.arange(len(full.x)), np.union1d(labelled.indices, np.asarray(held_out, np.int64)))
     return UnlabeledImages(full.x[rest], "auto", rest) if len(rest) else None
 
 

@@ -33,10 +33,11 @@ MAX_FIDELITY_SAMPLES = 2000
 
 
 def _real_train(full: LabelledArrays, synthetic: SyntheticDataset, labels_per_class, label_fraction) -> LabelledArrays:
-    """The real labelled training set: the generator's own subset when it had scarce labels."""
+    """The real labelled training set: the generator's own subset when it had scarce labels, with the
+    labelled examples it was kept from (every label the user has)."""
     indices = synthetic.train_indices
     if indices is not None:
-        indices = np.asarray(indices)
+        indices = np.union1d(indices, synthetic.holdout_indices or []).astype(np.int64)
         if labels_per_class is not None and len(indices) != labels_per_class * full.info.num_classes:
             raise ArgumentError(
                 f"{{}} {labels_per_class} disagrees with the generator's training subset "

@@ -79,7 +79,8 @@ class RunRecord:
     """``run.json``: how a run was made and what it trained on.
 
     ``train_indices`` are the positions, within the training split, of the labelled examples the
-    generator was trained on when labels were scarce (``None``: the whole split).
+    generator was trained on when labels were scarce or some were held out (``None``: the whole split);
+    ``holdout_indices`` those of the labelled examples it was kept from (``data.holdout``).
     """
 
     genaug_version: str
@@ -101,6 +102,7 @@ class RunRecord:
     data_source: str | None = None  # the data spec with its path made absolute (runs from before lack it)
     unlabeled_indices: list[int] | None = None  # positions in the split of the images used without labels
     unlabeled: dict | None = None  # their source, fingerprint, count and how many were pseudo-labelled
+    holdout_indices: list[int] | None = None  # positions of the labelled examples the generator never saw
 
     @classmethod
     def from_dict(cls, raw: dict, where: Path) -> RunRecord:
@@ -347,6 +349,12 @@ class SyntheticDataset:
     def train_indices(self) -> list[int] | None:
         """The generator's labelled training examples, as positions in the real training split."""
         return self.manifest["source"]["train_indices"]
+
+    @property
+    def holdout_indices(self) -> list[int] | None:
+        """The labelled examples the generator never saw (``genaug train --holdout``), as positions in the
+        real training split; ``None`` if it saw them all (and in sets from before holdouts)."""
+        return self.manifest["source"].get("holdout_indices")
 
     @property
     def has_confidence(self) -> bool:

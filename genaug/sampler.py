@@ -525,6 +525,7 @@ def finalize(out: Path, *, run: RunDirectory, settings: SampleSettings):
             "class_names": list(dataset.class_names),
             "image_shape": list(dataset.image_shape),
             "train_indices": record.train_indices,
+            "holdout_indices": record.holdout_indices,  # labelled examples the generator never saw
             "unlabeled": record.unlabeled,  # images the generator learnt from without labels, if any
             "dataset_fingerprint": record.dataset_fingerprint,
         },

@@ -76,6 +76,7 @@ def test_bad_paths_and_configs_report_before_tensorflow_starts(tmp_path):
         (["train", "--labels-per-class", "3", "--unlabeled", "npz:/no.npz", "--out", str(tmp_path)], "--unlabeled"),
         (["evaluate", "--data", "digits", "--synthetic", "/nope", "--out", str(tmp_path / "e")], "not found: /nope"),
         (["train", "--image-size", "10x10", "--out", str(tmp_path / "r")], "image size 10 unsupported"),
+        (["train", "--holdout", "1", "--out", str(tmp_path / "r")], "'data.holdout' must be in [0, 1), got 1.0"),
         (["demo", "--jobs", "0", "--out", str(tmp_path / "d")], "--jobs must be at least 1"),
         (["tune", "--synthetic", "/nope", "--out", str(tmp_path / "t")], "not found: /nope"),
     ]

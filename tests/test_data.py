@@ -4,7 +4,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from genaug.data import labelled_subset, load_arrays, load_dataset
+from genaug.data import holdout_subset, labelled_subset, load_arrays, load_dataset
 from genaug.errors import GenaugError
 
 
@@ -105,6 +105,20 @@ def test_labelled_subset_is_seeded_and_stratified():
     assert np.bincount(y[first]).tolist() == [4, 4, 4]
     fraction = labelled_subset(y, label_fraction=0.5, seed=0)
     assert np.bincount(y[fraction]).tolist() == [2, 4, 4]  # round half to even, at least 1
+
+
+def test_holdout_is_seeded_stratified_and_leaves_every_class_something():
+    y = np.repeat(np.arange(3), [10, 5, 2])
+    held = holdout_subset(y, 0.2, seed=0)
+    assert np.bincount(y[held]).tolist() == [2, 1, 1]  # at least one per class, at least one left
+    assert np.array_equal(held, holdout_subset(y, 0.2, seed=0)) and np.all(np.diff(held) > 0)
+    assert not np.array_equal(held, labelled_subset(y, label_fraction=0.2, seed=0))  # its own random stream
+    assert np.bincount(y[holdout_subset(y, 0.9, seed=3)]).tolist() == [9, 4, 1]
+    for fraction in (0.0, 1.0, -0.1):
+        with pytest.raises(GenaugError, match=r"holdout .* must be in \(0, 1\)"):
+            holdout_subset(y, fraction)
+    with pytest.raises(GenaugError, match="holdout needs at least two labelled examples of every class"):
+        holdout_subset(np.array([0, 0, 1]), 0.5)
 
 
 def test_scarce_labels_through_load_arrays():

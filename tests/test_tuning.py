@@ -4,11 +4,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import smoke_config
 
 from genaug import tuning as tune_module
+from genaug.data import labelled_subset, load_arrays
 from genaug.errors import GenaugError
 from genaug.evaluation import evaluate
 from genaug.policy import DEFAULT_POLICY, Policy
+from genaug.records import SyntheticDataset
 from genaug.sampler import sample
 
 TINY = {"trials": 3, "folds": 2, "seeds": 1, "steps": 20, "progress": False}
@@ -94,7 +97,7 @@ def test_a_resumed_search_equals_an_uninterrupted_one(synthetic, tmp_path):
 
 
 @pytest.mark.parametrize("holds_up", [False, True])
-def test_the_search_winner_must_beat_the_best_baseline_on_fresh_folds(synthetic, tmp_path, monkeypatch, holds_up):
+def test_the_search_winner_must_beat_the_baselines_on_fresh_folds(synthetic, tmp_path, monkeypatch, holds_up):
     folds = TINY["folds"]
 
     def lucky(trainer, train, synthetic_set, fraction, classifier_seed, held_out, augment, policy):
@@ -109,12 +112,52 @@ def test_the_search_winner_must_beat_the_best_baseline_on_fresh_folds(synthetic,
     monkeypatch.setattr(tune_module, "_cnn_predictions", lucky)
     report = tune_module.tune("digits", [synthetic], tmp_path / "tuned", **{**TINY, "trials": 4, "seeds": 0})
     confirmation = report["confirmation"]
-    assert confirmation["search"]["validation_accuracy"] == 1.0
-    assert confirmation["search"]["fresh_folds"] == (1.0 if holds_up else 0.0)
-    assert confirmation["kept"] == ("search" if holds_up else "baseline")
-    expected = confirmation["search"]["policy"] if holds_up else tune_module.REAL_ONLY.to_dict()
-    assert report["policy"] == expected == Policy.load(tmp_path / "tuned" / "policy.json").to_dict()
-    assert f"the {confirmation['kept']}'s policy was kept" in (tmp_path / "tuned" / "report.md").read_text()
+    assert confirmation["on"] == "fresh folds" and list(confirmation["scores"]) == [*tune_module.BASELINES, "search"]
+    assert confirmation["scores"]["search"] == (1.0 if holds_up else 0.0)
+    assert confirmation["kept"] == ("search" if holds_up else "real only")  # a tie keeps the simplest
+    assert report["policy"] == confirmation["policies"][confirmation["kept"]]
+    assert report["policy"] == Policy.load(tmp_path / "tuned" / "policy.json").to_dict()
+    markdown = (tmp_path / "tuned" / "report.md").read_text()
+    assert f"Kept: {confirmation['kept']}." in markdown and "--holdout" in markdown
+
+
+def test_a_holdout_decides_where_the_generator_leaks(tmp_path, monkeypatch):
+    """A generator that echoes its training images makes synthetic data look useful on folds of those
+    images; the examples it was kept from tell the truth."""
+    from trainers import train
+
+    run = train(smoke_config(tmp_path / "run", data={"holdout": 0.2, "unlabeled": "auto"}, optim={"epochs": 1}))
+    record = run.record
+    chosen = labelled_subset(load_arrays("digits", "train").y, labels_per_class=10, seed=0)
+    held, seen = record.holdout_indices, record.train_indices
+    assert len(held) == 20 and len(seen) == 80 and sorted(held + seen) == chosen.tolist()
+    assert np.bincount(load_arrays("digits", "train").y[held]).tolist() == [2] * 10
+    assert not set(held) & set(record.unlabeled_indices)  # not even without labels
+    assert len(held) + len(seen) + len(record.unlabeled_indices) == 1347
+    sample(run.directory, tmp_path / "syn", per_class=3, seed=0, progress=False)
+    assert SyntheticDataset.open(tmp_path / "syn").holdout_indices == held
+
+    def leaky(trainer, train, synthetic_set, fraction, classifier_seed, held_out, augment, policy):
+        """Synthetic data gets every image the generator saw right and a quarter of the others;
+        without it, half of everything."""
+        if policy.synthetic_ratio > 0:
+            right = ~np.isin(held_out.indices, held) | (np.arange(len(held_out.y)) % 4 == 0)
+        else:
+            right = np.arange(len(held_out.y)) % 2 == 0
+        return np.where(right, held_out.y, held_out.y + 1)
+
+    monkeypatch.setattr(tune_module, "_cnn_predictions", leaky)
+    report = tune_module.tune("digits", [tmp_path / "syn"], tmp_path / "tuned", **{**TINY, "trials": 4, "seeds": 0})
+    assert report["search"]["real_train_examples"] == 100 and report["search"]["holdout_examples"] == 20
+    confirmation = report["confirmation"]
+    assert confirmation["on"] == "holdout" and confirmation["examples"] == 20
+    assert max(t for t in _validation_scores(tmp_path / "tuned")) == 1.0  # the search was fooled ...
+    assert confirmation["kept"] == "real only" and report["policy"]["synthetic_ratio"] == 0  # ... the check not
+    assert "--holdout" not in (tmp_path / "tuned" / "report.md").read_text()
+
+
+def _validation_scores(out):
+    return [float(row.split(",")[1]) for row in (out / "trials.csv").read_text().splitlines()[1:]]
 
 
 def test_evaluate_applies_a_policy(synthetic, tmp_path):

@@ -46,6 +46,13 @@ class DataConfig:
     # "images:PATH" or "npz:PATH". A teacher pseudo-labels them; those at least this confident are used.
     unlabeled: str = "auto"
     pseudo_label_confidence: float = 0.9
+    # A seeded, stratified fraction of the labelled examples the generator, its teacher and its oracle
+    # never see: labelled images on which ``tune`` can check synthetic data honestly.
+    holdout: float = 0.0
+
+    def __post_init__(self):
+        if not 0 <= self.holdout < 1:
+            raise GenaugError(f"config key 'data.holdout' must be in [0, 1), got {self.holdout}")
 
 
 @dataclasses.dataclass(frozen=True)

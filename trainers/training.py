@@ -24,6 +24,7 @@ from genaug import atomic
 from genaug.data import (
     LabelledArrays,
     UnlabeledImages,
+    holdout_subset,
     labelled_subset,
     load_arrays,
     load_unlabeled,
@@ -162,6 +163,7 @@ class TrainingData:
     pseudo: tuple[np.ndarray, np.ndarray] | None
     x: np.ndarray
     y: np.ndarray
+    holdout: np.ndarray | None = None  # positions in the split of the labelled examples kept out
 
 
 def _load_training_data(config: TrainConfig) -> TrainingData:
@@ -173,17 +175,22 @@ def _load_training_data(config: TrainConfig) -> TrainingData:
             full.y, labels_per_class=d.labels_per_class, label_fraction=d.label_fraction, seed=config.run.seed
         )
         labelled = full.subset(chosen)
+    holdout = None
+    if d.holdout:
+        held = holdout_subset(labelled.y, d.holdout, seed=config.run.seed)
+        holdout = labelled.indices[held]
+        labelled = labelled.subset(np.setdiff1d(np.arange(len(labelled.y)), held))
     if d.unlabeled == "none":
         unlabeled = None
     elif d.unlabeled == "auto":
-        unlabeled = unlabeled_rest(full, labelled)
+        unlabeled = unlabeled_rest(full, labelled, held_out=() if holdout is None else holdout)
     else:
         unlabeled = load_unlabeled(d.unlabeled, labelled, image_size=d.image_size)
     if unlabeled is None:
-        return TrainingData(labelled, None, None, labelled.x, labelled.y)
+        return TrainingData(labelled, None, None, labelled.x, labelled.y, holdout)
     labels, confidence = pseudo_labels(labelled, unlabeled)
     x, y = with_confident(labelled, unlabeled.x, labels, confidence, d.pseudo_label_confidence)
-    return TrainingData(labelled, unlabeled, (labels, confidence), x, y)
+    return TrainingData(labelled, unlabeled, (labels, confidence), x, y, holdout)
 
 
 def train(
@@ -327,7 +334,8 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
     seconds = time.time() - started
     atomic.save_model(model, out / RunDirectory.MODEL)
     atomic.save_model(model.export_generator(), out / RunDirectory.GENERATOR)
-    scarce = config.data.labels_per_class is not None or config.data.label_fraction is not None
+    d = config.data  # the labelled examples are recorded when they are not the whole split
+    subset = d.labels_per_class is not None or d.label_fraction is not None or data.holdout is not None
     record = RunRecord(
         genaug_version=__version__,
         versions={
@@ -341,7 +349,8 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
         dataset=arrays.info,
         dataset_fingerprint=arrays.fingerprint(),
         num_train_examples=len(arrays.y),
-        train_indices=arrays.indices.tolist() if scarce else None,
+        train_indices=arrays.indices.tolist() if subset else None,
+        holdout_indices=None if data.holdout is None else data.holdout.tolist(),
         precision=precision,
         jit_compile=jit,
         strategy=type(strategy).__name__,
