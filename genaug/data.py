@@ -91,6 +91,10 @@ class LabelledArrays:
         info = dataclasses.replace(self.info, class_counts=counts)
         return LabelledArrays(x=self.x[indices], y=y, info=info, indices=self.indices[indices])
 
+    def without(self, positions) -> LabelledArrays:
+        """These examples less those at ``positions`` in the full split (e.g. a holdout)."""
+        return self.subset(np.flatnonzero(~np.isin(self.indices, np.asarray(positions, np.int64))))
+
     def to_dataset(self):
         """The ``tf.data.Dataset`` of ``{"image": uint8[H,W,C], "label": int64[]}`` elements."""
         import tensorflow as tf

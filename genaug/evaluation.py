@@ -270,6 +270,7 @@ def evaluate(
     say("  memorisation ...")
     # Memorisation is measured against the images the generator saw: with `unlabeled: auto`, the whole split.
     train_seen = real if syn_set.train_indices is not None and not _learnt_from_the_rest(syn_set) else full_train
+    train_seen = train_seen.without(syn_set.holdout_indices or [])
     sample = np.random.default_rng(0).choice(len(syn_y), min(len(syn_y), MAX_FIDELITY_SAMPLES), replace=False)
     memo = metrics.memorisation(
         syn_x[sample], train_seen.x, test.x, copy_threshold=metrics.default_min_distance(train_seen.x, test.x)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from genaug import atomic, metrics
-from genaug.data import LabelledArrays, derived_seed, load_arrays
+from genaug.data import derived_seed, load_arrays
 from genaug.errors import ArgumentError
 from genaug.evaluation import _cnn_predictions, _real_train, _synthetic_arrays
 from genaug.policy import CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, Policy
@@ -103,7 +103,9 @@ def tune(
     sets = [SyntheticDataset.open(path) for path in synthetic]
     full_train = load_arrays(data, "train", image_size=image_size)
     real = _real_train(full_train, sets[0], labels_per_class, label_fraction)  # every labelled example
-    seen, holdout = _split_holdout(real, sets)
+    # The search validates on the examples the generators learnt from; the check on those they never saw.
+    held = _holdout(sets)
+    seen, holdout = (real, None) if held is None else (real.without(held), full_train.subset(held))
     syn = {(i, None): _synthetic_arrays(s, full_train, data) for i, s in enumerate(sets)}
     confidences = CONFIDENCES if all(s.has_confidence for s in sets) else (None,)
     splits = _stratified_folds(seen.y, folds, seed)
@@ -238,7 +240,7 @@ def tune(
         rows = {}
         if seeds:  # the test split is read here, once, after the search
             test = load_arrays(data, "test", image_size=image_size)
-            compared = {"real only": REAL_ONLY, "default (50 % synthetic)": DEFAULT_POLICY, "tuned": tuned}
+            compared = {name: BASELINES[name] for name in ("real only", "default (50 % synthetic)")} | {"tuned": tuned}
             for name, policy in compared.items():
                 values = [accuracy(policy, real, test, s) for s in range(seeds)]
                 rows[name] = {"policy": policy.to_dict(), **metrics.mean_interval(values)}
@@ -292,18 +294,14 @@ def _best(trials):
     return max(trials, key=lambda t: (t.value, -t.number), default=None)
 
 
-def _split_holdout(
-    real: LabelledArrays, sets: Sequence[SyntheticDataset]
-) -> tuple[LabelledArrays, LabelledArrays | None]:
-    """``real`` split into the examples the generators learnt from and those they were all kept from
-    (``genaug train --holdout``; ``None`` when there are none)."""
+def _holdout(sets: Sequence[SyntheticDataset]) -> np.ndarray | None:
+    """The labelled examples every set's generator was kept from (``genaug train --holdout``), as positions
+    in the training split; ``None`` if there are none."""
     held = {tuple(s.holdout_indices or ()) for s in sets}
     if len(held) > 1:
         raise ArgumentError("{} sets come from generators with different holdouts: tune one at a time", "synthetic")
-    out = np.isin(real.indices, np.asarray(held.pop(), np.int64))
-    if not out.any():
-        return real, None
-    return real.subset(np.flatnonzero(~out)), real.subset(np.flatnonzero(out))
+    positions = held.pop()
+    return np.asarray(positions, np.int64) if positions else None
 
 
 def _stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

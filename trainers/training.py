@@ -177,9 +177,8 @@ def _load_training_data(config: TrainConfig) -> TrainingData:
         labelled = full.subset(chosen)
     holdout = None
     if d.holdout:
-        held = holdout_subset(labelled.y, d.holdout, seed=config.run.seed)
-        holdout = labelled.indices[held]
-        labelled = labelled.subset(np.setdiff1d(np.arange(len(labelled.y)), held))
+        holdout = labelled.indices[holdout_subset(labelled.y, d.holdout, seed=config.run.seed)]
+        labelled = labelled.without(holdout)
     if d.unlabeled == "none":
         unlabeled = None
     elif d.unlabeled == "auto":
