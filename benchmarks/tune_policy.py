@@ -59,11 +59,18 @@ def one_seed(seed: int, work: str, args: argparse.Namespace) -> dict:
     )
     report = genaug.tune(args.data, [syn], work / f"tune{seed}", trials=args.trials, seed=seed, progress=False)
     row = {name: result["mean"] for name, result in report["test"].items()}
-    print(f"label seed {seed}: {row} policy {report['policy']} [{time.time() - started:.0f} s]", flush=True)
+    print(f"seed {seed}: {row} policy {report['policy']} [{time.time() - started:.0f} s]", flush=True)
     # Which finalist tune kept: "search" (its best) or a baseline's name; no check: a baseline won the
     # search itself and there was no holdout.
-    kept = (report["confirmation"] or {"kept": "a baseline won the search"})["kept"]
-    return {"seed": seed, "test": row, "policy": report["policy"], "kept": kept, "tune_seconds": report["seconds"]}
+    check = report["confirmation"] or {"kept": "a baseline won the search", "scores": None}
+    return {
+        "seed": seed,
+        "test": row,
+        "policy": report["policy"],
+        "kept": check["kept"],
+        "check_scores": check["scores"],
+        "tune_seconds": report["seconds"],
+    }
 
 
 def main():
@@ -113,6 +120,7 @@ def main():
         "never_worse_than_real_within_one_image": bool(np.all(tuned >= real - one_test_image - 1e-9)),
         "policies": [r["policy"] for r in rows],
         "kept": [r["kept"] for r in rows],
+        "check_scores": [r["check_scores"] for r in rows],
         "tune_seconds": [r["tune_seconds"] for r in rows],
     }
     print(f"{'seed':<11} {'real only':>9} {'default':>8} {'tuned':>7}  kept")
