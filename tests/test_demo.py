@@ -1,5 +1,7 @@
 """The demo end to end, with the settings shrunk (the real schedule is measured in README)."""
 
+import json
+
 import pytest
 
 from genaug import demo as demo_module
@@ -11,7 +13,14 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
         demo_module,
         "SETTINGS",
         {
-            "10_per_class": {"labels_per_class": 10, "epochs": 2, "batch_size": 64, "fraction": 0.9, "tune": True},
+            "10_per_class": {
+                "labels_per_class": 10,
+                "holdout": 0.2,
+                "epochs": 2,
+                "batch_size": 64,
+                "fraction": 0.9,
+                "tune": True,
+            },
             "full": {"labels_per_class": None, "epochs": 4, "batch_size": 64, "fraction": 0.5},
         },
     )
@@ -23,6 +32,8 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
     tuned = [line for line in out.splitlines() if line.startswith("10_per_class") and "ratio" in line]
     assert len(tuned) == 2 and "tuned policy (genaug tune" in out  # a CNN and an SVC row
     assert (tmp_path / "demo" / "10_per_class" / "tuned" / "policy.json").is_file()
+    tuning = json.loads((tmp_path / "demo" / "10_per_class" / "tuned" / "report.json").read_text())
+    assert tuning["confirmation"]["on"] == "holdout" and tuning["confirmation"]["examples"] == 20
     assert not (tmp_path / "demo" / "full" / "tuned").exists()
     for setting in ("10_per_class", "full"):
         for path in (
