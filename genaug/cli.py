@@ -198,7 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress lines")
     _finish(evaluate, _evaluate)
 
-    tune = commands.add_parser("tune", help="choose how to use synthetic data, by validation on the labelled data")
+    tune = commands.add_parser(
+        "tune",
+        help="choose how to use synthetic data, by validation on the labelled data",
+        description="Search a policy for using synthetic data by validation on the labelled training data, "
+        "then check the finalists on the labelled examples the generator was kept from (train it with "
+        "--holdout 0.2) or, without those, on fresh folds. The test split is read once, to report.",
+    )
     tune.add_argument("--data", default="digits", help=f"the real data: {DATA_HELP} (default: digits)")
     tune.add_argument("--synthetic", required=True, nargs="+", help="synthetic dataset directories (one or more)")
     tune.add_argument("--out", required=True, help="tuning directory (a rerun continues the search)")
