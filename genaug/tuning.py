@@ -344,12 +344,13 @@ def _plot_objective(path: Path, completed) -> None:
 
 
 def _markdown(report: dict) -> str:
-    policy = Policy.from_dict(report["policy"])
+    policy, search = Policy.from_dict(report["policy"]), report["search"]
     lines = [
         "# genaug tune",
         "",
-        f"Data: `{report['search']['data']}` ({report['search']['real_train_examples']} labelled training "
-        f"examples, {report['search']['folds']} folds); {report['trials']} trials.",
+        f"Data: `{search['data']}` ({search['real_train_examples']} labelled training examples, "
+        + (f"{held} of them held out from the generator; " if (held := search.get("holdout_examples")) else "")
+        + f"{search['folds']} folds{' of the rest' if held else ''}); {report['trials']} trials.",
         "",
         f"Tuned policy: {policy.describe()} (validation accuracy {report['validation_accuracy']:.4f}).",
     ]
@@ -364,7 +365,7 @@ def _markdown(report: dict) -> str:
             for name, score in confirmation["scores"].items()
         )
         lines += ["", f"Scored again on {on}: {scores}. Kept: {confirmation['kept']}."]
-    if not report["search"].get("holdout_examples"):
+    if not search.get("holdout_examples"):
         lines += [
             "",
             "The generator learnt from every labelled example, so validation favours synthetic images that "
