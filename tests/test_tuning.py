@@ -121,7 +121,7 @@ def test_the_search_winner_must_beat_the_baselines_on_fresh_folds(synthetic, tmp
     assert f"Kept: {confirmation['kept']}." in markdown and "--holdout" in markdown
 
 
-def test_a_holdout_decides_where_the_generator_leaks(tmp_path, monkeypatch):
+def test_a_holdout_decides_where_the_generator_leaks(synthetic, tmp_path, monkeypatch):
     """A generator that echoes its training images makes synthetic data look useful on folds of those
     images; the examples it was kept from tell the truth."""
     from trainers import train
@@ -136,6 +136,9 @@ def test_a_holdout_decides_where_the_generator_leaks(tmp_path, monkeypatch):
     assert len(held) + len(seen) + len(record.unlabeled_indices) == 1347
     sample(run.directory, tmp_path / "syn", per_class=3, seed=0, progress=False)
     assert SyntheticDataset.open(tmp_path / "syn").holdout_indices == held
+    with pytest.raises(GenaugError, match="synthetic sets come from generators with different holdouts"):
+        tune_module.tune("digits", [tmp_path / "syn", synthetic], tmp_path / "two", **TINY)
+    assert not (tmp_path / "two").exists()
 
     def leaky(trainer, train, synthetic_set, fraction, classifier_seed, held_out, augment, policy):
         """Synthetic data gets every image the generator saw right and a quarter of the others;
