@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,8 +95,11 @@ def test_info_on_a_source_read_without_tfds_does_not_start_tensorflow():
 
 def test_a_normal_run_prints_no_tensorflow_log_lines_or_warnings(tmp_path):
     result, started = _genaug_in_a_fresh_process(
-        "train", "--data", "digits", "--epochs", "1", "--labels-per-class", "3", "--out", str(tmp_path / "r"), "--quiet"
+        "train", "--data", "digits", "--epochs", "1", "--labels-per-class", "3", "--out", str(tmp_path / "r")
     )
     assert result.returncode == 0 and started, result.stderr
     assert result.stderr == "", result.stderr  # no oneDNN / CUDA / absl lines, no retracing or deprecation
     assert "trained cvae" in result.stdout
+    # Progress goes to a pipe here: one plain line per epoch, no progress bar's control characters.
+    assert re.search(r"^\d+/\d+ - .* loss: ", result.stdout, re.M), result.stdout
+    assert not any(c in result.stdout for c in "\r\b\x1b"), repr(result.stdout)

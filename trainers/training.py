@@ -10,6 +10,7 @@ import dataclasses
 import json
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -318,7 +319,7 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
             steps_per_epoch=steps,
             callbacks=callbacks,
             shuffle=False,  # the pipeline shuffles, per epoch and resumably
-            verbose=0 if config.run.quiet else 1,
+            verbose=_verbosity(config.run.quiet),
         )
         for key, values in fitted.history.items():
             history.setdefault(key, []).extend(values)
@@ -363,6 +364,13 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
     )
     run.write_record(record)
     return Run(directory=Path(config.run.out), config=config, model=model, record=record)
+
+
+def _verbosity(quiet: bool) -> int:
+    """Keras's progress bar on a terminal; one plain line per epoch elsewhere (a log file, a pipe), where
+    the bar's carriage returns, backspaces and colour codes would be noise (Keras takes any POSIX stdout
+    for a terminal)."""
+    return 0 if quiet else 1 if sys.stdout.isatty() else 2
 
 
 def _global_batch_statistics(model: keras.Model, strategy) -> None:
