@@ -176,6 +176,7 @@ class RunDirectory:
     def write_record(self, record: RunRecord) -> None:
         atomic.write_json(self.path / self.RECORD, record.to_dict())
         self.__dict__.pop("record", None)
+        self.__dict__.pop("_training_images", None)
 
     # ---- the data it was trained on -------------------------------------------------------------
 
@@ -210,10 +211,16 @@ class RunDirectory:
         """The teacher's label and confidence for each unlabelled image, in the order of ``unlabeled``."""
         with atomic.atomic_path(self.path / self.PSEUDO_LABELS) as tmp, open(tmp, "wb") as f:
             np.savez(f, labels=labels, confidence=confidence)
+        self.__dict__.pop("_training_images", None)
 
     def training_images(self) -> tuple[np.ndarray, np.ndarray]:
         """Every image the generator trained on with its label: the labelled examples, then the
-        unlabelled images the teacher labelled confidently enough (a semi-supervised run)."""
+        unlabelled images the teacher labelled confidently enough (a semi-supervised run). Read and
+        checked once per instance (the sampler's oracle, guard and attention latents all need them)."""
+        return self._training_images
+
+    @functools.cached_property
+    def _training_images(self) -> tuple[np.ndarray, np.ndarray]:
         labelled = self.labelled_examples()
         if self.record.unlabeled is None:
             return labelled.x, labelled.y
