@@ -26,6 +26,16 @@ def test_readme_is_a_guide_not_a_log():
     assert all(block.startswith(SETUP) or block.startswith("genaug ") for block in _blocks("bash"))
 
 
+def test_readme_config_example_is_a_valid_config(tmp_path):
+    from trainers import config as cfg
+
+    blocks = _blocks("yaml")
+    assert len(blocks) == 1
+    (tmp_path / "c.yaml").write_text(blocks[0])
+    config = cfg.resolve(cfg.load(tmp_path / "c.yaml"))
+    assert config.data.holdout == 0.2 and config.model.kind == "cdcgan"
+
+
 @pytest.mark.slow
 def test_readme_walkthrough_and_python_snippets_run_as_written(tmp_path):
     from PIL import Image
