@@ -231,13 +231,17 @@ def labelled_subset(
             )
     elif not 0.0 < label_fraction <= 1.0:
         raise ArgumentError(f"{{}} {label_fraction} must be in (0, 1]", "label_fraction")
+    return _stratified_choice(y, seed, lambda n: labels_per_class or max(1, round(label_fraction * n)))
+
+
+def _stratified_choice(y: np.ndarray, seed: int, count) -> np.ndarray:
+    """Sorted positions of ``count(n)`` examples drawn without replacement from each class of ``n``."""
     rng = np.random.default_rng(seed)
-    keep = []
-    for label in present:
+    chosen = []
+    for label in np.flatnonzero(np.bincount(y)):
         members = np.flatnonzero(y == label)
-        k = labels_per_class or max(1, round(label_fraction * len(members)))
-        keep.append(rng.choice(members, size=k, replace=False))
-    return np.sort(np.concatenate(keep))
+        chosen.append(rng.choice(members, size=count(len(members)), replace=False))
+    return np.sort(np.concatenate(chosen))
 
 
 def derived_seed(seed: int, stream: int) -> int:
@@ -263,13 +267,7 @@ def holdout_subset(y: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
     present = np.flatnonzero(counts)
     if counts[present].min() < 2:
         raise ArgumentError("{} needs at least two labelled examples of every class", "holdout")
-    rng = np.random.default_rng(derived_seed(seed, HOLDOUT_STREAM))
-    held = []
-    for label in present:
-        members = np.flatnonzero(y == label)
-        k = min(len(members) - 1, max(1, round(fraction * len(members))))
-        held.append(rng.choice(members, size=k, replace=False))
-    return np.sort(np.concatenate(held))
+    return _stratified_choice(y, derived_seed(seed, HOLDOUT_STREAM), lambda n: min(n - 1, max(1, round(fraction * n))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,10 +283,10 @@ class UnlabeledImages:
         return hashlib.sha256(np.ascontiguousarray(self.x).tobytes()).hexdigest()
 
 
-def unlabeled_rest(full: LabelledArrays, labelled: LabelledArrays, held_out=()) -> UnlabeledImages | None:
-    """The images of the split ``full`` outside its subset ``labelled`` and the positions ``held_out``,
-    without their labels (``None`` when nothing is left): what ``unlabeled: auto`` learns from."""
-    rest = np.setdiff1d(np.arange(len(full.x)), np.union1d(labelled.indices, np.asarray(held_out, np.int64)))
+def unlabeled_rest(full: LabelledArrays, labelled: LabelledArrays) -> UnlabeledImages | None:
+    """The images of the split ``full`` outside its subset ``labelled``, without their labels (``None``
+    when ``labelled`` is the whole split): what ``unlabeled: auto`` learns from."""
+    rest = np.setdiff1d(np.arange(len(full.x)), labelled.indices)
     return UnlabeledImages(full.x[rest], "auto", rest) if len(rest) else None
 
 

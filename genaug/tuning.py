@@ -143,12 +143,15 @@ def tune(
         scores = [accuracy(policy, seen.subset(t), seen.subset(h), first_seed + k) for k, (t, h) in enumerate(splits)]
         return float(np.mean(scores))
 
+    fresh_splits = None
+    if holdout is None:  # the check's folds, drawn apart from the search's
+        fresh_splits = _stratified_folds(seen.y, folds, derived_seed(seed, CONFIRMATION_STREAM))
+
     def check_accuracy(policy: Policy) -> float:
         """The score that decides between the finalists: on the holdout, with ``folds`` fresh classifier
         seeds; without one, over fresh folds with fresh seeds."""
         if holdout is None:
-            fresh = _stratified_folds(seen.y, folds, derived_seed(seed, CONFIRMATION_STREAM))
-            return validation_accuracy(policy, fresh, seed + folds)
+            return validation_accuracy(policy, fresh_splits, seed + folds)
         return float(np.mean([accuracy(policy, seen, holdout, seed + folds + k) for k in range(folds)]))
 
     def objective(trial) -> float:

@@ -176,16 +176,16 @@ def _load_training_data(config: TrainConfig) -> TrainingData:
             full.y, labels_per_class=d.labels_per_class, label_fraction=d.label_fraction, seed=config.run.seed
         )
         labelled = full.subset(chosen)
+    if d.unlabeled == "none":
+        unlabeled = None
+    elif d.unlabeled == "auto":
+        unlabeled = unlabeled_rest(full, labelled)  # before the holdout leaves: it is not unlabelled either
+    else:
+        unlabeled = load_unlabeled(d.unlabeled, labelled, image_size=d.image_size)
     holdout = None
     if d.holdout:
         holdout = labelled.indices[holdout_subset(labelled.y, d.holdout, seed=config.run.seed)]
         labelled = labelled.without(holdout)
-    if d.unlabeled == "none":
-        unlabeled = None
-    elif d.unlabeled == "auto":
-        unlabeled = unlabeled_rest(full, labelled, held_out=() if holdout is None else holdout)
-    else:
-        unlabeled = load_unlabeled(d.unlabeled, labelled, image_size=d.image_size)
     if unlabeled is None:
         return TrainingData(labelled, None, None, labelled.x, labelled.y, holdout)
     labels, confidence = pseudo_labels(labelled, unlabeled)
