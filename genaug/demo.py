@@ -8,7 +8,6 @@ and label spreading when labels are scarce).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import time
@@ -16,7 +15,8 @@ from pathlib import Path
 
 from genaug.errors import ArgumentError
 from genaug.policy import Policy
-from genaug.startup import start_worker
+from genaug.startup import single_threaded_tensorflow
+from genaug.workers import Workers
 
 # Per setting: labels per class (None = all), the training schedule that fits the demo's budget, and
 # the synthetic share of the classifiers' training data. With 10 labels per class more synthetic data
@@ -36,6 +36,7 @@ SETTINGS = {
     "full": {"labels_per_class": None, "epochs": 150, "batch_size": 64, "fraction": 0.5},
 }
 TUNING = {"quick": {"trials": 5, "folds": 2}, "thorough": {"trials": 20, "folds": 3}}
+EVALUATION_STEPS = 600  # evaluate's CNN budget, its default (the test shrinks it)
 
 
 def demo(
@@ -54,8 +55,8 @@ def demo(
         seeds: classifier seeds per condition.
         per_class: synthetic images per class.
         overwrite: replace the runs and synthetic sets a previous demo left in ``out``.
-        jobs: worker processes, each running one setting at a time (default: one per setting, at most
-            one per CPU core). The figures do not depend on it.
+        jobs: worker processes, each running one task at a time: a training, a tuning or one classifier fit
+            (default: one per CPU core, at most 4). The figures do not depend on it.
         thorough: tune with 20 trials on 3 folds rather than 5 on 2 (a few minutes longer).
 
     Returns:
@@ -66,19 +67,47 @@ def demo(
     jobs = worker_count(jobs)
     out, started = Path(out), time.time()
     tuning = TUNING["thorough" if thorough else "quick"]
-    tasks = {
-        name: (name, setting, out / name, seeds, per_class, overwrite, started, tuning)
-        for name, setting in SETTINGS.items()
-    }
-    # Each setting runs in a worker process with TensorFlow on one thread (startup.start_worker): two
-    # workers do twice the work of one process on two cores, and the figures do not depend on the machine's
-    # core count or on jobs. Spawned, not forked: TensorFlow's threads do not survive a fork.
-    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=start_worker)
-    try:
-        pending = {name: pool.apply_async(_run_setting, task) for name, task in tasks.items()}
-        reports = {name: result.get() for name, result in pending.items()}
-    finally:
-        pool.terminate()  # after an error or Ctrl-C, do not wait for the other settings
+
+    def say(name: str, message: str) -> None:
+        _say(started, name, message)
+
+    # The work is a queue of tasks for the worker processes (Workers: TensorFlow on one thread each):
+    # each setting's training and sampling, the tuning, and every classifier fit of every evaluation, so
+    # no core idles while one setting still has work. This process queues them and writes the reports.
+    with Workers(jobs) as workers:
+        generated = {
+            name: workers.submit(_train_and_sample, name, setting, out / name, per_class, overwrite, started)
+            for name, setting in SETTINGS.items()
+        }
+        tuned = {}
+        for name, setting in SETTINGS.items():
+            if setting.get("tune"):
+                generated[name].get()
+                tuned[name] = workers.submit(_tune, name, out / name, overwrite, started, tuning)
+        # TensorFlow starts here only now, not to slow the workers' start: evaluate's own share runs here
+        # (data, fidelity, memorisation, plots) while the workers train its classifiers.
+        single_threaded_tensorflow()
+        from genaug.evaluation import evaluate
+
+        reports = {}
+        # Settings without tuning first: their classifiers train while the tuning runs.
+        for name, setting in sorted(SETTINGS.items(), key=lambda item: bool(item[1].get("tune"))):
+            generated[name].get()
+            policy = Policy.from_dict(tuned[name].get()["policy"]) if name in tuned else None
+            say(name, f"evaluating ({seeds} seeds)")
+            reports[name] = evaluate(
+                "digits",
+                out / name / "synthetic",
+                out / name / "report",
+                seeds=seeds,
+                fractions=(setting["fraction"],),
+                steps=EVALUATION_STEPS,
+                policy=policy,
+                workers=workers,
+                progress=False,
+            )
+            say(name, "done")
+    reports = {name: reports[name] for name in SETTINGS}
     print()
     print(summary_table(reports))
     print(
@@ -89,34 +118,30 @@ def demo(
 
 
 def worker_count(jobs: int | None) -> int:
-    """The processes :func:`demo` uses for ``jobs`` (``None``: one per setting, at most one per core)."""
-    jobs = min(len(SETTINGS), os.cpu_count() or 1) if jobs is None else jobs
+    """The processes :func:`demo` uses for ``jobs`` (``None``: one per CPU core, at most 4)."""
+    jobs = min(4, os.cpu_count() or 1) if jobs is None else jobs
     if jobs < 1:
         raise ArgumentError(f"{{}} must be at least 1, got {jobs}", "jobs")
     return jobs
 
 
-def _run_setting(
-    name: str, setting: dict, base: Path, seeds: int, per_class: int, overwrite: bool, started: float, tuning: dict
-) -> dict:
-    """Train, sample, tune (if the setting says so) and evaluate one setting under ``base``; returns the
-    report."""
-    from genaug.evaluation import evaluate
+def _say(started: float, name: str, message: str) -> None:
+    # One write per line: the workers share the terminal, and print() writes the text and the newline apart.
+    sys.stdout.write(f"[{time.time() - started:5.0f} s] {name}: {message}\n")
+    sys.stdout.flush()
+
+
+def _train_and_sample(name: str, setting: dict, base: Path, per_class: int, overwrite: bool, started: float) -> None:
+    """A worker's task: train one setting's generator into ``base/run`` and sample ``base/synthetic``."""
     from genaug.sampler import sample
-    from genaug.tuning import tune
     from trainers import config as cfg
     from trainers import train
-
-    def say(message: str) -> None:
-        # One write per line: the workers share the terminal, and print() writes the text and the newline apart.
-        sys.stdout.write(f"[{time.time() - started:5.0f} s] {name}: {message}\n")
-        sys.stdout.flush()
 
     labels = setting["labels_per_class"]
     data = f"{labels} labels per class and the rest unlabelled" if labels else "all 1,347 digits"
     if setting.get("holdout"):
         data += f"; {setting['holdout']:.0%} of the labelled kept for tune's check"
-    say(f"training a conditional VAE ({setting['epochs']} epochs on {data})")
+    _say(started, name, f"training a conditional VAE ({setting['epochs']} epochs on {data})")
     config = cfg.from_dict(
         {
             "model": {"kind": "cvae"},
@@ -132,26 +157,17 @@ def _run_setting(
         }
     )
     run = train(config, overwrite=overwrite)
-    say(f"sampling {per_class} images per class")
+    _say(started, name, f"sampling {per_class} images per class")
     sample(run.directory, base / "synthetic", per_class=per_class, seed=0, overwrite=overwrite, progress=False)
-    policy = None
-    if setting.get("tune"):
-        say(f"tuning how to use the synthetic data ({tuning['trials']} trials on the labelled examples only)")
-        syn = [base / "synthetic"]
-        found = tune("digits", syn, base / "tuned", seeds=0, overwrite=overwrite, progress=False, **tuning)
-        policy = Policy.from_dict(found["policy"])
-    say(f"evaluating ({seeds} seeds)")
-    report = evaluate(
-        "digits",
-        base / "synthetic",
-        base / "report",
-        seeds=seeds,
-        fractions=(setting["fraction"],),
-        policy=policy,
-        progress=False,
-    )
-    say("done")
-    return report
+
+
+def _tune(name: str, base: Path, overwrite: bool, started: float, tuning: dict) -> dict:
+    """A worker's task: ``genaug tune`` on ``base/synthetic`` into ``base/tuned``; returns its report."""
+    from genaug.tuning import tune
+
+    trials = tuning["trials"]
+    _say(started, name, f"tuning how to use the synthetic data ({trials} trials on the labelled examples only)")
+    return tune("digits", [base / "synthetic"], base / "tuned", seeds=0, overwrite=overwrite, progress=False, **tuning)
 
 
 def _cell(result: dict) -> str:

@@ -11,6 +11,7 @@ split's unlabelled rest, label spreading's pseudo-labels for that rest.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import platform
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from genaug.policy import Policy
 from genaug.records import SyntheticDataset
 from genaug.report import write_report
 from genaug.version import __version__
+from genaug.workers import Workers
 
 SVC_MAX_PIXELS = 1024
 SVC_MAX_TRAIN = 5000  # kernel SVMs scale quadratically; larger training sets are subsampled to this
@@ -95,7 +97,7 @@ def _label_spreading_set(real: LabelledArrays, unlabeled) -> tuple[np.ndarray, n
 
 
 def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment, policy: Policy | None = None):
-    """The test split's labels as predicted by the CNN recipe trained on the mix of ``real`` and ``syn``
+    """The labels of ``test.x`` as predicted by the CNN recipe trained on the mix of ``real`` and ``syn``
     (with classic augmentation of every batch when ``augment``), or as ``policy`` says instead."""
     from genaug.augment import augment_batches
     from genaug.classifier import predict_proba
@@ -118,7 +120,7 @@ def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment, policy: 
 
 
 def _svc_predictions(real, syn, fraction, seed, test, augment, policy: Policy | None = None):
-    """The test split's labels as predicted by the SVC recipe trained on the mix of ``real`` and ``syn``
+    """The labels of ``test.x`` as predicted by the SVC recipe trained on the mix of ``real`` and ``syn``
     (with up to four augmented copies of each real image when ``augment``), or as ``policy`` says
     (its share of synthetic examples, their weight and its augmentation strength; mixup, cutmix and
     pixel noise are for networks trained by batches, so the SVC leaves them out)."""
@@ -148,6 +150,38 @@ def _svc_predictions(real, syn, fraction, seed, test, augment, policy: Policy | 
     return classifier.predict(test.x.reshape(len(test.x), -1) / 255.0)
 
 
+@dataclasses.dataclass(frozen=True)
+class Fit:
+    """One classifier that evaluate trains and tests: plain values, so a worker process can run it."""
+
+    kind: str  # "cnn" or "svc"
+    real: tuple[np.ndarray, np.ndarray]
+    synthetic: tuple[np.ndarray, np.ndarray]
+    fraction: float | None  # synthetic share (None: the policy's)
+    seed: int
+    test: LabelledArrays  # predicted on its images
+    num_classes: int
+    steps: int  # CNN gradient steps
+    augment: bool = False
+    policy: Policy | None = None
+
+
+def test_predictions(fit: Fit) -> np.ndarray:
+    """The labels of ``fit.test``'s images as predicted by the classifier ``fit`` describes."""
+    args = (fit.real, fit.synthetic, fit.fraction, fit.seed, fit.test, fit.augment, fit.policy)
+    if fit.kind == "svc":
+        return _svc_predictions(*args)
+    return _cnn_predictions(_trainer(fit.test.x.shape[1:], fit.num_classes, fit.steps), *args)
+
+
+@functools.lru_cache(maxsize=4)
+def _trainer(image_shape: tuple[int, ...], num_classes: int, steps: int):
+    """One compiled CNN per shape and budget in this process (see ClassifierTrainer)."""
+    from genaug.classifier import ClassifierTrainer
+
+    return ClassifierTrainer(image_shape, num_classes, steps=steps)
+
+
 def evaluate(
     data: str,
     synthetic: str | Path,
@@ -161,6 +195,7 @@ def evaluate(
     steps: int = 600,
     policy: Policy | None = None,
     unlabeled: str | None = None,
+    workers: Workers | None = None,
     progress: bool = True,
 ) -> dict:
     """Measures a synthetic dataset against the real one and writes ``report.json``, ``report.md``
@@ -183,6 +218,8 @@ def evaluate(
             without labels: ``"auto"`` (the rest of the train split), ``"none"`` (no such baseline),
             ``"images:PATH"`` or ``"npz:PATH"``; by default ``auto`` when the generator learnt from the
             rest of the split, else none.
+        workers: train the classifiers side by side in these processes (:class:`genaug.workers.Workers`);
+            by default one after another in this process. The figures do not depend on how many there are.
         progress: print a line per stage.
 
     Returns:
@@ -221,50 +258,24 @@ def evaluate(
     if unlabeled_images is not None:
         baselines["label_spreading"] = (_label_spreading_set(real, unlabeled_images), False)
 
-    from genaug.classifier import ClassifierTrainer
-
-    cnn = ClassifierTrainer(test.x.shape[1:], num_classes, steps=steps)
-
-    def predictions(kind, train_set, fraction, seed, augment=False, policy=None):
+    def fits(kind: str, train_set, fraction, augment=False, policy=None) -> list[Fit]:
         syn = (syn_x, syn_y) if policy is None else policy_syn
-        if kind == "cnn":
-            return _cnn_predictions(cnn, train_set, syn, fraction, seed, test, augment, policy)
-        return _svc_predictions(train_set, syn, fraction, seed, test, augment, policy)
-
-    def scored(kind, real_values, train_set, fraction, augment=False, policy=None) -> dict:
-        """Accuracy over the seeds, with its gain over real only (``real_values``) paired by seed."""
-        values = [
-            float((predictions(kind, train_set, fraction, seed, augment, policy) == test.y).mean())
+        return [
+            Fit(kind, train_set, syn, fraction, seed, test, num_classes, steps, augment, policy)
             for seed in range(seeds)
         ]
-        gain = metrics.mean_interval((np.asarray(values) - real_values).tolist())
-        return {**metrics.mean_interval(values), "gain": gain}
 
-    utility = {}
+    # Every classifier the report needs, in the order the report is filled in: all are queued at once, so
+    # with ``workers`` they train side by side.
+    planned = []
     for kind in kinds:
-        results = {}
-        for name, fraction in conditions.items():
-            accuracies, per_class = [], []
-            for seed in range(seeds):
-                predicted = predictions(kind, (real.x, real.y), fraction, seed)
-                accuracies.append(float((predicted == test.y).mean()))
-                per_class.append([float((predicted[test.y == c] == c).mean()) for c in range(num_classes)])
-            results[name] = {**metrics.mean_interval(accuracies), "per_class": np.mean(per_class, axis=0).tolist()}
-            say(f"  {kind:<4} {name:<12} accuracy {results[name]['mean']:.4f} +- {results[name]['std']:.4f}")
-        real_values = np.asarray(results["real"]["values"])
-        gains = {
-            name.removeprefix("mixed_"): metrics.mean_interval((np.asarray(r["values"]) - real_values).tolist())
-            for name, r in results.items()
-            if name.startswith("mixed_")
-        }
-        utility[kind] = {"conditions": results, "gain": gains}
-        for name, (train_set, augment) in baselines.items():
-            utility[kind].setdefault("baselines", {})[name] = scored(kind, real_values, train_set, 0.0, augment)
-            say(f"  {kind:<4} {name:<12} accuracy {utility[kind]['baselines'][name]['mean']:.4f} (no synthetic data)")
+        planned += [fit for fraction in conditions.values() for fit in fits(kind, (real.x, real.y), fraction)]
+        planned += [fit for train_set, augment in baselines.values() for fit in fits(kind, train_set, 0.0, augment)]
         if policy is not None:
-            entry = scored(kind, real_values, (real.x, real.y), None, policy=policy)
-            utility[kind]["policy"] = {**entry, "policy": policy.to_dict()}
-            say(f"  {kind:<4} {'policy':<12} accuracy {utility[kind]['policy']['mean']:.4f}")
+            planned += fits(kind, (real.x, real.y), None, policy=policy)
+    predicted = iter(workers.imap(test_predictions, planned) if workers else map(test_predictions, planned))
+
+    # Measured here while the workers (if any) train the classifiers.
     say("  fidelity (classifier feature space) ...")
     fidelity = _fidelity(full_train, syn_x, syn_y, test, num_classes)
     say("  memorisation ...")
@@ -275,6 +286,39 @@ def evaluate(
     memo = metrics.memorisation(
         syn_x[sample], train_seen.x, test.x, copy_threshold=metrics.default_min_distance(train_seen.x, test.x)
     )
+
+    def next_seeds() -> list[np.ndarray]:
+        return [next(predicted) for _ in range(seeds)]
+
+    def scored(real_values) -> dict:
+        """Accuracy over the seeds, with its gain over real only (``real_values``) paired by seed."""
+        values = [float((p == test.y).mean()) for p in next_seeds()]
+        gain = metrics.mean_interval((np.asarray(values) - real_values).tolist())
+        return {**metrics.mean_interval(values), "gain": gain}
+
+    utility = {}
+    for kind in kinds:
+        results = {}
+        for name in conditions:
+            accuracies, per_class = [], []
+            for seed_predictions in next_seeds():
+                accuracies.append(float((seed_predictions == test.y).mean()))
+                per_class.append([float((seed_predictions[test.y == c] == c).mean()) for c in range(num_classes)])
+            results[name] = {**metrics.mean_interval(accuracies), "per_class": np.mean(per_class, axis=0).tolist()}
+            say(f"  {kind:<4} {name:<12} accuracy {results[name]['mean']:.4f} +- {results[name]['std']:.4f}")
+        real_values = np.asarray(results["real"]["values"])
+        gains = {
+            name.removeprefix("mixed_"): metrics.mean_interval((np.asarray(r["values"]) - real_values).tolist())
+            for name, r in results.items()
+            if name.startswith("mixed_")
+        }
+        utility[kind] = {"conditions": results, "gain": gains}
+        for name in baselines:
+            utility[kind].setdefault("baselines", {})[name] = scored(real_values)
+            say(f"  {kind:<4} {name:<12} accuracy {utility[kind]['baselines'][name]['mean']:.4f} (no synthetic data)")
+        if policy is not None:
+            utility[kind]["policy"] = {**scored(real_values), "policy": policy.to_dict()}
+            say(f"  {kind:<4} {'policy':<12} accuracy {utility[kind]['policy']['mean']:.4f}")
     report = {
         "genaug_version": __version__,
         "versions": {
@@ -313,6 +357,7 @@ def _fidelity(train: LabelledArrays, syn_x, syn_y, test, num_classes) -> dict:
     from genaug.classifier import arrays_dataset, penultimate_features, train_classifier
 
     steps = max(600, 30 * len(train.y) // 64)
+    keras.utils.set_random_seed(0)  # the shuffle's op seed is combined with the global seed: set it
     model = train_classifier(
         arrays_dataset(train.x, train.y, seed=0), train.x.shape[1:], num_classes, seed=0, steps=steps
     )

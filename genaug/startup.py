@@ -42,17 +42,23 @@ def stderr_to(path: str | os.PathLike) -> Iterator[None]:
 
 
 def start_worker() -> None:
-    """A worker process (``multiprocessing`` initializer): TensorFlow on one thread, started as quietly as
-    in the parent (the CLI sets TF_CPP_MIN_LOG_LEVEL unless --debug); Ctrl-C is the parent's to handle.
-
-    Small models gain nothing from a second thread (a 600-step CNN fit: 1.67 s on one, 1.75 s on two), so
-    one single-thread worker per core does the most work, and results do not depend on the core count.
-    """
+    """A worker process (``multiprocessing`` initializer): TensorFlow on one thread, started as quietly as in
+    the parent (:func:`single_threaded_tensorflow`); Ctrl-C is the parent's to handle."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    single_threaded_tensorflow()
+
+
+def single_threaded_tensorflow() -> None:
+    """Starts TensorFlow with one intra-op and one inter-op thread, its native log shown only if the CLI
+    did not silence it (it sets TF_CPP_MIN_LOG_LEVEL unless --debug). Small models gain nothing from a
+    second thread, and single-threaded results do not depend on the machine's core count."""
     start_tensorflow(show_native_log="TF_CPP_MIN_LOG_LEVEL" not in os.environ)
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already ran in this process (a test calling the CLI): keep its threads
+        pass

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+PREVIOUS_SYNTHETIC = Path(__file__).parent / "fixtures" / "previous_release" / "syn"
+
 
 def test_info_digits(run_cli):
     code, out, _ = run_cli("info", "digits")
@@ -79,6 +81,7 @@ def test_bad_paths_and_configs_report_before_tensorflow_starts(tmp_path):
         (["train", "--image-size", "10x10", "--out", str(tmp_path / "r")], "image size 10 unsupported"),
         (["train", "--holdout", "1", "--out", str(tmp_path / "r")], "'data.holdout' must be in [0, 1), got 1.0"),
         (["demo", "--jobs", "0", "--out", str(tmp_path / "d")], "--jobs must be at least 1"),
+        (["evaluate", "--synthetic", str(PREVIOUS_SYNTHETIC), "--out", str(tmp_path / "e"), "--jobs", "0"], "--jobs"),
         (["tune", "--synthetic", "/nope", "--out", str(tmp_path / "t")], "not found: /nope"),
     ]
     for args, message in cases:

@@ -25,6 +25,7 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
         },
     )
     monkeypatch.setattr(demo_module, "TUNING", {"quick": {"trials": 3, "folds": 2, "steps": 50}})
+    monkeypatch.setattr(demo_module, "EVALUATION_STEPS", 50)
     code, out, err = run_cli("demo", "--out", tmp_path / "demo", "--seeds", "2")
     assert code == 0, err
     assert "real only" in out and "synthetic only" in out and "closer-to-train" in out

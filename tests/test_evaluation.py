@@ -58,6 +58,32 @@ def test_report_has_every_section(synthetic, tmp_path, run_cli):
     assert "## Memorisation" in (tmp_path / "r" / "report.md").read_text()
 
 
+@pytest.mark.slow
+def test_the_figures_do_not_depend_on_the_number_of_workers(synthetic, tmp_path):
+    from genaug.workers import Workers
+
+    settings = {"seeds": 2, "fractions": (0.5,), "steps": 20, "progress": False}
+    reports = []
+    for processes in (1, 2):
+        with Workers(processes) as workers:
+            reports.append(evaluate("digits", synthetic, tmp_path / str(processes), workers=workers, **settings))
+    assert reports[0]["utility"] == reports[1]["utility"]
+
+
+def test_fidelity_depends_on_the_data_alone_not_on_what_trained_before():
+    import keras
+
+    from genaug.data import load_arrays
+    from genaug.evaluation import _fidelity
+
+    train, test = load_arrays("digits", "train").subset(range(300)), load_arrays("digits", "test")
+    measured = []
+    for earlier_seed in (1, 2):  # evaluate's classifier fits leave the global seed at their own
+        keras.utils.set_random_seed(earlier_seed)
+        measured.append(_fidelity(train, train.x[:100], train.y[:100], test, 10))
+    assert measured[0] == measured[1]
+
+
 def test_scarce_labels_must_match_the_generator_subset(tmp_path):
     with pytest.raises(GenaugError, match="labels_per_class 10 disagrees with the generator's training subset"):
         evaluate("digits", PREVIOUS_SYNTHETIC, tmp_path / "r", labels_per_class=10, seeds=1, progress=False)
