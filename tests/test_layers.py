@@ -14,6 +14,7 @@ BASE = {
     "genaug.records",
     "genaug.grids",
     "genaug.teacher",
+    "genaug.startup",  # how a process starts TensorFlow and sizes its tf.data pipelines; imports nothing
 }
 APP = {"genaug.cli", "genaug.demo", "genaug.__main__"}
 

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from genaug.errors import GenaugError
+from genaug.startup import input_pipeline_options
 from models.scaling import to_model_range
 
 
@@ -50,5 +51,6 @@ def training_dataset(
         .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .apply(tf.data.experimental.assert_cardinality(steps))
         .prefetch(tf.data.AUTOTUNE)
+        .with_options(input_pipeline_options())
     )
     return dataset, steps
