@@ -19,7 +19,6 @@ e.g. on stripes: python benchmarks/make_stripes.py stripes.npz; python benchmark
 
 import argparse
 import json
-import multiprocessing
 import os
 import tempfile
 import time
@@ -29,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from genaug.startup import start_worker  # noqa: E402
+from genaug.workers import Workers  # noqa: E402
 
 
 def one_seed(seed: int, work: str, args: argparse.Namespace) -> dict:
@@ -95,13 +94,9 @@ def main():
 
     one_test_image = 1 / len(load_arrays(args.data, "test").y)
 
-    with tempfile.TemporaryDirectory() as work:
-        pool = multiprocessing.get_context("spawn").Pool(2, initializer=start_worker)
-        try:
-            tasks = [(s, work, args) for s in range(args.seeds)]
-            rows = pool.starmap(one_seed, tasks)
-        finally:
-            pool.terminate()
+    with tempfile.TemporaryDirectory() as work, Workers(2) as workers:
+        pending = [workers.submit(one_seed, s, work, args) for s in range(args.seeds)]
+        rows = [result.get() for result in pending]
     real, default, tuned = (
         np.array([r["test"][k] for r in rows]) for k in ("real only", "default (50 % synthetic)", "tuned")
     )

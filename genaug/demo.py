@@ -118,11 +118,9 @@ def demo(
 
 
 def worker_count(jobs: int | None) -> int:
-    """The processes :func:`demo` uses for ``jobs`` (``None``: one per CPU core, at most 4)."""
-    jobs = min(4, os.cpu_count() or 1) if jobs is None else jobs
-    if jobs < 1:
-        raise ArgumentError(f"{{}} must be at least 1, got {jobs}", "jobs")
-    return jobs
+    """The processes :func:`demo` uses for ``jobs`` (``None``: one per CPU core, at most 4; Workers checks
+    the rest)."""
+    return min(4, os.cpu_count() or 1) if jobs is None else jobs
 
 
 def _say(started: float, name: str, message: str) -> None:

@@ -160,7 +160,6 @@ class Fit:
     fraction: float | None  # synthetic share (None: the policy's)
     seed: int
     test: LabelledArrays  # predicted on its images
-    num_classes: int
     steps: int  # CNN gradient steps
     augment: bool = False
     policy: Policy | None = None
@@ -171,7 +170,7 @@ def test_predictions(fit: Fit) -> np.ndarray:
     args = (fit.real, fit.synthetic, fit.fraction, fit.seed, fit.test, fit.augment, fit.policy)
     if fit.kind == "svc":
         return _svc_predictions(*args)
-    return _cnn_predictions(_trainer(fit.test.x.shape[1:], fit.num_classes, fit.steps), *args)
+    return _cnn_predictions(_trainer(fit.test.x.shape[1:], fit.test.info.num_classes, fit.steps), *args)
 
 
 @functools.lru_cache(maxsize=4)
@@ -260,10 +259,7 @@ def evaluate(
 
     def fits(kind: str, train_set, fraction, augment=False, policy=None) -> list[Fit]:
         syn = (syn_x, syn_y) if policy is None else policy_syn
-        return [
-            Fit(kind, train_set, syn, fraction, seed, test, num_classes, steps, augment, policy)
-            for seed in range(seeds)
-        ]
+        return [Fit(kind, train_set, syn, fraction, seed, test, steps, augment, policy) for seed in range(seeds)]
 
     # Every classifier the report needs, in the order the report is filled in: all are queued at once, so
     # with ``workers`` they train side by side.
