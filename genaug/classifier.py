@@ -107,8 +107,17 @@ def train_classifier(
 
 
 def arrays_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, seed: int = 0) -> tf.data.Dataset:
-    """Shuffled ``(x, y)`` batches from in-memory arrays, reshuffled every pass."""
-    return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=seed).batch(batch_size)
+    """Endless ``(x, y)`` batches from in-memory arrays, reshuffled every pass, in an order that is a
+    function of ``seed`` alone. (``Dataset.shuffle(seed=...)`` also reads TensorFlow's global seed, so the
+    same call gave another order, and another oracle, after whatever had run earlier in the process.)"""
+    images, labels = tf.constant(x), tf.constant(y)
+
+    def one_pass(index: tf.Tensor) -> tf.data.Dataset:
+        key = tf.stack([tf.constant(seed, tf.int64), index])
+        return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(tf.range(len(y)), key))
+
+    picks = tf.data.Dataset.counter().flat_map(one_pass).batch(batch_size)
+    return picks.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
 
 
 def predict_proba(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:

@@ -353,7 +353,6 @@ def _fidelity(train: LabelledArrays, syn_x, syn_y, test, num_classes) -> dict:
     from genaug.classifier import arrays_dataset, penultimate_features, train_classifier
 
     steps = max(600, 30 * len(train.y) // 64)
-    keras.utils.set_random_seed(0)  # the shuffle's op seed is combined with the global seed: set it
     model = train_classifier(
         arrays_dataset(train.x, train.y, seed=0), train.x.shape[1:], num_classes, seed=0, steps=steps
     )

@@ -135,3 +135,27 @@ def test_bad_arguments():
         mix(_source(4), _source(4), synthetic_count=9, seed=0)
     with pytest.raises(GenaugError, match="finite"):
         mix(_source(4).repeat(), _source(4), synthetic_count=1, seed=0)
+
+
+def test_arrays_dataset_order_depends_on_its_seed_alone():
+    """The oracle's and fidelity's training order: the same whatever global seed ran before, a new
+    permutation of every example on each pass."""
+    import keras
+
+    from genaug.classifier import arrays_dataset
+
+    x, y = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1), np.arange(20)
+
+    def labels(seed: int) -> np.ndarray:
+        batches = arrays_dataset(x, y, batch_size=8, seed=seed).take(5)  # 40 examples: two passes
+        return np.concatenate([b for _, b in batches.as_numpy_iterator()])
+
+    tf.random.set_seed(None)  # a fresh process: no global seed
+    orders = [labels(3)]
+    for earlier in (1, 2):
+        keras.utils.set_random_seed(earlier)
+        orders.append(labels(3))
+    assert all((order == orders[0]).all() for order in orders)
+    first, second = orders[0][:20], orders[0][20:]
+    assert sorted(first) == sorted(second) == list(range(20)) and (first != second).any()
+    assert (labels(4) != orders[0]).any()
