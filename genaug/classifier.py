@@ -80,7 +80,9 @@ class ClassifierTrainer:
             variable.assign(value)
         for variable, value in zip(model.optimizer.variables, fresh_optimizer, strict=True):
             variable.assign(value)
-        batches = train.repeat().with_options(input_pipeline_options())
+        # Exactly ``steps`` batches: Keras runs whole executions of STEPS_PER_EXECUTION steps on an endless
+        # dataset (20 asked steps trained 50, 631 trained 650); a finite one ends the last execution early.
+        batches = train.repeat().take(self.steps).with_options(input_pipeline_options())
         model.fit(batches, steps_per_epoch=self.steps, epochs=1, shuffle=False, verbose=0)
         return model
 

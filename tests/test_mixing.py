@@ -159,3 +159,14 @@ def test_arrays_dataset_order_depends_on_its_seed_alone():
     first, second = orders[0][:20], orders[0][20:]
     assert sorted(first) == sorted(second) == list(range(20)) and (first != second).any()
     assert (labels(4) != orders[0]).any()
+
+
+@pytest.mark.parametrize("steps", [3, 50, 63])
+def test_the_classifier_trains_exactly_its_step_budget(steps):
+    """Not a whole number of Keras executions (50 steps each): 3 asked steps once trained 50."""
+    from genaug.classifier import ClassifierTrainer, arrays_dataset
+
+    x, y = np.zeros((10, 4, 4, 1), np.uint8), np.arange(10) % 2
+    trainer = ClassifierTrainer((4, 4, 1), 2, steps=steps)
+    for seed in (0, 1):  # a second fit starts from a fresh optimizer, so it counts from zero again
+        assert int(trainer.fit(arrays_dataset(x, y, batch_size=4, seed=seed), seed=seed).optimizer.iterations) == steps
