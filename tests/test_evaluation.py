@@ -73,15 +73,31 @@ def test_the_figures_do_not_depend_on_the_number_of_workers(synthetic, tmp_path)
 def test_fidelity_depends_on_the_data_alone_not_on_what_trained_before():
     import keras
 
+    from genaug import evaluation
     from genaug.data import load_arrays
-    from genaug.evaluation import _fidelity
 
     train, test = load_arrays("digits", "train").subset(range(300)), load_arrays("digits", "test")
     measured = []
     for earlier_seed in (1, 2):  # evaluate's classifier fits leave the global seed at their own
+        evaluation._feature_models.clear()  # trained afresh each time
         keras.utils.set_random_seed(earlier_seed)
-        measured.append(_fidelity(train, train.x[:100], train.y[:100], test, 10))
+        measured.append(evaluation._fidelity(train, train.x[:100], train.y[:100], test, 10))
     assert measured[0] == measured[1]
+
+
+def test_the_feature_model_is_trained_once_per_split(monkeypatch):
+    """The demo's second setting evaluates against the same split: its fidelity reuses the model."""
+    from genaug import classifier, evaluation
+    from genaug.data import load_arrays
+
+    trained = []
+    monkeypatch.setattr(classifier, "train_classifier", lambda *args, **kwargs: trained.append(args) or object())
+    monkeypatch.setattr(evaluation, "_feature_models", {})  # its fakes stay in this test
+    train = load_arrays("digits", "train")
+    model = evaluation._feature_model(train.subset(range(300)), 10)
+    assert evaluation._feature_model(train.subset(range(300)), 10) is model and len(trained) == 1
+    assert evaluation._feature_model(train.subset(range(299)), 10) is not model and len(trained) == 2
+    assert evaluation._feature_model(train.subset(range(300)), 9) is not model and len(trained) == 3
 
 
 def test_scarce_labels_must_match_the_generator_subset(tmp_path):
