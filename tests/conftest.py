@@ -53,7 +53,9 @@ def smoke_runs(tmp_path_factory):
     from trainers import train
 
     root = tmp_path_factory.mktemp("runs")
-    sections = dict(data={"labels_per_class": 20}, optim={"epochs": 60}, run={"sample_every": 60})
+    sections = dict(
+        data={"labels_per_class": 20}, optim={"epochs": 60}, run={"sample_every": 60, "checkpoint_every": 60}
+    )
     return {
         kind: train(smoke_config(root / kind, model={"kind": kind}, **sections)).directory for kind in ("cvae", "vae")
     }

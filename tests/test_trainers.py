@@ -73,6 +73,15 @@ def test_yaml_config_and_defaults(tmp_path):
         cfg.resolve(cfg.from_dict({"model": {"kind": "gan"}}))
 
 
+def test_checkpoints_come_every_hundred_steps_or_as_configured():
+    """By default, tiny epochs are not each saved (a 4-step epoch's checkpoint costs more than the epoch)."""
+    assert cfg.TrainConfig().run.checkpoint_every is None and PRESETS["smoke"].run.checkpoint_every == 1
+    assert [cfg.checkpoint_interval(None, steps) for steps in (4, 21, 100, 937)] == [25, 5, 1, 1]
+    assert cfg.checkpoint_interval(3, 4) == 3
+    with pytest.raises(GenaugError, match="'run.checkpoint_every' must be at least 1"):
+        cfg.resolve(cfg.from_dict({"run": {"checkpoint_every": 0}}))
+
+
 def test_bad_config_file(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(GenaugError, match="bad.json: not valid json"):

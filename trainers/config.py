@@ -86,7 +86,7 @@ class RunConfig:
     jit: str = "auto"  # one of JIT_MODES
     steps_per_execution: int = 32  # at most the steps per epoch; an epoch's last execution may be shorter
     sample_every: int = 10  # epochs between sample grids
-    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
+    checkpoint_every: int | None = None  # epochs between checkpoints; None: see checkpoint_interval
     nan_rollback: bool = False  # on a non-finite loss, reload the last checkpoint at half the LR
     quiet: bool = False
 
@@ -108,11 +108,12 @@ class TrainConfig:
 
 PRESETS = {
     "default": TrainConfig(),
-    # Shrinks everything for tests and local smoke runs: tiny networks (PRESET_MODELS), two epochs.
+    # Shrinks everything for tests and local smoke runs: tiny networks (PRESET_MODELS), two epochs, and
+    # samples and a checkpoint after every epoch (so the machinery runs, resume included).
     "smoke": TrainConfig(
         preset="smoke",
         optim=OptimConfig(epochs=2, batch_size=32),
-        run=RunConfig(sample_every=1),
+        run=RunConfig(sample_every=1, checkpoint_every=1),
     ),
 }
 # What a preset sets in the model, for each kind whose constructor takes that argument.
@@ -182,7 +183,19 @@ def resolve(config: TrainConfig) -> TrainConfig:
 
 
 def _run_counts(run: RunConfig):
-    return [(f"run.{key}", getattr(run, key)) for key in ("steps_per_execution", "sample_every", "checkpoint_every")]
+    keys = ("steps_per_execution", "sample_every", "checkpoint_every")
+    return [(f"run.{key}", getattr(run, key)) for key in keys if getattr(run, key) is not None]
+
+
+# A checkpoint (the whole model, atomically) costs about as much as a few dozen steps of genaug's small
+# models: saved after every epoch of 4 steps, it doubled a 300-image training (21 s against 12 s).
+CHECKPOINT_STEPS = 100
+
+
+def checkpoint_interval(checkpoint_every: int | None, steps_per_epoch: int) -> int:
+    """Epochs between checkpoints: ``checkpoint_every``, or by default the fewest epochs that make
+    CHECKPOINT_STEPS steps (every epoch once an epoch is that long). The last epoch is always saved."""
+    return checkpoint_every or max(1, math.ceil(CHECKPOINT_STEPS / steps_per_epoch))
 
 
 def from_dict(raw: dict, base: TrainConfig | None = None) -> TrainConfig:

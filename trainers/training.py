@@ -39,7 +39,7 @@ from genaug.version import __version__
 from models.base import adam
 from models.scaling import to_model_range
 from trainers import callbacks as cb
-from trainers.config import TrainConfig, is_conditional, model_class, resolve
+from trainers.config import TrainConfig, checkpoint_interval, is_conditional, model_class, resolve
 from trainers.pipeline import steps_per_epoch, training_dataset
 from trainers.runtime import (
     FAILED,
@@ -310,7 +310,9 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
             ),
             keras.callbacks.TensorBoard(str(out / RunDirectory.LOGS), write_graph=False),
             *extra_callbacks,
-            cb.Checkpoint(out / RunDirectory.CHECKPOINTS, config.run.checkpoint_every, epochs),
+            cb.Checkpoint(
+                out / RunDirectory.CHECKPOINTS, checkpoint_interval(config.run.checkpoint_every, steps), epochs
+            ),
         ]
         fitted = model.fit(
             dataset,
