@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import platform
 import time
 from pathlib import Path
@@ -348,7 +347,7 @@ def evaluate(
     return report
 
 
-_feature_models: dict[str, keras.Model] = {}  # the last one trained in this process, by its data's digest
+_feature_models: dict[tuple, keras.Model] = {}  # the last one trained in this process, by its data
 
 
 def _feature_model(train: LabelledArrays, num_classes: int) -> keras.Model:
@@ -357,8 +356,7 @@ def _feature_model(train: LabelledArrays, num_classes: int) -> keras.Model:
     setting) reuses it."""
     from genaug.classifier import arrays_dataset, train_classifier
 
-    digest = hashlib.sha256(f"{train.x.shape} {num_classes}".encode() + train.x.tobytes() + train.y.tobytes())
-    key = digest.hexdigest()
+    key = (train.fingerprint(), train.x.shape, num_classes)
     if key not in _feature_models:
         steps = max(600, 30 * len(train.y) // 64)
         model = train_classifier(
