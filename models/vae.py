@@ -99,12 +99,13 @@ class VAE(GenerativeModel):
     def compile(self, optimizer: keras.optimizers.Optimizer | None = None, **kwargs):
         """``keras.Model.compile``; ``optimizer`` defaults to Adam with :attr:`TRAINING_DEFAULTS`."""
         super().compile(optimizer=optimizer or adam(self.TRAINING_DEFAULTS, "learning_rate"), **kwargs)
+        # Slots now, not in the first step (which then traced twice), and so a loaded file restores them.
+        self.optimizer.build(self.trainable_variables)
 
     def compile_from_config(self, config):
         # keras.Model's version refuses to run for a custom compile(); this one is a plain extension.
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
-        self.optimizer.build(self.trainable_variables)  # so a loaded file restores the optimizer's state
 
     def _with_label(self, first, labels):
         return [first, labels] if self.num_classes else first
