@@ -6,6 +6,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+def pytest_configure(config):
+    # One xdist worker per core: TensorFlow on one thread in each, as in the demo's worker processes
+    # (genaug.workers). Two workers with TensorFlow's default thread pools oversubscribe the cores.
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        from genaug.startup import single_threaded_tensorflow
+
+        single_threaded_tensorflow()
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Runs ``genaug ARGS`` in-process; returns (exit code, stdout, stderr)."""
