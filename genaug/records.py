@@ -103,6 +103,7 @@ class RunRecord:
     unlabeled_indices: list[int] | None = None  # positions in the split of the images used without labels
     unlabeled: dict | None = None  # their source, fingerprint, count and how many were pseudo-labelled
     holdout_indices: list[int] | None = None  # positions of the labelled examples the generator never saw
+    checkpoint_interval: int | None = None  # epochs between checkpoints as resolved (runs from before lack it)
 
     @classmethod
     def from_dict(cls, raw: dict, where: Path) -> RunRecord:

@@ -103,7 +103,7 @@ def test_train_writes_the_run_directory(kind, tmp_path):
     assert any((out / "logs").rglob("events.out.tfevents.*"))
     info = json.loads((out / "run.json").read_text())
     assert RunDirectory.open(out).record == run.record
-    assert info["epochs_completed"] == 2 and info["seed"] == 0
+    assert info["epochs_completed"] == 2 and info["seed"] == 0 and info["checkpoint_interval"] == 1
     assert len(info["train_indices"]) == 100 and info["dataset"]["class_counts"] == [10] * 10
     assert set(info["versions"]) >= {"tensorflow", "keras"}
     with open(out / "history.csv") as f:

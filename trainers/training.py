@@ -288,6 +288,7 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
         data.x, data.y, batch_size=config.optim.batch_size, seed=config.run.seed, epoch=epoch
     )
     execution = min(steps, execution_cap(strategy, config.run.steps_per_execution))
+    interval = checkpoint_interval(config.run.checkpoint_every, steps)
     with strategy.scope():
         if start_epoch:
             model = models.load_model(checkpoints / cb.CHECKPOINT)
@@ -310,9 +311,7 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
             ),
             keras.callbacks.TensorBoard(str(out / RunDirectory.LOGS), write_graph=False),
             *extra_callbacks,
-            cb.Checkpoint(
-                out / RunDirectory.CHECKPOINTS, checkpoint_interval(config.run.checkpoint_every, steps), epochs
-            ),
+            cb.Checkpoint(out / RunDirectory.CHECKPOINTS, interval, epochs),
         ]
         fitted = model.fit(
             dataset,
@@ -358,6 +357,7 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
         strategy=type(strategy).__name__,
         replicas=strategy.num_replicas_in_sync,
         epochs_completed=start_epoch,
+        checkpoint_interval=interval,
         rollbacks=rollbacks,
         timings={"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         final_metrics={k: v[-1] for k, v in history.items()},
