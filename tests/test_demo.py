@@ -26,7 +26,8 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
     )
     monkeypatch.setattr(demo_module, "TUNING", {"quick": {"trials": 3, "folds": 2, "steps": 50}})
     monkeypatch.setattr(demo_module, "EVALUATION_STEPS", 50)
-    code, out, err = run_cli("demo", "--out", tmp_path / "demo", "--seeds", "2")
+    # One worker process: the queue and the reports are the same; test_evaluation checks several workers.
+    code, out, err = run_cli("demo", "--out", tmp_path / "demo", "--seeds", "2", "--jobs", "1")
     assert code == 0, err
     assert "real only" in out and "synthetic only" in out and "closer-to-train" in out
     assert "+ classic aug." in out and "label spreading" in out and "(90%)" in out and "(50%)" in out
@@ -49,7 +50,7 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
 def test_an_error_in_a_worker_is_one_line_and_stops_the_demo(tmp_path, run_cli):
     (tmp_path / "demo" / "10_per_class" / "run").mkdir(parents=True)
     (tmp_path / "demo" / "10_per_class" / "run" / "mine.txt").write_text("a user's file")
-    code, _, err = run_cli("demo", "--out", tmp_path / "demo")
+    code, _, err = run_cli("demo", "--out", tmp_path / "demo", "--jobs", "1")
     assert code == 1 and err.count("\n") == 1 and "mine.txt" in err
     assert (tmp_path / "demo" / "10_per_class" / "run" / "mine.txt").read_text() == "a user's file"
     code, _, err = run_cli("demo", "--out", tmp_path / "demo", "--jobs", "0")
