@@ -18,6 +18,8 @@ def test_quickstart_notebook_executes(tmp_path):
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    errors = "".join(o.get("text", "") for o in outputs if o.output_type == "stream" and o.get("name") == "stderr")
+    assert "Warning" not in errors, errors  # a quickstart that warns looks broken
     assert "1000 examples" in text
     accuracy = float(re.search(r"test accuracy ([0-9.]+)", text).group(1))
     assert accuracy > 0.8, text
