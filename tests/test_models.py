@@ -74,7 +74,7 @@ def test_unsupported_shapes_are_named(shape):
 )
 def test_each_model_trains_and_generates(model):
     model = _compiled(model())
-    assert _finite(model.fit(_data(), epochs=1, verbose=0))
+    assert _finite(model.fit(_data(), epochs=1, shuffle=False, verbose=0))
     images, labels = model.generate(6, seed=1)
     assert images.dtype == np.uint8 and images.shape == (6, 8, 8, 1)
     assert (labels is None) == (model.num_classes is None)
@@ -86,7 +86,7 @@ def test_each_model_trains_and_generates(model):
 def test_gan_losses_give_finite_steps(loss):
     # Two fakes per real image: D sees twice as many fakes, and wgan-gp pairs reals with the first half.
     model = _compiled(ConditionalDCGAN((8, 8, 1), num_classes=3, loss=loss, fakes_per_real=2, **TINY_GAN))
-    history = model.fit(_data(), epochs=1, verbose=0)
+    history = model.fit(_data(), epochs=1, shuffle=False, verbose=0)
     assert _finite(history) and set(history.history) == {"d_loss", "g_loss", "d_real", "d_fake"}
 
 
@@ -105,7 +105,7 @@ def test_gan_small_data_options_together():
         **TINY_GAN,
     )
     before = [w.numpy().copy() for w in model.ema_generator.trainable_weights]
-    assert _finite(_compiled(model).fit(_data(), epochs=1, verbose=0))
+    assert _finite(_compiled(model).fit(_data(), epochs=1, shuffle=False, verbose=0))
     after = model.ema_generator.trainable_weights
     assert any(not np.allclose(b, a.numpy()) for b, a in zip(before, after, strict=True))
     # The EMA lags the live generator, so the sampling weights differ from the trained ones.
@@ -125,7 +125,7 @@ def test_coverage_penalty_finds_the_nearest_fake_of_the_same_label():
 @pytest.mark.slow
 def test_unconditional_gan_trains_with_coverage():
     model = _compiled(DCGAN((8, 8, 1), coverage=1.0, fakes_per_real=2, **TINY_GAN))
-    assert _finite(model.fit(_data(), epochs=1, verbose=0))
+    assert _finite(model.fit(_data(), epochs=1, shuffle=False, verbose=0))
 
 
 def test_each_player_is_updated_by_its_own_optimizer():
@@ -134,7 +134,7 @@ def test_each_player_is_updated_by_its_own_optimizer():
     model.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.SGD(0.1))
     d_before = [w.numpy().copy() for w in model.discriminator.trainable_weights]
     g_before = [w.numpy().copy() for w in model.generator.trainable_weights]
-    model.fit(_data(), epochs=1, verbose=0)
+    model.fit(_data(), epochs=1, shuffle=False, verbose=0)
     assert all(
         np.array_equal(b, w.numpy()) for b, w in zip(d_before, model.discriminator.trainable_weights, strict=True)
     )
@@ -192,10 +192,10 @@ def test_generate_is_deterministic_and_batch_independent():
 )
 def test_save_load_round_trip(model, tmp_path, recwarn):
     model = _compiled(model())
-    model.fit(_data(), epochs=1, verbose=0)
+    model.fit(_data(), epochs=1, shuffle=False, verbose=0)
     loaded = _round_trip(model, tmp_path / "model.keras")
     assert not [w for w in recwarn if "compile" in str(w.message)]  # compiles again, silently
-    assert _finite(loaded.fit(_data(), epochs=1, verbose=0))
+    assert _finite(loaded.fit(_data(), epochs=1, shuffle=False, verbose=0))
     # The generator alone exports and reloads for sampling.
     assert isinstance(_round_trip(model.export_generator(), tmp_path / "generator.keras"), SyntheticGenerator)
 
@@ -203,7 +203,7 @@ def test_save_load_round_trip(model, tmp_path, recwarn):
 @pytest.mark.slow
 def test_gan_optimizer_state_survives_save(tmp_path):
     model = _compiled(ConditionalDCGAN((8, 8, 1), num_classes=3, **TINY_GAN))
-    model.fit(_data(), epochs=1, verbose=0)
+    model.fit(_data(), epochs=1, shuffle=False, verbose=0)
     loaded = _round_trip(model, tmp_path / "m.keras")
     assert int(loaded.d_optimizer.iterations) == int(model.d_optimizer.iterations) == 4
     for a, b in zip(model.g_optimizer.variables, loaded.g_optimizer.variables, strict=True):
@@ -212,7 +212,7 @@ def test_gan_optimizer_state_survives_save(tmp_path):
 
 def test_vae_fit_with_validation_and_evaluate():
     model = _compiled(ConditionalVAE((8, 8, 1), num_classes=3, **TINY_VAE))
-    history = model.fit(_data(), validation_data=_data(seed=1), epochs=2, verbose=0)
+    history = model.fit(_data(), validation_data=_data(seed=1), epochs=2, shuffle=False, verbose=0)
     assert {"val_loss", "val_reconstruction_loss", "val_kl_loss"} <= set(history.history)
     results = model.evaluate(_data(seed=2), return_dict=True, verbose=0)
     assert np.isfinite(results["loss"])
@@ -224,7 +224,7 @@ def test_vae_fit_with_validation_and_evaluate():
 def test_xla_jit_compile_step(model_cls):
     tiny = TINY_VAE if model_cls is ConditionalVAE else TINY_GAN
     model = _compiled(model_cls((8, 8, 1), num_classes=3, **tiny), jit_compile=True)
-    assert _finite(model.fit(_data(), epochs=1, verbose=0))
+    assert _finite(model.fit(_data(), epochs=1, shuffle=False, verbose=0))
 
 
 def _run_isolated(code: str) -> str:
@@ -243,7 +243,7 @@ def data():
     return tf.data.Dataset.from_tensor_slices({"image": x, "label": np.arange(16) % 3}).batch(16)
 def update_norm(model, build_and_compile):
     before = [w.numpy().copy() for w in model.trainable_weights]
-    model.fit(data(), epochs=1, verbose=0)
+    model.fit(data(), epochs=1, shuffle=False, verbose=0)
     return float(np.sqrt(sum(((w.numpy() - b) ** 2).sum() for w, b in zip(model.trainable_weights, before))))
 """
 
@@ -266,7 +266,7 @@ for policy in ("float32", "mixed_float16"):
         vae = ConditionalVAE((8, 8, 1), num_classes=3, latent_dim=4, base_filters=8)
         vae.compile(optimizer=keras.optimizers.SGD(0.01))
         assert isinstance(vae.optimizer, keras.optimizers.LossScaleOptimizer)
-        assert np.isfinite(vae.fit(data(), epochs=1, verbose=0).history["loss"][-1])
+        assert np.isfinite(vae.fit(data(), epochs=1, shuffle=False, verbose=0).history["loss"][-1])
 print(norms["mixed_float16"] / norms["float32"])
 """
     )
@@ -334,11 +334,11 @@ def test_own_networks_train_save_and_load(tmp_path):
         ConditionalDCGAN((8, 8, 1), 3, latent_dim=4, ema_decay=0.9, generator=generator, discriminator=discriminator)
     )
     assert gan.generator is generator and gan.discriminator is discriminator
-    assert _finite(gan.fit(_data(), epochs=1, verbose=0))
+    assert _finite(gan.fit(_data(), epochs=1, shuffle=False, verbose=0))
     decoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(64), keras.layers.Reshape((8, 8, 1))])
     vae = _compiled(VAE((8, 8, 1), latent_dim=4, base_filters=8, decoder=decoder))
     assert vae.decoder is decoder
-    assert _finite(vae.fit(_data(), epochs=1, verbose=0))
+    assert _finite(vae.fit(_data(), epochs=1, shuffle=False, verbose=0))
     for model in (gan, vae):
         _round_trip(model, tmp_path / "m.keras")
 
@@ -375,7 +375,7 @@ def test_noise_injection_reads_its_noise_from_z_and_learns_its_scale(tmp_path):
     noisy = z.copy()
     noisy[:, 4:] = 5.0
     assert np.allclose(generator([z, codes]), generator([noisy, codes]), atol=1e-6)
-    model.fit(_data(), epochs=1, verbose=0)
+    model.fit(_data(), epochs=1, shuffle=False, verbose=0)
     scales = [w for w in model.generator.weights if "noise_scale" in w.path]
     assert len(scales) == 1 and np.abs(scales[0].numpy()).max() > 0
     assert not np.allclose(generator([z, codes]), generator([noisy, codes]), atol=1e-6)
