@@ -24,14 +24,7 @@ def build_classifier(image_shape: tuple[int, int, int], num_classes: int, *, sof
     """The recipe above as a functional model taking uint8 images and giving logits, compiled with
     Adam(1e-3) and sparse cross-entropy, or categorical cross-entropy for one-hot or soft label vectors
     when ``soft_labels`` (so ``fit`` works at once)."""
-    image = keras.Input(image_shape, name="image")
-    h = layers.Rescaling(1 / 127.5, offset=-1.0)(image)
-    h = layers.Conv2D(32, 3, padding="same", activation="relu")(h)
-    h = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(h)
-    h = layers.Conv2D(128, 3, strides=2, padding="same", activation="relu")(h)
-    h = layers.Dense(128, activation="relu", name=FEATURES_LAYER)(layers.Flatten()(h))
-    logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.3)(h))
-    model = keras.Model(image, logits, name="classifier")
+    model = _network(image_shape, num_classes)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=(
@@ -49,6 +42,18 @@ def build_classifier(image_shape: tuple[int, int, int], num_classes: int, *, sof
     model.compute_metrics(blank, label, model(blank))
     model.reset_metrics()
     return model
+
+
+def _network(image_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """The recipe's layers, uncompiled; their initial weights come from the global seed."""
+    image = keras.Input(image_shape, name="image")
+    h = layers.Rescaling(1 / 127.5, offset=-1.0)(image)
+    h = layers.Conv2D(32, 3, padding="same", activation="relu")(h)
+    h = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(h)
+    h = layers.Conv2D(128, 3, strides=2, padding="same", activation="relu")(h)
+    h = layers.Dense(128, activation="relu", name=FEATURES_LAYER)(layers.Flatten()(h))
+    logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.3)(h))
+    return keras.Model(image, logits, name="classifier")
 
 
 class ClassifierTrainer:
@@ -81,7 +86,7 @@ class ClassifierTrainer:
         """
         model, fresh_optimizer = self._model(soft_labels=train.element_spec[1].shape.rank == 2)
         keras.utils.set_random_seed(seed)
-        fresh = build_classifier(self.image_shape, self.num_classes)
+        fresh = _network(self.image_shape, self.num_classes)  # only its initial weights are used
         for variable, value in zip(model.variables, fresh.variables, strict=True):
             variable.assign(value)
         for variable, value in zip(model.optimizer.variables, fresh_optimizer, strict=True):
