@@ -50,7 +50,7 @@ def _finish(parser: argparse.ArgumentParser, handler) -> None:
     parser.set_defaults(handler=handler, flags=flags)
 
 
-DATA_HELP = "digits | tfds:NAME[/CONFIG] | folder:PATH | npz:PATH"
+DATA_HELP = "digits | tfds:NAME[/CONFIG] | folder:PATH | npz:PATH | idx:DIR, optionally ending in ?train_size=N"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,11 @@ Sources (the ``data`` spec):
   * ``tfds:NAME[/CONFIG]``: any TFDS image-classification dataset, through ``tfds.load``.
   * ``folder:PATH``: one sub-folder per class of PNG/JPEG files (``train``/``test`` sub-folders optional).
   * ``npz:PATH``: arrays ``x`` (uint8 NxHxW[xC]) and ``y`` (integer labels), optional ``class_names``.
+  * ``idx:DIR``: the MNIST family's IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST), :mod:`genaug.idx`.
+
+Any spec may end in ``?train_size=N``: a seeded, stratified subset of N images of the train split (the test
+split stays whole), so a CPU user can work on 10,000 of Fashion-MNIST's 60,000. Being part of the spec,
+it travels with the run's record to ``sample``, ``evaluate`` and ``tune``.
 
 Datasets are small enough to hold in memory, so every source is loaded as arrays once and served
 through ``tf.data.Dataset.from_tensor_slices``.
@@ -26,6 +31,8 @@ SPLIT_TEST_SIZE = 0.25
 SPLIT_RANDOM_STATE = 0
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_IMAGE_SIDE = 1024  # the networks support 8..64; resizing beyond this only exhausts memory
+SOURCES = ("digits", "tfds", "folder", "npz", "idx")
+SPEC_OPTIONS = ("train_size",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +121,8 @@ def load_arrays(
     """Loads one split of a data source into memory.
 
     Args:
-        data: the source spec (``digits``, ``tfds:NAME[/CONFIG]``, ``folder:PATH``, ``npz:PATH``).
+        data: the source spec (``digits``, ``tfds:NAME[/CONFIG]``, ``folder:PATH``, ``npz:PATH``,
+            ``idx:DIR``), optionally ending in ``?train_size=N``.
         split: ``"train"`` or ``"test"``.
         image_size: ``(H, W)`` to resize every image to; required for folders of mixed sizes.
         labels_per_class: keep a seeded, stratified subset of K examples per class (scarce labels).
@@ -137,8 +145,14 @@ def load_arrays(
     if image_size is not None and not all(1 <= side <= MAX_IMAGE_SIDE for side in image_size):
         raise ArgumentError(f"{{}} {image_size} must be between 1 and {MAX_IMAGE_SIDE} pixels a side", "image_size")
     kind, arg = check_spec(data)
-    loaders = {"digits": _load_digits, "tfds": _load_tfds, "folder": _load_folder, "npz": _load_npz}
+    loaders = {"digits": _load_digits, "tfds": _load_tfds, "folder": _load_folder, "npz": _load_npz, "idx": _load_idx}
     x, y, class_names, split_sizes = loaders[kind](arg, split, image_size)
+    train_size = spec_options(data).get("train_size")
+    if train_size is not None:
+        split_sizes = {**split_sizes, "train": train_size}
+        if split == "train":
+            chosen = train_subset(y, train_size, data)
+            x, y = x[chosen], y[chosen]
     if image_size is not None and x.shape[1:3] != tuple(image_size):
         x = resize_images(x, image_size)
     keep = np.arange(len(y))
@@ -157,16 +171,53 @@ def load_arrays(
 
 
 def check_spec(data: str) -> tuple[str, str]:
-    """Splits a data spec into ``(kind, argument)`` after checking what needs no loading: the syntax and
-    that a folder or npz file exists (so a command can report a bad spec before it starts TensorFlow)."""
-    kind, _, arg = data.partition(":")
-    if kind not in ("digits", "tfds", "folder", "npz") or (kind == "digits") == bool(arg):
-        raise GenaugError(f"bad data spec {data!r}: expected digits, tfds:NAME[/CONFIG], folder:PATH or npz:PATH")
-    if kind == "folder" and not Path(arg).is_dir():
+    """Splits a data spec into ``(kind, argument)`` after checking what needs no loading: the syntax, its
+    options and that a folder or file exists (so a command can report a bad spec before TensorFlow starts)."""
+    spec_options(data)
+    kind, _, arg = data.partition("?")[0].partition(":")
+    if kind not in SOURCES or (kind == "digits") == bool(arg):
+        raise GenaugError(
+            f"bad data spec {data!r}: expected digits, tfds:NAME[/CONFIG], folder:PATH, npz:PATH or idx:DIR, "
+            "optionally ending in ?train_size=N"
+        )
+    if kind in ("folder", "idx") and not Path(arg).is_dir():
         raise GenaugError(f"folder not found: {Path(arg)}")
     if kind == "npz" and not Path(arg).is_file():
         raise GenaugError(f"npz file not found: {Path(arg)}")
     return kind, arg
+
+
+def spec_options(data: str) -> dict[str, int]:
+    """The options after a spec's ``?`` (``train_size=N``), checked: unknown keys and values that are not
+    positive integers are errors naming the spec."""
+    _, mark, query = data.partition("?")
+    options = {}
+    for item in query.split("&") if mark else []:
+        key, _, value = item.partition("=")
+        if key not in SPEC_OPTIONS:
+            raise GenaugError(f"bad data spec {data!r}: unknown option {key!r} (known: {', '.join(SPEC_OPTIONS)})")
+        if not value.isdigit() or int(value) < 1:
+            raise GenaugError(f"bad data spec {data!r}: {key} must be a positive integer, got {value!r}")
+        options[key] = int(value)
+    return options
+
+
+def train_subset(y: np.ndarray, size: int, data: str = "data") -> np.ndarray:
+    """Sorted positions of a stratified subset of ``size`` examples of ``y`` (each class in proportion,
+    largest remainders first), the same for the same ``(y, size)``: ``?train_size=N``."""
+    counts = np.bincount(y)
+    if not counts.sum() >= size >= np.count_nonzero(counts):
+        raise GenaugError(
+            f"{data}: train_size {size} must be between the number of classes ({np.count_nonzero(counts)}) and "
+            f"the train split's size ({len(y)})"
+        )
+    exact = counts * size / counts.sum()
+    take = np.floor(exact).astype(np.int64)
+    take[np.argsort(take - exact, kind="stable")[: size - take.sum()]] += 1
+    take = np.maximum(take, np.minimum(counts, 1))  # every class keeps at least one image
+    while take.sum() > size:  # only when that raised a class: trim the largest
+        take[take.argmax()] -= 1
+    return _stratified_choice(y, SPLIT_RANDOM_STATE, None, take)
 
 
 def check_unlabeled_spec(spec: str) -> tuple[str, str]:
@@ -183,9 +234,10 @@ def check_unlabeled_spec(spec: str) -> tuple[str, str]:
 
 
 def resolved_spec(data: str) -> str:
-    """``data`` with a folder or npz path made absolute, so that a run can be read from any folder."""
-    kind, _, arg = data.partition(":")
-    return f"{kind}:{Path(arg).resolve()}" if kind in ("folder", "npz", "images") and arg else data
+    """``data`` with a folder or file path made absolute, so that a run can be read from any folder."""
+    spec, mark, query = data.partition("?")
+    kind, _, arg = spec.partition(":")
+    return f"{kind}:{Path(arg).resolve()}{mark}{query}" if kind in ("folder", "npz", "images", "idx") and arg else data
 
 
 def load_dataset(data: str, split: str = "train", **kwargs):
@@ -234,13 +286,15 @@ def labelled_subset(
     return _stratified_choice(y, seed, lambda n: labels_per_class or max(1, round(label_fraction * n)))
 
 
-def _stratified_choice(y: np.ndarray, seed: int, count) -> np.ndarray:
-    """Sorted positions of ``count(n)`` examples drawn without replacement from each class of ``n``."""
+def _stratified_choice(y: np.ndarray, seed: int, count, per_label: np.ndarray | None = None) -> np.ndarray:
+    """Sorted positions of ``count(n)`` examples (or ``per_label[label]``) drawn without replacement from
+    each class of ``n``."""
     rng = np.random.default_rng(seed)
     chosen = []
     for label in np.flatnonzero(np.bincount(y)):
         members = np.flatnonzero(y == label)
-        chosen.append(rng.choice(members, size=count(len(members)), replace=False))
+        size = count(len(members)) if per_label is None else int(per_label[label])
+        chosen.append(rng.choice(members, size=size, replace=False))
     return np.sort(np.concatenate(chosen))
 
 
@@ -397,6 +451,13 @@ def _load_tfds(arg, split, _image_size):
     sizes = {s: info.splits[s].num_examples for s in SPLITS if s in info.splits}
     sizes.setdefault(split, len(labels))  # metadata without split statistics (e.g. mock data)
     return images, labels, names, sizes
+
+
+def _load_idx(arg, split, _image_size):
+    from genaug.idx import label_count, load_idx
+
+    x, y, names = load_idx(Path(arg), split)
+    return x, y, names, {s: len(y) if s == split else label_count(Path(arg), s) for s in SPLITS}
 
 
 def _load_npz(arg, split, _image_size):

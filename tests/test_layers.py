@@ -11,6 +11,7 @@ BASE = {
     "genaug.atomic",
     "genaug.version",
     "genaug.data",
+    "genaug.idx",  # the idx: source (the MNIST family's IDX files)
     "genaug.records",
     "genaug.grids",
     "genaug.teacher",
