@@ -1,18 +1,19 @@
-"""Scarce labels on digits: does a generator that also learns from the unlabelled images pay?
+"""Scarce labels: does a generator that also learns from the unlabelled images pay, on digits and on real-size images?
 
-For K labels per class and label-subset seeds 0..S-1: train the default conditional VAE with K labels per
-class and the rest of the train split unlabelled (``--unlabeled auto``: label spreading pseudo-labels the
-unlabelled images, those at least 0.9 confident join the training set), sample 200 images per class, and
-run ``genaug.evaluate`` (CNN and SVC recipes, 3 classifier seeds each) on the real test split. It puts
-beside the synthetic data the routes a user has without genaug: classic augmentation of the labelled
-images, and the same label spreading with the classifier recipes trained on the labelled plus all
-pseudo-labelled real images.
+For each label seed 0..S-1: train the default conditional VAE on K labels per class (a fifth of them held
+out from the generator, ``--holdout 0.2``) and the rest of the train split unlabelled (its teacher,
+chosen on the held-out labels, pseudo-labels them), sample N images per class, let ``genaug tune`` choose
+a policy by validation on the labelled examples, and ``genaug evaluate`` it (CNN and SVC recipes) on the
+real test split beside the routes without genaug. ``--labels 0``: every label (no unlabelled images).
 
-Rows (accuracy, mean over label seeds with a 95 % t-interval; gains paired by label seed):
-real only (the K labelled images), real + synthetic (fractions 0.5, 0.75, 0.9), synthetic only,
-real + classic augmentation and label spreading.
+Rows (accuracy, mean over label seeds with a 95 % t-interval; gains paired by label seed): real only,
+classic augmentation, label spreading, the teacher alone (the run's FixMatch CNN, when it was chosen),
+real + synthetic as the tuned policy says, synthetic only.
 
-Run: python benchmarks/scarce_labels.py [--labels 10] [--seeds 5] [--epochs 150]
+Run:
+  python benchmarks/scarce_labels.py                       # digits, 10 labels per class, 5 seeds
+  python benchmarks/scarce_labels.py --data idx:/usr/share/datasets/fashion-mnist --train-size 10000 \\
+      --labels 10 --seeds 3                                # Fashion-MNIST (apt-get install dataset-fashion-mnist)
 (last line: one JSON object with every figure)
 """
 
@@ -31,76 +32,85 @@ import genaug  # noqa: E402
 from genaug.metrics import mean_interval  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
-FRACTIONS = (0.5, 0.75, 0.9)
-CNN_STEPS = 600
+ROWS = ("real", "classic_augmentation", "label_spreading", "teacher", "policy", "synthetic")
 
 
-def cell(result: dict, sign: str) -> str:
+def cell(result: dict, sign: str = "") -> str:
     """``mean [low, high]`` in percent."""
     low, high = result["ci95"]
     return f"{100 * result['mean']:{sign}5.1f} [{100 * low:{sign}5.1f}, {100 * high:{sign}5.1f}]"
 
 
-def one_seed(labels_per_class: int, seed: int, epochs: int, work: Path) -> dict:
-    config = cfg.from_dict(
-        {
-            "data": {"labels_per_class": labels_per_class},
-            "optim": {"epochs": epochs},
-            "run": {"out": str(work / f"run{seed}"), "seed": seed, "quiet": True, "sample_every": epochs},
-        }
-    )
+def one_seed(args, seed: int, work: Path) -> dict:
+    data = {"data": args.data, "holdout": 0.2}
+    if args.labels:
+        data["labels_per_class"] = args.labels
+    config = cfg.from_dict({"data": data, "run": {"out": str(work / f"run{seed}"), "seed": seed, "quiet": True}})
+    times = {}
     started = time.time()
     run = genaug.train(config)
-    genaug.sample(run.directory, work / f"syn{seed}", per_class=200, seed=seed, progress=False)
+    times["train"] = time.time() - started
+    syn = work / f"syn{seed}"
+    genaug.sample(run.directory, syn, per_class=args.per_class, seed=seed, progress=False)
+    times["sample"] = time.time() - started - times["train"]
+    tuned = genaug.tune(args.data, [syn], work / f"tune{seed}", seed=seed, trials=args.trials, seeds=0, progress=False)
+    times["tune"] = time.time() - started - times["train"] - times["sample"]
+    policy = genaug.Policy.from_dict(tuned["policy"])
     report = genaug.evaluate(
-        "digits",
-        work / f"syn{seed}",
-        work / f"report{seed}",
-        seeds=3,
-        fractions=FRACTIONS,
-        steps=CNN_STEPS,
+        args.data, syn, work / f"report{seed}", seeds=args.classifier_seeds, fractions=(0.5,), policy=policy,
         progress=False,
-    )
-    row = {
-        kind: {name: r["mean"] for name, r in {**u["conditions"], **u["baselines"]}.items()}
-        for kind, u in report["utility"].items()
-    }
-    row["pseudo_labelled"] = run.record.unlabeled["pseudo_labelled"]
-    row["seconds"] = time.time() - started
+    )  # fmt: skip
+    times["evaluate"] = time.time() - started - sum(times.values())
+    row = {}
+    for kind, u in report["utility"].items():
+        results = {**u["conditions"], **u.get("baselines", {}), **({"policy": u["policy"]} if "policy" in u else {})}
+        row[kind] = {name: results[name]["mean"] for name in ROWS if name in results}
+    unlabeled = run.record.unlabeled or {}
+    row["teacher"] = unlabeled.get("teacher")
+    row["pseudo_labelled"] = unlabeled.get("pseudo_labelled")
+    row["policy"] = tuned["policy"]
+    row["seconds"] = times
     return row
+
+
+def summarise(rows: list[dict], kind: str) -> dict:
+    names = [name for name in ROWS if all(name in r[kind] for r in rows)]
+    summary = {name: mean_interval([r[kind][name] for r in rows]) for name in names}
+    paired = {}
+    for base in ("real", "classic_augmentation", "teacher"):
+        if base in names:
+            values = np.array([r[kind]["policy"] - r[kind][base] for r in rows])
+            paired[f"policy - {base}"] = mean_interval(values.tolist())
+    return {"rows": summary, "paired": paired}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labels", type=int, nargs="+", default=[10], help="labels per class (several allowed)")
-    parser.add_argument("--seeds", type=int, default=5, help="label-subset seeds 0..S-1")
-    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--data", default="digits", help="data spec (default digits)")
+    parser.add_argument("--train-size", type=int, help="a stratified subset of N train images (?train_size=N)")
+    parser.add_argument("--labels", type=int, default=10, help="labels per class; 0: all labels")
+    parser.add_argument("--seeds", type=int, default=5, help="label seeds 0..S-1")
+    parser.add_argument("--per-class", type=int, default=200, help="synthetic images per class")
+    parser.add_argument("--trials", type=int, default=5, help="tune's trials per seed")
+    parser.add_argument("--classifier-seeds", type=int, default=1, help="classifier seeds per label seed")
     args = parser.parse_args()
-    results = {}
+    if args.train_size:
+        args.data = f"{args.data}?train_size={args.train_size}"
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for k in args.labels:
-            rows = []
-            for seed in range(args.seeds):
-                rows.append(one_seed(k, seed, args.epochs, Path(tmp) / f"k{k}"))
-                print(f"K={k} seed {seed}: {json.dumps(rows[-1])}", flush=True)
-            summary = {}
-            for kind in ("cnn", "svc"):
-                names = list(rows[0][kind])
-                summary[kind] = {name: mean_interval([r[kind][name] for r in rows]) for name in names}
-                real = np.array([r[kind]["real"] for r in rows])
-                others = [name for name in names if name != "real"]
-                summary[kind]["gain"] = {
-                    name: mean_interval(np.array([r[kind][name] for r in rows]) - real) for name in others
-                }
-                print(
-                    f"\nK={k} {kind}: accuracy % (mean [95 % interval] over {args.seeds} label seeds; gain over real)"
-                )
-                for name in names:
-                    gain = summary[kind]["gain"].get(name)
-                    print(
-                        f"  {name:<16} {cell(summary[kind][name], '')}" + (f"  gain {cell(gain, '+')}" if gain else "")
-                    )
-            results[str(k)] = {"rows": rows, "summary": summary}
+        for seed in range(args.seeds):
+            rows.append(one_seed(args, seed, Path(tmp)))
+            print(f"seed {seed}: {json.dumps(rows[-1])}", flush=True)
+    results = {"args": vars(args), "rows": rows}
+    for kind in ("cnn", "svc"):
+        if not all(kind in r for r in rows):
+            continue
+        results[kind] = summarise(rows, kind)
+        print(f"\n{kind}: accuracy % on the test split (mean [95 % interval] over {args.seeds} label seeds)")
+        for name, result in results[kind]["rows"].items():
+            print(f"  {name:<22} {cell(result)}")
+        for name, result in results[kind]["paired"].items():
+            print(f"  {name:<22} {cell(result, '+')}")
     print(json.dumps(results))
 
 

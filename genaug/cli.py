@@ -54,6 +54,7 @@ DATA_HELP = "digits | tfds:NAME[/CONFIG] | folder:PATH | npz:PATH | idx:DIR, opt
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from genaug.teacher import TEACHERS
     from models import MODEL_KINDS
     from trainers.config import JIT_MODES, PRECISIONS, PRESETS, STRATEGIES
 
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help=f"{DATA_HELP} (default: digits)")
     train.add_argument("--model", choices=tuple(MODEL_KINDS), help="the generator (default: cvae)")
     train.add_argument("--out", required=True, help="run directory to write (or to resume)")
-    train.add_argument("--epochs", type=int, help="training epochs (default: the model's)")
+    train.add_argument("--epochs", type=int, help="training epochs (default: the model's, within --max-steps)")
     train.add_argument("--batch-size", type=int, help="global batch size, split across replicas (default: 64)")
     train.add_argument("--seed", type=int, help="seed of weights, data order, label subset and sampling (default 0)")
     train.add_argument("--config", metavar="FILE", help="YAML or JSON config with sections data/model/optim/run")
@@ -98,6 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="keep a fraction F of each class's labelled examples from the generator (seeded), so that "
         "tune can check synthetic data on labelled images the generator never saw (e.g. 0.2)",
+    )
+    train.add_argument(
+        "--teacher",
+        choices=TEACHERS,
+        help="who pseudo-labels the unlabelled images: spreading (label spreading on pixels, seconds), fixmatch "
+        "(a CNN, minutes; right on real-size images) or auto (both, keeping the one more accurate on the "
+        "--holdout labels; fixmatch without them) (default auto)",
+    )
+    train.add_argument(
+        "--max-steps",
+        type=int,
+        metavar="N",
+        help="stop at N optimizer steps' worth of epochs unless --epochs is given (default: the model's, 3500 "
+        "for a VAE: 150 epochs of digits, 22 of 10,000 images)",
     )
     train.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (default auto)")
     train.add_argument("--precision", choices=PRECISIONS, help="Keras dtype policy (default auto)")
@@ -379,9 +394,10 @@ def _train_config(args: argparse.Namespace):
             "image_size": args.image_size,
             "unlabeled": args.unlabeled,
             "holdout": args.holdout,
+            "teacher": args.teacher,
         },
         "model": {"kind": args.model},
-        "optim": {"epochs": args.epochs, "batch_size": args.batch_size},
+        "optim": {"epochs": args.epochs, "max_steps": args.max_steps, "batch_size": args.batch_size},
         "run": {
             "out": args.out,
             "seed": args.seed,
@@ -454,9 +470,24 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise GenaugError(f"--jobs must be at least 1, got {args.jobs}")
 
 
+def _show_library_progress(quiet: bool) -> None:
+    """The library reports long phases (a teacher's training, ...) through ``logging``: shown here, one plain
+    line each, unless ``--quiet``."""
+    import logging
+
+    logger = logging.getLogger("genaug")
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not any(getattr(h, "genaug_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("genaug: %(message)s"))
+        handler.genaug_cli = True
+        logger.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    _show_library_progress(quiet=getattr(args, "quiet", False))
     if not args.debug:  # native errors such as "failed call to cuInit" on a machine without a GPU
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:

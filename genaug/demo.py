@@ -143,7 +143,12 @@ def _train_and_sample(name: str, setting: dict, base: Path, per_class: int, over
     config = cfg.from_dict(
         {
             "model": {"kind": "cvae"},
-            "data": {"data": "digits", "labels_per_class": labels, "holdout": setting.get("holdout", 0.0)},
+            "data": {
+                "data": "digits",
+                "labels_per_class": labels,
+                "holdout": setting.get("holdout", 0.0),
+                **({"teacher_steps": setting["teacher_steps"]} if "teacher_steps" in setting else {}),
+            },
             "optim": {"epochs": setting["epochs"], "batch_size": setting["batch_size"]},
             "run": {
                 "out": str(base / "run"),

@@ -272,8 +272,11 @@ def evaluate(
     predicted = iter(workers.imap(test_predictions, planned) if workers else map(test_predictions, planned))
 
     # Measured here while the workers (if any) train the classifiers.
-    say("  fidelity (classifier feature space) ...")
-    fidelity = _fidelity(full_train, syn_x, syn_y, test, num_classes)
+    say(f"  fidelity (features of a CNN trained on the {len(real.y)} labelled examples) ...")
+    fidelity = _fidelity(real, full_train, syn_x, syn_y, test, num_classes)
+    teacher = _teacher_accuracy(syn_set, test)
+    if teacher is not None:
+        say(f"  teacher alone (the run's {teacher['name']}) accuracy {teacher['mean']:.4f}")
     say("  memorisation ...")
     # Memorisation is measured against the images the generator saw: with `unlabeled: auto`, the whole split.
     train_seen = real if syn_set.train_indices is not None and not _learnt_from_the_rest(syn_set) else full_train
@@ -312,6 +315,9 @@ def evaluate(
         for name in baselines:
             utility[kind].setdefault("baselines", {})[name] = scored(real_values)
             say(f"  {kind:<4} {name:<12} accuracy {utility[kind]['baselines'][name]['mean']:.4f} (no synthetic data)")
+        if teacher is not None and kind == "cnn":  # a CNN itself, trained on the labelled + unlabelled images
+            gain = metrics.mean_interval((teacher["mean"] - real_values).tolist())
+            utility[kind].setdefault("baselines", {})["teacher"] = {**teacher, "gain": gain}
         if policy is not None:
             utility[kind]["policy"] = {**scored(real_values), "policy": policy.to_dict()}
             say(f"  {kind:<4} {'policy':<12} accuracy {utility[kind]['policy']['mean']:.4f}")
@@ -358,7 +364,7 @@ def _feature_model(train: LabelledArrays, num_classes: int) -> keras.Model:
 
     key = (train.fingerprint(), train.x.shape, num_classes)
     if key not in _feature_models:
-        steps = max(600, 30 * len(train.y) // 64)
+        steps = min(1000, max(600, 30 * len(train.y) // 64))  # 30 epochs of digits; features, not a contest
         model = train_classifier(
             arrays_dataset(train.x, train.y, seed=0), train.x.shape[1:], num_classes, seed=0, steps=steps
         )
@@ -367,18 +373,36 @@ def _feature_model(train: LabelledArrays, num_classes: int) -> keras.Model:
     return _feature_models[key]
 
 
-def _fidelity(train: LabelledArrays, syn_x, syn_y, test, num_classes) -> dict:
+def _teacher_accuracy(syn_set: SyntheticDataset, test: LabelledArrays) -> dict | None:
+    """The test accuracy of the FixMatch teacher that labelled the generator's unlabelled images (the
+    run's ``teacher.keras``), or ``None`` when there is none or the run is not where it was."""
+    from genaug.records import RunDirectory
+    from genaug.teacher import teacher_probabilities
+
+    path = Path(syn_set.manifest["generator"]["run"]) / RunDirectory.TEACHER
+    if not path.is_file():
+        return None
+    import models
+
+    accuracy = float(np.mean(teacher_probabilities(models.load_model(path), test.x).argmax(axis=1) == test.y))
+    return {**metrics.mean_interval([accuracy]), "name": "fixmatch", "path": str(path)}
+
+
+def _fidelity(labelled: LabelledArrays, train: LabelledArrays, syn_x, syn_y, test, num_classes) -> dict:
     """Frechet distance, KID, precision/recall (k=3), density/coverage (k=5) of synthetic vs real train
-    features, with the real test split against real train as the yardstick."""
+    images (``train``, whose labels are not read), with the real test split against real train as the
+    yardstick, in the features of a CNN trained on the ``labelled`` examples alone: the labels the
+    setting has. Per class: the labelled examples' features against the synthetic images'."""
     from genaug.classifier import penultimate_features
 
-    model = _feature_model(train, num_classes)
+    model = _feature_model(labelled, num_classes)
     rng = np.random.default_rng(0)
     pick = rng.choice(len(syn_y), min(len(syn_y), MAX_FIDELITY_SAMPLES), replace=False)
     real_pick = rng.choice(len(train.y), min(len(train.y), MAX_FIDELITY_SAMPLES), replace=False)
     syn_f, syn_l = penultimate_features(model, syn_x[pick]), syn_y[pick]
-    real_f, real_l = penultimate_features(model, train.x[real_pick]), train.y[real_pick]
+    real_f = penultimate_features(model, train.x[real_pick])
     test_f = penultimate_features(model, test.x)
+    labelled_f, labelled_l = penultimate_features(model, labelled.x), labelled.y
 
     def scores(a, b):
         precision, recall = metrics.precision_recall(a, b, k=3)
@@ -394,7 +418,7 @@ def _fidelity(train: LabelledArrays, syn_x, syn_y, test, num_classes) -> dict:
 
     per_class = {}
     for c in range(num_classes):
-        a, b = real_f[real_l == c], syn_f[syn_l == c]
+        a, b = labelled_f[labelled_l == c], syn_f[syn_l == c]
         if len(a) > 5 and len(b) > 5:
             per_class[str(c)] = {
                 "frechet_distance": metrics.frechet_distance(a, b),
@@ -404,5 +428,5 @@ def _fidelity(train: LabelledArrays, syn_x, syn_y, test, num_classes) -> dict:
         "synthetic_vs_real_train": scores(real_f, syn_f),
         "real_test_vs_real_train": scores(real_f, test_f),
         "per_class": per_class,
-        "features": "penultimate layer (128) of the CNN recipe trained on real train",
+        "features": "penultimate layer (128) of the CNN recipe trained on the labelled real train examples",
     }

@@ -136,6 +136,7 @@ class RunDirectory:
     GENERATOR = "generator.keras"
     ORACLE = "oracle.keras"
     PSEUDO_LABELS = "pseudo_labels.npz"
+    TEACHER = "teacher.keras"  # the FixMatch teacher, when it labelled the unlabelled images
     CHECKPOINTS = "checkpoints"
     SAMPLES = "samples"
     LOGS = "logs"
@@ -208,11 +209,23 @@ class RunDirectory:
             )
         return examples
 
-    def write_pseudo_labels(self, labels: np.ndarray, confidence: np.ndarray) -> None:
-        """The teacher's label and confidence for each unlabelled image, in the order of ``unlabeled``."""
+    def write_pseudo_labels(self, labels: np.ndarray, confidence: np.ndarray, teacher: dict | None = None) -> None:
+        """The teacher's label and confidence for each unlabelled image, in the order of ``unlabeled``, and
+        the teacher's account (what run.json records), so that a resumed run need not teach again."""
         with atomic.atomic_path(self.path / self.PSEUDO_LABELS) as tmp, open(tmp, "wb") as f:
-            np.savez(f, labels=labels, confidence=confidence)
+            np.savez(f, labels=labels, confidence=confidence, teacher=np.asarray(json.dumps(teacher or {})))
         self.__dict__.pop("_training_images", None)
+
+    def read_pseudo_labels(self) -> tuple[np.ndarray, np.ndarray, dict]:
+        """``(labels, confidence, teacher's account)`` as :meth:`write_pseudo_labels` wrote them (runs of
+        genaug 0.3 and before have no account: ``{}``)."""
+        path = self.path / self.PSEUDO_LABELS
+        try:
+            with np.load(path, allow_pickle=False) as pseudo:
+                teacher = json.loads(str(pseudo["teacher"])) if "teacher" in pseudo.files else {}
+                return pseudo["labels"], pseudo["confidence"], teacher
+        except (OSError, ValueError, KeyError) as err:
+            raise GenaugError(f"{path}: not readable pseudo-labels ({err})") from None
 
     def training_images(self) -> tuple[np.ndarray, np.ndarray]:
         """Every image the generator trained on with its label: the labelled examples, then the
@@ -232,8 +245,8 @@ class RunDirectory:
             x = load_unlabeled(source, labelled, image_size=self._image_size()).x
         if UnlabeledImages(x, source, None).fingerprint() != self.record.unlabeled["fingerprint"]:
             raise GenaugError(f"{self.path}: the unlabelled images at {source} changed since training")
-        with np.load(self.path / self.PSEUDO_LABELS) as pseudo:
-            return with_confident(labelled, x, pseudo["labels"], pseudo["confidence"], threshold)
+        labels, confidence, _ = self.read_pseudo_labels()
+        return with_confident(labelled, x, labels, confidence, threshold)
 
     # ---- the models -----------------------------------------------------------------------------
 
@@ -484,6 +497,7 @@ RUN_LAYOUT = Layout(
             RunDirectory.GENERATOR,
             RunDirectory.ORACLE,
             RunDirectory.PSEUDO_LABELS,
+            RunDirectory.TEACHER,
             RunDirectory.CHECKPOINTS,
             RunDirectory.SAMPLES,
             RunDirectory.LOGS,

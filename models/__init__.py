@@ -19,6 +19,7 @@ _EXPORTS = {
     "ConditionalVAE": "models.vae",
     "DCGAN": "models.dcgan",
     "ConditionalDCGAN": "models.dcgan",
+    "FixMatch": "models.fixmatch",
     "SyntheticGenerator": "models.generator",
     "ProjectionHead": "models.layers",
     "to_model_range": "models.scaling",

@@ -129,6 +129,7 @@ class DCGAN(GenerativeModel):
     #: What ``compile()`` and ``genaug train`` use unless told otherwise (``fit`` takes the epochs).
     TRAINING_DEFAULTS = {
         "epochs": 300,
+        "max_steps": 6500,  # whichever comes first, unless given epochs
         "batch_size": 64,
         "g_learning_rate": 5e-4,
         "d_learning_rate": 3e-4,

@@ -7,7 +7,7 @@ while G still receives gradients through the augmentation.
 import keras
 from keras import ops
 
-POLICIES = ("color", "translation", "cutout")
+POLICIES = ("color", "translation", "cutout", "flip")
 
 
 def diff_augment(images, policy: tuple[str, ...], seed_generator: keras.random.SeedGenerator):
@@ -19,6 +19,8 @@ def diff_augment(images, policy: tuple[str, ...], seed_generator: keras.random.S
             images = _translation(images, seed_generator)
         elif name == "cutout":
             images = _cutout(images, seed_generator)
+        elif name == "flip":
+            images = _flip(images, seed_generator)
         else:
             raise ValueError(f"unknown DiffAugment policy {name!r}: expected some of {', '.join(POLICIES)}")
     return images
@@ -64,3 +66,9 @@ def _cutout(x, seed_generator, ratio: float = 0.5):
     cols = ops.arange(width)[None, None, :]
     inside = (rows >= top) & (rows < top + cut_h) & (cols >= left) & (cols < left + cut_w)
     return x * ops.cast(ops.logical_not(inside), x.dtype)[..., None]
+
+
+def _flip(x, seed_generator):
+    """Mirrors half the images left to right (for data whose classes are symmetric: clothes, not digits)."""
+    mirrored = _uniform(x, seed_generator) < 0.5
+    return ops.where(mirrored, ops.flip(x, axis=2), x)

@@ -90,7 +90,15 @@ class VAE(GenerativeModel):
         self.built = True
 
     #: What ``compile()`` and ``genaug train`` use unless told otherwise (``fit`` takes the epochs).
-    TRAINING_DEFAULTS = {"epochs": 150, "batch_size": 64, "learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999}
+    # ``genaug train`` stops at whichever of ``epochs`` and ``max_steps`` comes first (unless given epochs).
+    TRAINING_DEFAULTS = {
+        "epochs": 150,
+        "max_steps": 3500,
+        "batch_size": 64,
+        "learning_rate": 1e-3,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+    }
 
     @property
     def metrics(self):

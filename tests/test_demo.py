@@ -16,6 +16,7 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
             "10_per_class": {
                 "labels_per_class": 10,
                 "holdout": 0.2,
+                "teacher_steps": 10,
                 "epochs": 2,
                 "batch_size": 64,
                 "fraction": 0.9,

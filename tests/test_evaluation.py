@@ -81,7 +81,7 @@ def test_fidelity_depends_on_the_data_alone_not_on_what_trained_before():
     for earlier_seed in (1, 2):  # evaluate's classifier fits leave the global seed at their own
         evaluation._feature_models.clear()  # trained afresh each time
         keras.utils.set_random_seed(earlier_seed)
-        measured.append(evaluation._fidelity(train, train.x[:100], train.y[:100], test, 10))
+        measured.append(evaluation._fidelity(train, train, train.x[:100], train.y[:100], test, 10))
     assert measured[0] == measured[1]
 
 

@@ -263,7 +263,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
 def test_smoke_preset_shrinks_the_model_it_applies_to(kind):
     default = cfg.resolve(cfg.from_dict({"model": {"kind": kind}}))
     smoke_config = cfg.resolve(cfg.from_dict({"model": {"kind": kind}}, PRESETS["smoke"]))
-    assert smoke_config.optim.epochs == 2 < default.optim.epochs
+    assert smoke_config.optim.epochs == 2 < models.MODELS[kind].TRAINING_DEFAULTS["epochs"]
+    assert default.optim.epochs is None  # decided by the budget, once the data's size is known
     assert smoke_config.model.params["latent_dim"] == 4 < default.model.params["latent_dim"]
     width = "base_filters" if kind == "cvae" else "g_filters"
     assert smoke_config.model.params[width] == 8 < default.model.params[width]
@@ -286,4 +287,25 @@ def test_the_python_api_defaults_are_what_genaug_train_uses(kind):
     optimizers = ("d_optimizer", "g_optimizer") if kind.endswith("gan") else ("optimizer",)
     for name in optimizers:
         assert settings(getattr(by_train, name)) == settings(getattr(by_hand, name))
-    assert config.optim.epochs == cls.TRAINING_DEFAULTS["epochs"]
+    assert cfg.budget(config, steps_per_epoch=1).optim.epochs == cls.TRAINING_DEFAULTS["epochs"]
+
+
+@pytest.mark.parametrize("kind", ["cvae", "cdcgan"])
+def test_the_default_budget_scales_with_the_data(kind):
+    """Default epochs on a small dataset, at most max_steps steps on a large one; given epochs stand."""
+    defaults = models.MODELS[kind].TRAINING_DEFAULTS
+    config = cfg.resolve(cfg.from_dict({"model": {"kind": kind}}))
+    assert config.optim.max_steps == defaults["max_steps"]
+    assert cfg.budget(config, steps_per_epoch=21).optim.epochs == defaults["epochs"]  # digits
+    large = cfg.budget(config, steps_per_epoch=156).optim.epochs  # 10,000 images
+    assert large == -(-defaults["max_steps"] // 156) and (large - 1) * 156 < defaults["max_steps"]
+    capped = cfg.resolve(cfg.from_dict({"model": {"kind": kind}, "optim": {"max_steps": 100}}))
+    assert cfg.budget(capped, steps_per_epoch=30).optim.epochs == 4
+    given = cfg.resolve(cfg.from_dict({"model": {"kind": kind}, "optim": {"epochs": 500, "max_steps": 100}}))
+    assert cfg.budget(given, steps_per_epoch=30).optim.epochs == 500
+
+
+def test_train_records_the_budgeted_epochs(tmp_path):
+    run = train(smoke(tmp_path / "run", optim={"epochs": None, "max_steps": 3}))
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["optim"]
+    assert run.record.epochs_completed == recorded["epochs"] == 1 and recorded["max_steps"] == 3

@@ -18,7 +18,7 @@ def _weights(run_dir):
 
 
 def test_auto_learns_from_the_rest_of_the_split_and_records_it(tmp_path):
-    run = train(smoke_config(tmp_path / "run", data={"unlabeled": "auto"}, optim={"epochs": 1}))
+    run = train(smoke_config(tmp_path / "run", data={"unlabeled": "auto", "teacher": "spreading"}, optim={"epochs": 1}))
     record = run.record
     assert record.num_train_examples == 100 and len(record.train_indices) == 100
     assert sorted(record.train_indices + record.unlabeled_indices) == list(range(1347))
@@ -95,7 +95,7 @@ def _pngs(root, sizes):
 
 @pytest.mark.slow
 def test_evaluate_reports_the_route_without_genaug(tmp_path):
-    run = train(smoke_config(tmp_path / "run", data={"unlabeled": "auto"}, optim={"epochs": 1}))
+    run = train(smoke_config(tmp_path / "run", data={"unlabeled": "auto", "teacher": "spreading"}, optim={"epochs": 1}))
     genaug.sample(run.directory, tmp_path / "syn", per_class=5, progress=False)
     report = genaug.evaluate(
         "digits", tmp_path / "syn", tmp_path / "r", seeds=2, fractions=(0.5,), steps=30, progress=False

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from genaug.errors import GenaugError
+from genaug.teacher import TEACHERS
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -46,6 +47,10 @@ class DataConfig:
     # "images:PATH" or "npz:PATH". A teacher pseudo-labels them; those at least this confident are used.
     unlabeled: str = "auto"
     pseudo_label_confidence: float = 0.9
+    # Who pseudo-labels them: "spreading", "fixmatch", or "auto" (both; the one more accurate on the
+    # held-out labels, FixMatch without them), and FixMatch's optimizer steps.
+    teacher: str = "auto"
+    teacher_steps: int = 2500
     # A seeded, stratified fraction of the labelled examples the generator, its teacher and its oracle
     # never see: labelled images on which ``tune`` can check synthetic data honestly.
     holdout: float = 0.0
@@ -53,6 +58,10 @@ class DataConfig:
     def __post_init__(self):
         if not 0 <= self.holdout < 1:
             raise GenaugError(f"config key 'data.holdout' must be in [0, 1), got {self.holdout}")
+        if self.teacher not in TEACHERS:
+            raise GenaugError(f"config key 'data.teacher' {self.teacher!r}: expected one of {', '.join(TEACHERS)}")
+        if self.teacher_steps < 1:
+            raise GenaugError(f"config key 'data.teacher_steps' must be at least 1, got {self.teacher_steps}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,9 +75,15 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    """Adam and the schedule; ``None`` is the model's ``TRAINING_DEFAULTS``. ``batch_size`` is global."""
+    """Adam and the schedule; ``None`` is the model's ``TRAINING_DEFAULTS``. ``batch_size`` is global.
+
+    The length of training: ``epochs`` when given; else the model's default epochs, but at most
+    ``max_steps`` optimizer steps' worth (:func:`budget`), so that the default fits 1,347 images and
+    60,000 alike.
+    """
 
     epochs: int | None = None
+    max_steps: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None  # VAEs
     g_learning_rate: float | None = None  # GANs
@@ -112,6 +127,7 @@ PRESETS = {
     # samples and a checkpoint after every epoch (so the machinery runs, resume included).
     "smoke": TrainConfig(
         preset="smoke",
+        data=DataConfig(teacher_steps=20),
         optim=OptimConfig(epochs=2, batch_size=32),
         run=RunConfig(sample_every=1, checkpoint_every=1),
     ),
@@ -171,7 +187,9 @@ def resolve(config: TrainConfig) -> TrainConfig:
         if field.name not in cls.TRAINING_DEFAULTS and value is not None:
             raise GenaugError(f"config key 'optim.{field.name}' does not apply to {config.model.kind}")
         optim[field.name] = cls.TRAINING_DEFAULTS.get(field.name) if value is None else value
-    for key, value in (*((f"optim.{k}", optim[k]) for k in ("epochs", "batch_size")), *_run_counts(config.run)):
+    optim["epochs"] = config.optim.epochs  # None until budget() knows the epoch's length
+    counts = [(f"optim.{k}", optim[k]) for k in ("epochs", "batch_size", "max_steps") if optim[k] is not None]
+    for key, value in (*counts, *_run_counts(config.run)):
         if value < 1:
             raise GenaugError(f"config key {key!r} must be at least 1, got {value}")
     if config.run.seed < 0:
@@ -180,6 +198,17 @@ def resolve(config: TrainConfig) -> TrainConfig:
         if isinstance(value, float) and not 0 <= value < math.inf:
             raise GenaugError(f"config key 'optim.{key}' must be a finite number >= 0, got {value}")
     return dataclasses.replace(config, model=ModelConfig(config.model.kind, params), optim=OptimConfig(**optim))
+
+
+def budget(config: TrainConfig, steps_per_epoch: int) -> TrainConfig:
+    """``config`` with its epochs decided: as given, or the model's default epochs but no more than
+    ``optim.max_steps`` steps of ``steps_per_epoch`` (150 epochs of digits' 21 steps; 22 epochs of
+    10,000 images' 156)."""
+    if config.optim.epochs is not None:
+        return config
+    default = model_class(config.model.kind).TRAINING_DEFAULTS["epochs"]
+    epochs = min(default, math.ceil(config.optim.max_steps / steps_per_epoch))
+    return dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=epochs))
 
 
 def _run_counts(run: RunConfig):

@@ -34,12 +34,12 @@ from genaug.data import (
 )
 from genaug.errors import ArgumentError, GenaugError
 from genaug.records import RUN_LAYOUT, RunDirectory, RunRecord, claim_directory
-from genaug.teacher import NEIGHBOURS, pseudo_labels, with_confident
+from genaug.teacher import Teaching, teach, with_confident
 from genaug.version import __version__
 from models.base import adam
 from models.scaling import to_model_range
 from trainers import callbacks as cb
-from trainers.config import TrainConfig, checkpoint_interval, is_conditional, model_class, resolve
+from trainers.config import TrainConfig, budget, checkpoint_interval, is_conditional, model_class, resolve
 from trainers.pipeline import steps_per_epoch, training_dataset
 from trainers.runtime import (
     FAILED,
@@ -55,6 +55,7 @@ MAX_ROLLBACKS = 3
 # Settings that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {
     ("optim", "epochs"),
+    ("optim", "max_steps"),
     ("run", "checkpoint_every"),
     ("run", "out"),
     ("run", "quiet"),
@@ -138,7 +139,7 @@ def _start_epoch(run: RunDirectory, config: TrainConfig, resuming: bool, resume:
             atomic.remove_stale_temporaries(checkpoints / name)
         if (checkpoints / cb.STATE).exists():
             done = json.loads((checkpoints / cb.STATE).read_text())["epoch"]
-            if done > config.optim.epochs:
+            if config.optim.epochs is not None and done > config.optim.epochs:
                 raise ArgumentError(
                     f"{run.path} has trained {done} epochs already; {{}} {config.optim.epochs} would undo them "
                     "(ask for at least as many, or choose another {})",
@@ -156,18 +157,21 @@ def _start_epoch(run: RunDirectory, config: TrainConfig, resuming: bool, resume:
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
     """What a run learns from: the ``labelled`` examples, the ``unlabeled`` images with the teacher's
-    ``pseudo`` labels and confidences, and ``x``/``y``, the labelled examples plus the confidently
+    ``teaching`` (labels and confidences), and ``x``/``y``, the labelled examples plus the confidently
     pseudo-labelled images, which the generator trains on."""
 
     labelled: LabelledArrays
     unlabeled: UnlabeledImages | None
-    pseudo: tuple[np.ndarray, np.ndarray] | None
+    teaching: Teaching | None
     x: np.ndarray
     y: np.ndarray
     holdout: np.ndarray | None = None  # positions in the split of the labelled examples kept out
+    heldout: LabelledArrays | None = None  # those examples
 
 
 def _load_training_data(config: TrainConfig) -> TrainingData:
+    """The labelled examples, the unlabelled images and the held-out examples; :func:`_taught` adds the
+    teacher's labels."""
     d = config.data
     full = load_arrays(d.data, d.split, image_size=d.image_size)  # loaded once, labelled and unlabelled alike
     labelled = full
@@ -182,15 +186,38 @@ def _load_training_data(config: TrainConfig) -> TrainingData:
         unlabeled = unlabeled_rest(full, labelled)  # before the holdout leaves: it is not unlabelled either
     else:
         unlabeled = load_unlabeled(d.unlabeled, labelled, image_size=d.image_size)
-    holdout = None
+    holdout, heldout = None, None
     if d.holdout:
-        holdout = labelled.indices[holdout_subset(labelled.y, d.holdout, seed=config.run.seed)]
+        positions = holdout_subset(labelled.y, d.holdout, seed=config.run.seed)
+        holdout, heldout = labelled.indices[positions], labelled.subset(positions)
         labelled = labelled.without(holdout)
-    if unlabeled is None:
-        return TrainingData(labelled, None, None, labelled.x, labelled.y, holdout)
-    labels, confidence = pseudo_labels(labelled, unlabeled)
-    x, y = with_confident(labelled, unlabeled.x, labels, confidence, d.pseudo_label_confidence)
-    return TrainingData(labelled, unlabeled, (labels, confidence), x, y, holdout)
+    return TrainingData(labelled, unlabeled, None, labelled.x, labelled.y, holdout, heldout)
+
+
+def _taught(config: TrainConfig, run: RunDirectory, data: TrainingData, start_epoch: int) -> TrainingData:
+    """``data`` with the teacher's labels: those the run wrote before it was interrupted, or new ones
+    (written at once, with the FixMatch teacher, so that a resumed run need not teach again)."""
+    if data.unlabeled is None:
+        return data
+    d = config.data
+    if start_epoch and (run / RunDirectory.PSEUDO_LABELS).is_file():
+        teaching = Teaching.from_record(*run.read_pseudo_labels())
+    else:
+        teaching = teach(
+            data.labelled,
+            data.unlabeled,
+            teacher=d.teacher,
+            heldout=data.heldout,
+            steps=d.teacher_steps,
+            seed=config.run.seed,
+        )
+        run.write_pseudo_labels(teaching.labels, teaching.confidence, teaching.record())
+        if teaching.model is not None:
+            atomic.save_model(teaching.model, run / RunDirectory.TEACHER)
+    x, y = with_confident(
+        data.labelled, data.unlabeled.x, teaching.labels, teaching.confidence, d.pseudo_label_confidence
+    )
+    return dataclasses.replace(data, teaching=teaching, x=x, y=y)
 
 
 def train(
@@ -228,8 +255,12 @@ def train(
     data = _load_training_data(config)
     # Bad settings fail here, before anything is written.
     build_model(config, data.labelled.info.image_shape, data.labelled.info.num_classes)
-    steps_per_epoch(len(data.y), config.optim.batch_size)
+    # (the pseudo-labelled images count too, once the teacher has labelled them: at most all of them)
+    steps_per_epoch(len(data.y) + (0 if data.unlabeled is None else len(data.unlabeled.x)), config.optim.batch_size)
     with _output(config, strategy, overwrite=overwrite, resume=resume) as (run, start_epoch):
+        data = _taught(config, run, data, start_epoch)
+        config = budget(config, steps_per_epoch(len(data.y), config.optim.batch_size))
+        run.write_config(config.to_dict())  # with the epochs the budget decided
         precision = resolve_precision(config.run.precision)
         jit = resolve_jit(config.run.jit)
         previous_policy = keras.mixed_precision.global_policy()
@@ -385,11 +416,10 @@ def _global_batch_statistics(model: keras.Model, strategy) -> None:
 
 
 def _unlabeled_record(run: RunDirectory, data: TrainingData) -> dict:
-    """run.json's account of the unlabelled images (their pseudo-labels go to ``pseudo_labels.npz``)."""
+    """run.json's account of the unlabelled images (their pseudo-labels are in ``pseudo_labels.npz``)."""
     if data.unlabeled is None:
         return {}
-    labels, confidence = data.pseudo
-    run.write_pseudo_labels(labels, confidence)
+    teaching = data.teaching
     u = data.unlabeled
     return {
         "unlabeled_indices": None if u.indices is None else u.indices.tolist(),
@@ -398,7 +428,7 @@ def _unlabeled_record(run: RunDirectory, data: TrainingData) -> dict:
             "fingerprint": u.fingerprint(),
             "count": len(u.x),
             "pseudo_labelled": len(data.y) - len(data.labelled.y),
-            "teacher": f"label spreading, kNN graph of {NEIGHBOURS}",
+            "teacher": teaching.record(),
         },
     }
 

@@ -1,0 +1,78 @@
+"""The teachers of a semi-supervised run: FixMatch trains, saves, loads with safe_mode and labels; the
+choice between the teachers is made on held-out labels and recorded."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import smoke_config
+
+import models
+from genaug.data import load_arrays, unlabeled_rest
+from genaug.teacher import teach, teacher_probabilities, train_fixmatch
+from trainers import train
+
+
+@pytest.fixture(scope="module")
+def scarce_digits():
+    full = load_arrays("digits", "train")
+    labelled = full.subset(np.flatnonzero(np.isin(np.arange(len(full.y)), np.arange(0, 1347, 27))))
+    return labelled, unlabeled_rest(full, labelled), full
+
+
+def test_fixmatch_trains_saves_loads_safely_and_labels(scarce_digits, tmp_path):
+    labelled, unlabeled, _ = scarce_digits
+    model = train_fixmatch(labelled, unlabeled.x[:256], steps=4, seed=0)
+    probabilities = teacher_probabilities(model, unlabeled.x[:50])
+    assert probabilities.shape == (50, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    model.save(tmp_path / "teacher.keras")
+    loaded = models.load_model(tmp_path / "teacher.keras")  # safe_mode=True
+    assert isinstance(loaded, models.FixMatch) and loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(teacher_probabilities(loaded, unlabeled.x[:50]), probabilities, atol=1e-6)
+    again = train_fixmatch(labelled, unlabeled.x[:256], steps=4, seed=0)
+    np.testing.assert_allclose(teacher_probabilities(again, unlabeled.x[:50]), probabilities, atol=1e-5)
+
+
+def test_fixmatch_step_learns_the_labelled_images(scarce_digits):
+    labelled, unlabeled, _ = scarce_digits
+    model = train_fixmatch(labelled, unlabeled.x, steps=150, seed=0)
+    assert np.mean(teacher_probabilities(model, labelled.x).argmax(axis=1) == labelled.y) > 0.6
+    logs = {k: float(v) for k, v in model.get_metrics_result().items()}
+    assert set(logs) == {"labelled_loss", "unlabeled_loss", "confident_share"} and 0 <= logs["confident_share"] <= 1
+
+
+def test_auto_chooses_by_heldout_accuracy(scarce_digits):
+    labelled, unlabeled, full = scarce_digits
+    heldout = full.subset(np.arange(1, 1347, 27))
+    teaching = teach(labelled, unlabeled, teacher="auto", heldout=heldout, steps=5, seed=0)
+    scores = teaching.heldout_accuracy
+    assert set(scores) == {"spreading", "fixmatch"} and all(0 <= s <= 1 for s in scores.values())
+    assert teaching.teacher == max(scores, key=lambda name: (scores[name], name == "fixmatch"))
+    assert scores["spreading"] > 0.8 > scores["fixmatch"]  # 5 FixMatch steps are not a teacher yet
+    assert len(teaching.labels) == len(unlabeled.x) and teaching.model is None
+    assert teaching.record()["name"] == "spreading"
+    alone = teach(labelled, unlabeled, teacher="fixmatch", steps=5, seed=0)
+    assert alone.teacher == "fixmatch" and alone.heldout_accuracy == {"fixmatch": None}
+    with pytest.raises(ValueError, match="unknown teacher 'knn'"):
+        teach(labelled, unlabeled, teacher="knn")
+
+
+def test_a_run_records_its_teacher_and_resumes_without_teaching_again(tmp_path, monkeypatch):
+    data = {"unlabeled": "auto", "teacher": "fixmatch", "teacher_steps": 3}
+    run = train(smoke_config(tmp_path / "run", data=data, optim={"epochs": 1}))
+    assert run.record.unlabeled["teacher"]["name"] == "fixmatch"
+    assert isinstance(keras.models.load_model(run.directory / "teacher.keras", safe_mode=True), models.FixMatch)
+    with np.load(run.directory / "pseudo_labels.npz") as pseudo:
+        assert json.loads(str(pseudo["teacher"]))["name"] == "fixmatch"
+        labels = pseudo["labels"]
+
+    import genaug.teacher
+    from trainers import training
+
+    monkeypatch.setattr(training, "teach", lambda *a, **k: pytest.fail("a resumed run taught again"))
+    resumed = train(smoke_config(tmp_path / "run", data=data, optim={"epochs": 2}))
+    assert resumed.record.epochs_completed == 2 and resumed.record.unlabeled["teacher"]["name"] == "fixmatch"
+    with np.load(run.directory / "pseudo_labels.npz") as pseudo:
+        np.testing.assert_array_equal(pseudo["labels"], labels)
+    assert genaug.teacher.TEACHERS == ("auto", "fixmatch", "spreading")
