@@ -229,7 +229,7 @@ def evaluate(
         >>> report["utility"]["cnn"]["gain"]["0.5"]["mean"]
     """
     started = time.time()
-    say = print if progress else (lambda *_: None)
+    say = functools.partial(print, flush=True) if progress else (lambda *_: None)  # flushed: a log file shows it
     if seeds < 1:
         raise ArgumentError(f"{{}} must be at least 1, got {seeds}", "seeds")
     if steps < 1:

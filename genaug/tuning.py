@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import time
 from collections.abc import Sequence
@@ -94,7 +95,7 @@ def tune(
     """
     import optuna
 
-    say = print if progress else (lambda *_: None)
+    say = functools.partial(print, flush=True) if progress else (lambda *_: None)  # flushed: a log file shows it
     if not synthetic:
         raise ArgumentError("{} needs at least one synthetic dataset", "synthetic")
     for name, value, low in (("trials", trials, 1), ("folds", folds, 2), ("seeds", seeds, 0), ("steps", steps, 1)):

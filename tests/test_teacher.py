@@ -76,3 +76,25 @@ def test_a_run_records_its_teacher_and_resumes_without_teaching_again(tmp_path, 
     with np.load(run.directory / "pseudo_labels.npz") as pseudo:
         np.testing.assert_array_equal(pseudo["labels"], labels)
     assert genaug.teacher.TEACHERS == ("auto", "fixmatch", "spreading")
+
+
+@pytest.mark.slow
+def test_evaluate_reports_the_teacher_alone_and_fidelity_learns_from_the_labelled_only(tmp_path, monkeypatch):
+    import genaug
+    from genaug import evaluation
+
+    data = {"unlabeled": "auto", "teacher": "fixmatch", "teacher_steps": 3}
+    run = train(smoke_config(tmp_path / "run", data=data, optim={"epochs": 1}))
+    genaug.sample(run.directory, tmp_path / "syn", per_class=5, seed=0, progress=False)
+    trained_on = []
+    original = evaluation._feature_model
+    monkeypatch.setattr(
+        evaluation, "_feature_model", lambda train, k: trained_on.append(len(train.y)) or original(train, k)
+    )
+    report = genaug.evaluate(
+        "digits", tmp_path / "syn", tmp_path / "report", seeds=1, fractions=(0.5,), steps=5, progress=False
+    )
+    teacher = report["utility"]["cnn"]["baselines"]["teacher"]
+    assert teacher["name"] == "fixmatch" and 0 <= teacher["mean"] <= 1 and "gain" in teacher
+    assert "teacher" not in report["utility"]["svc"].get("baselines", {})
+    assert trained_on == [100]  # the 10 labels per class, not the 1,347 of the whole split
