@@ -26,6 +26,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from genaug.startup import start_tensorflow  # noqa: E402
+
+start_tensorflow(show_native_log=False)  # before anything imports TensorFlow: no oneDNN/CUDA lines
+
 import numpy as np  # noqa: E402
 
 import genaug  # noqa: E402

@@ -472,7 +472,9 @@ def write_shard(out: Path, k: int, labels: np.ndarray, filters: _Filters, settin
 def _progress(total: int):
     import keras
 
-    return keras.utils.Progbar(total, unit_name="image")
+    from genaug.startup import keras_verbosity
+
+    return keras.utils.Progbar(total, unit_name="image", verbose=keras_verbosity())
 
 
 def _shard_record(out: Path, k: int) -> dict | None:

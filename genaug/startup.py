@@ -81,3 +81,10 @@ def input_pipeline_options():
         options.threading.max_intra_op_parallelism = 1
         options.autotune.enabled = False
     return options
+
+
+def keras_verbosity(quiet: bool = False) -> int:
+    """Keras's progress bar on a terminal; one plain line per epoch or per bar elsewhere (a log file, a
+    pipe), where the bar's carriage returns, backspaces and colour codes would be noise (Keras takes any
+    POSIX stdout for a terminal)."""
+    return 0 if quiet else 1 if sys.stdout.isatty() else 2

@@ -97,9 +97,12 @@ def test_info_on_a_source_read_without_tfds_does_not_start_tensorflow():
 
 
 def test_a_normal_run_prints_no_tensorflow_log_lines_or_warnings(tmp_path):
+    brief = '{"data": {"teacher_steps": 30, "pseudo_label_confidence": 0}}'  # both teachers, briefly
+    (tmp_path / "c.json").write_text(brief)
     result, started = _genaug_in_a_fresh_process(
-        "train", "--data", "digits", "--epochs", "1", "--labels-per-class", "3", "--out", str(tmp_path / "r")
-    )
+        "train", "--data", "digits", "--epochs", "1", "--labels-per-class", "3", "--config", str(tmp_path / "c.json"),
+        "--out", str(tmp_path / "r"),
+    )  # fmt: skip
     assert result.returncode == 0 and started, result.stderr
     assert result.stderr == "", result.stderr  # no oneDNN / CUDA / absl lines, no retracing or deprecation
     assert "trained cvae" in result.stdout

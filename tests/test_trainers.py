@@ -135,11 +135,19 @@ def test_executions_that_do_not_divide_the_epoch_train_the_same_batches(kind, tm
 
 def test_rerun_continues_and_refuses_a_different_run(tmp_path):
     out = tmp_path / "run"
-    train(smoke(out))
+    first = train(smoke(out)).record
     run = train(smoke(out, optim={"epochs": 3}))  # same run, more epochs: continues from epoch 2
     with open(out / "history.csv") as f:
-        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]
+        rows = list(csv.DictReader(f))
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"]
     assert run.record.epochs_completed == 3
+    # The record covers the whole training, not only the resumed session's epoch.
+    assert run.record.timings["seconds"] > first.timings["seconds"] > 0
+    assert run.record.timings["seconds"] > run.record.timings["this_session_seconds"]
+    again = train(smoke(out, optim={"epochs": 3})).record  # no new epochs: the same account
+    last = {k: float(v) for k, v in rows[-1].items() if k != "epoch" and v != "NA"}
+    assert again.final_metrics == run.record.final_metrics == last
+    assert again.timings["seconds"] == run.record.timings["seconds"]
     with pytest.raises(GenaugError, match=r"holds a different run \(differs in model.kind\); pass overwrite"):
         train(smoke(out, model={"kind": "vae"}))
     assert train(smoke(out, model={"kind": "vae"}), overwrite=True).record.model == "vae"

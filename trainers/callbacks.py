@@ -34,9 +34,12 @@ class Checkpoint(keras.callbacks.Callback):
     at any instant leaves a checkpoint that matches the state file or is one epoch ahead of it.
     """
 
-    def __init__(self, directory: Path, every: int = 1, total_epochs: int | None = None):
+    def __init__(
+        self, directory: Path, every: int = 1, total_epochs: int | None = None, *, training_seconds=lambda: 0.0
+    ):
         super().__init__()
         self.directory, self.every, self.total = Path(directory), every, total_epochs
+        self.training_seconds = training_seconds  # the training time behind this checkpoint, resumes included
 
     def on_epoch_end(self, epoch, logs=None):
         if not finite(logs) or ((epoch + 1) % self.every and epoch + 1 != self.total):
@@ -44,7 +47,8 @@ class Checkpoint(keras.callbacks.Callback):
         if not finite_weights(self.model):
             return  # NonFiniteGuard stops the run; the last good checkpoint stays
         atomic.save_model(self.model, self.directory / CHECKPOINT)
-        atomic.write_json(self.directory / STATE, {"epoch": epoch + 1, "logs": dict(logs or {})})
+        state = {"epoch": epoch + 1, "logs": dict(logs or {}), "seconds": round(self.training_seconds(), 3)}
+        atomic.write_json(self.directory / STATE, state)
 
 
 class EpochClock(keras.callbacks.Callback):

@@ -6,11 +6,12 @@ No gradient tape and no epoch loop here: the algorithm is each model's ``train_s
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
+import io
 import json
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,7 @@ from genaug.data import (
 )
 from genaug.errors import ArgumentError, GenaugError
 from genaug.records import RUN_LAYOUT, RunDirectory, RunRecord, claim_directory
+from genaug.startup import keras_verbosity
 from genaug.teacher import Teaching, teach, with_confident
 from genaug.version import __version__
 from models.base import adam
@@ -313,7 +315,8 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
     out = run.path
     checkpoints = Path(config.run.out) / RunDirectory.CHECKPOINTS  # the chief's, which every worker resumes from
     epochs, started, rollbacks = config.optim.epochs, time.time(), 0
-    history: dict[str, list[float]] = {}
+    training_seconds = _TrainingClock(checkpoints)
+    training_seconds.resume(start_epoch)
     epoch = tf.Variable(start_epoch, dtype=tf.int64, trainable=False)  # read by the pipeline; not a weight
     dataset, steps = training_dataset(
         data.x, data.y, batch_size=config.optim.batch_size, seed=config.run.seed, epoch=epoch
@@ -331,6 +334,7 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
         _global_batch_statistics(model, strategy)
     while start_epoch < epochs:
         epoch.assign(start_epoch)
+        training_seconds.resume(start_epoch)
         guard = cb.NonFiniteGuard()
         _trim_history(out / RunDirectory.HISTORY, start_epoch)
         callbacks = [  # the checkpoint comes last, so a saved epoch is always logged too
@@ -342,7 +346,7 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
             ),
             keras.callbacks.TensorBoard(str(out / RunDirectory.LOGS), write_graph=False),
             *extra_callbacks,
-            cb.Checkpoint(out / RunDirectory.CHECKPOINTS, interval, epochs),
+            cb.Checkpoint(out / RunDirectory.CHECKPOINTS, interval, epochs, training_seconds=training_seconds),
         ]
         fitted = model.fit(
             dataset,
@@ -351,19 +355,24 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
             steps_per_epoch=steps,
             callbacks=callbacks,
             shuffle=False,  # the pipeline shuffles, per epoch and resumably
-            verbose=_verbosity(config.run.quiet),
+            verbose=keras_verbosity(config.run.quiet),
         )
-        for key, values in fitted.history.items():
-            history.setdefault(key, []).extend(values)
         if guard.tripped_at is None:
             # A callback may stop training early (e.g. a time budget): record what really ran.
             start_epoch = fitted.epoch[-1] + 1 if fitted.epoch else start_epoch
             break
         start_epoch, model = _roll_back(config, guard.tripped_at, rollbacks, strategy)
         rollbacks += 1
+    # Every session's fitting that led to this model, as its last checkpoint records it (so a rerun with
+    # no new epochs reports the same); the clock where training stopped without one.
+    fitting_seconds = training_seconds.recorded(start_epoch) or training_seconds()
     if getattr(model, "latent_prior", None) == "fitted":
         model.fit_latent_prior(to_model_range(data.x), data.y)
-    seconds = time.time() - started
+    timings = {
+        "seconds": fitting_seconds,
+        "this_session_seconds": time.time() - started,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     atomic.save_model(model, out / RunDirectory.MODEL)
     atomic.save_model(model.export_generator(), out / RunDirectory.GENERATOR)
     d = config.data  # the labelled examples are recorded when they are not the whole split
@@ -390,20 +399,13 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
         epochs_completed=start_epoch,
         checkpoint_interval=interval,
         rollbacks=rollbacks,
-        timings={"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-        final_metrics={k: v[-1] for k, v in history.items()},
+        timings=timings,
+        final_metrics=_last_epoch_metrics(out / RunDirectory.HISTORY),
         data_source=resolved_spec(config.data.data),
         **_unlabeled_record(run, data),
     )
     run.write_record(record)
     return Run(directory=Path(config.run.out), config=config, model=model, record=record)
-
-
-def _verbosity(quiet: bool) -> int:
-    """Keras's progress bar on a terminal; one plain line per epoch elsewhere (a log file, a pipe), where
-    the bar's carriage returns, backspaces and colour codes would be noise (Keras takes any POSIX stdout
-    for a terminal)."""
-    return 0 if quiet else 1 if sys.stdout.isatty() else 2
 
 
 def _global_batch_statistics(model: keras.Model, strategy) -> None:
@@ -431,6 +433,36 @@ def _unlabeled_record(run: RunDirectory, data: TrainingData) -> dict:
             "teacher": teaching.record(),
         },
     }
+
+
+class _TrainingClock:
+    """Seconds of fitting behind the model: those recorded with the checkpoint a session resumed from
+    (0 for a fresh start or an older checkpoint without it), plus this session's since then."""
+
+    def __init__(self, checkpoints: Path):
+        self.checkpoints, self.earlier, self.since = checkpoints, 0.0, time.time()
+
+    def resume(self, epoch: int) -> None:
+        self.earlier, self.since = self.recorded(epoch) or 0.0, time.time()
+
+    def recorded(self, epoch: int) -> float | None:
+        """The seconds ``state.json`` records with the checkpoint of ``epoch``, if that is its epoch."""
+        state = self.checkpoints / cb.STATE
+        if not epoch or not state.exists():
+            return None
+        recorded = json.loads(state.read_text())
+        return float(recorded["seconds"]) if recorded.get("epoch") == epoch and "seconds" in recorded else None
+
+    def __call__(self) -> float:
+        return self.earlier + time.time() - self.since
+
+
+def _last_epoch_metrics(path: Path) -> dict[str, float]:
+    """The last epoch's row of ``history.csv`` (every session's epochs are there, a resumed run's too)."""
+    if not path.exists():
+        return {}
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    return {k: float(v) for k, v in rows[-1].items() if k != "epoch" and v not in ("", "NA")} if rows else {}
 
 
 def _trim_history(path: Path, start_epoch: int) -> None:
