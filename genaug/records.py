@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fnmatch
 import functools
 import hashlib
 import json
 import os
-import shutil
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -457,6 +456,9 @@ class SyntheticDataset:
         return np.concatenate([b["image"] for b in batches]), np.concatenate([b["label"] for b in batches])
 
 
+STATE_DIR = ".genaug"  # genaug's own bookkeeping inside an output directory: locks, per-shard records
+
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """What a kind of output directory may hold: genaug replaces a directory only if it holds nothing else.
@@ -464,60 +466,102 @@ class Layout:
     Attributes:
         what: the kind, for messages (``"run"``, ``"synthetic dataset"``).
         record: the file that describes the job it holds (compared to decide resume or replace).
-        names: the entries genaug writes at the top of the directory.
-        patterns: ``fnmatch`` patterns of further entries it writes (shards, atomic temporaries).
+        files: regular expressions of the relative paths (``/``-separated) of the files genaug writes;
+            an atomic temporary of such a file (``.NAME.tmp-PID.EXT``) counts as one.
+        dirs: regular expressions of the sub-directories it makes.
         proof: entries of which at least one shows genaug made the directory (its record alone might be
             a user's file of the same name).
     """
 
     what: str
     record: str
-    names: frozenset[str]
-    patterns: tuple[str, ...] = (".*.tmp-*",)
-    proof: tuple[str, ...] = (".genaug",)
+    files: tuple[str, ...]
+    dirs: tuple[str, ...] = (re.escape(STATE_DIR),)
+    proof: tuple[str, ...] = (STATE_DIR,)
 
-    def foreign(self, path: Path) -> list[str]:
-        """The entries of ``path`` genaug does not write into this kind of directory."""
-        return sorted(
-            entry.name
-            for entry in path.iterdir()
-            if entry.name not in self.names and not any(fnmatch.fnmatch(entry.name, p) for p in self.patterns)
-        )
+    def foreign(self, path: Path, *, deep: bool = False) -> list[str]:
+        """The entries of ``path`` genaug does not write into this kind of directory: names its patterns
+        do not match and every symbolic link (never followed), at the top or, ``deep``, at any depth."""
+        found = []
+        pending = [(path, "")]
+        while pending:
+            folder, prefix = pending.pop()
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                relative = prefix + entry.name
+                if entry.is_symlink():
+                    found.append(relative)
+                elif entry.is_dir():
+                    if not _matches(self.dirs, relative):
+                        found.append(relative + "/")
+                    elif deep:
+                        pending.append((Path(entry.path), relative + "/"))
+                elif not _matches(self.files, _written_name(relative)):
+                    found.append(relative)
+        return sorted(found)
 
 
-STATE_DIR = ".genaug"  # genaug's own bookkeeping inside an output directory: locks, per-shard records
+def _matches(patterns: tuple[str, ...], relative: str) -> bool:
+    return any(re.fullmatch(p, relative) for p in patterns)
+
+
+def _written_name(relative: str) -> str:
+    """The file an atomic temporary (:mod:`genaug.atomic`: ``.NAME.tmp-PID.EXT``) stands for; else itself."""
+    folder, _, name = relative.rpartition("/")
+    if temporary := re.fullmatch(r"\.(.+)\.tmp-\d+((?:\.[^.]*)?)", name):
+        name = temporary[1] + temporary[2]
+    return f"{folder}/{name}" if folder else name
+
+
+_LOCKS = re.escape(STATE_DIR) + r"/lock(-\d+-of-\d+)?"  # see claim_directory's ``lock``
 RUN_LAYOUT = Layout(
     "run",
     RunDirectory.CONFIG,
-    frozenset(
-        {
-            RunDirectory.CONFIG,
-            RunDirectory.RECORD,
-            RunDirectory.MODEL,
-            RunDirectory.GENERATOR,
-            RunDirectory.ORACLE,
-            RunDirectory.PSEUDO_LABELS,
-            RunDirectory.TEACHER,
-            RunDirectory.CHECKPOINTS,
-            RunDirectory.SAMPLES,
-            RunDirectory.LOGS,
-            RunDirectory.HISTORY,
-            STATE_DIR,
-        }
+    files=(
+        "|".join(
+            re.escape(name)
+            for name in (
+                RunDirectory.CONFIG,
+                RunDirectory.RECORD,
+                RunDirectory.MODEL,
+                RunDirectory.GENERATOR,
+                RunDirectory.ORACLE,
+                RunDirectory.PSEUDO_LABELS,
+                RunDirectory.TEACHER,
+                RunDirectory.HISTORY,
+            )
+        ),
+        rf"{RunDirectory.CHECKPOINTS}/(last\.keras|state\.json)",
+        rf"{RunDirectory.SAMPLES}/epoch_\d{{4,}}\.png",
+        rf"{RunDirectory.LOGS}/(train|validation|samples)/events\.out\.tfevents\.[^/]+",
+        _LOCKS,
+    ),
+    dirs=(
+        re.escape(STATE_DIR),
+        RunDirectory.CHECKPOINTS,
+        RunDirectory.SAMPLES,
+        RunDirectory.LOGS,
+        rf"{RunDirectory.LOGS}/(train|validation|samples)",
     ),
     proof=(STATE_DIR, RunDirectory.CHECKPOINTS),  # runs from before .genaug/ have checkpoints/
 )
 SYNTHETIC_LAYOUT = Layout(
     "synthetic dataset",
     f"{STATE_DIR}/settings.json",
-    frozenset({MANIFEST, "dataset_info.json", "features.json", "label.labels.txt", STATE_DIR}),
-    (".*.tmp-*", f"{SYNTHETIC_NAME}-{SYNTHETIC_SPLIT}.tfrecord-*-of-*"),
+    files=(
+        rf"{re.escape(MANIFEST)}|dataset_info\.json|features\.json|label\.labels\.txt",
+        rf"{re.escape(SYNTHETIC_NAME)}-{SYNTHETIC_SPLIT}\.tfrecord-\d{{5}}-of-\d{{5}}",
+        rf"{re.escape(STATE_DIR)}/(settings\.json|shard-\d{{5}}\.json|beam\.log)",
+        _LOCKS,
+    ),
 )
-
 TUNING_LAYOUT = Layout(
     "tuning",
     f"{STATE_DIR}/search.json",
-    frozenset({"policy.json", "trials.csv", "objective.png", "report.json", "report.md", STATE_DIR}),
+    files=(
+        r"policy\.json|trials\.csv|objective\.png|report\.json|report\.md",
+        rf"{re.escape(STATE_DIR)}/(search\.json|trials\.journal|trials\.journal\.lock)",
+        _LOCKS,
+    ),
 )
 
 
@@ -579,10 +623,11 @@ def claim_directory(
         raise ArgumentError(f"{shown} is a file, not a directory; choose another {{}}", "out")
     existing = path.is_dir() and _holds_anything(path)
     if existing:
-        foreign = [name.replace("{", "{{").replace("}", "}}") for name in layout.foreign(path)]
+        foreign = layout.foreign(path)  # symbolic links too: the lock below must not be written through one
         if foreign:
             raise ArgumentError(
-                f"{shown} is not empty and holds {foreign[0]!r}, which genaug did not write; choose another {{}}",
+                f"{shown} is not empty and holds {_braced(foreign[0])!r}, which genaug did not write; "
+                "choose another {}",
                 "out",
             )
         if not (path / layout.record).is_file() or not any((path / p).exists() for p in layout.proof):
@@ -602,7 +647,14 @@ def claim_directory(
                     "overwrite",
                     "out",
                 )
-            _empty(path, keep=path / STATE_DIR / lock)
+            foreign = layout.foreign(path, deep=True)  # what replacing would delete, at any depth
+            if foreign:
+                raise ArgumentError(
+                    f"{shown} holds {_braced(foreign[0])!r}, which genaug did not write, so it will not replace "
+                    "it; move that away or choose another {}",
+                    "out",
+                )
+            _empty(path, layout, keep=path / STATE_DIR / lock)
         yield same
 
 
@@ -614,11 +666,24 @@ def _holds_anything(path: Path) -> bool:
     )
 
 
-def _empty(path: Path, keep: Path) -> None:
-    """Deletes everything in ``path`` but the file ``keep`` (the held lock)."""
-    entries = [e for e in path.iterdir() if e != keep.parent] + [e for e in keep.parent.iterdir() if e != keep]
-    for entry in entries:
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+def _braced(text: str) -> str:
+    """``text`` safe inside an :class:`ArgumentError` template."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _empty(path: Path, layout: Layout, keep: Path) -> None:
+    """Deletes genaug's files in ``path`` (those ``layout`` names, which :meth:`Layout.foreign` has just
+    found to be all there is) and then its empty sub-directories, but not the file ``keep`` (the held
+    lock). Nothing is matched by a pattern alone or reached through a symbolic link."""
+    folders = []
+    for root, dirs, files in os.walk(path, topdown=True, followlinks=False):
+        relative = Path(root).relative_to(path).as_posix()
+        prefix = "" if relative == "." else relative + "/"
+        folders += [Path(root, d) for d in dirs]
+        for name in files:
+            file = Path(root, name)
+            if file != keep and not file.is_symlink() and _matches(layout.files, _written_name(prefix + name)):
+                file.unlink()
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        if folder != keep.parent and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()

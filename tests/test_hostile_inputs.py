@@ -70,6 +70,72 @@ def test_train_overwrite_keeps_a_folder_with_a_config_json(tmp_path, refuses):
     refuses(*args, culprit="'notes.md', which genaug did not write")
 
 
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    """A smoke run with a teacher, a synthetic set sampled through the oracle, and a one-trial tuning:
+    every kind of file genaug writes into its three kinds of directory. Tests copy before damaging."""
+    from conftest import smoke_config
+
+    import genaug
+
+    root = tmp_path_factory.mktemp("outputs")
+    data = {"unlabeled": "auto", "holdout": 0.2, "teacher": "fixmatch", "teacher_steps": 5}
+    run = genaug.train(smoke_config(root / "run", data=data, run={"sample_every": 1})).directory
+    genaug.sample(run, root / "syn", per_class=2, min_confidence=0.0, min_distance=0.0, progress=False)
+    genaug.tune("digits", [root / "syn"], root / "tune", trials=1, folds=2, seeds=0, steps=2, progress=False)
+    return root
+
+
+def _copy(outputs: Path, name: str, tmp_path: Path) -> Path:
+    shutil.copytree(outputs / name, tmp_path / name, symlinks=True)
+    return tmp_path / name
+
+
+def test_genaugs_own_outputs_hold_nothing_foreign_at_any_depth(outputs):
+    from genaug.records import RUN_LAYOUT, SYNTHETIC_LAYOUT, TUNING_LAYOUT
+
+    run = outputs / "run"
+    written = {p.name for p in run.iterdir()}
+    assert {"teacher.keras", "pseudo_labels.npz", "oracle.keras", "checkpoints", "logs"} <= written
+    for layout, name in ((RUN_LAYOUT, "run"), (SYNTHETIC_LAYOUT, "syn"), (TUNING_LAYOUT, "tune")):
+        assert layout.foreign(outputs / name, deep=True) == [], name
+
+
+@pytest.mark.parametrize(
+    ("name", "culprit"),
+    [("checkpoints/NOTES.txt", "checkpoints/NOTES.txt"), ("logs/mine/keep.txt", "logs/mine/")],
+)
+def test_train_overwrite_keeps_user_files_inside_the_run(outputs, tmp_path, refuses, name, culprit):
+    run = _copy(outputs, "run", tmp_path)
+    (run / name).parent.mkdir(exist_ok=True)
+    (run / name).write_text("mine")
+    args = ("--preset", "smoke", "--labels-per-class", "10", "--unlabeled", "none", "--seed", "5", "--overwrite")
+    refuses("train", "--out", run, *args, culprit=f"holds '{culprit}', which genaug did not write")
+
+
+@pytest.mark.parametrize(
+    "name", [".genaug/notes.txt", ".thesis.tmp-backup", "genaug_synthetic-train.tfrecord-my-of-own"]
+)
+def test_sample_overwrite_keeps_user_files_that_look_like_genaugs(outputs, tmp_path, refuses, name):
+    syn = _copy(outputs, "syn", tmp_path)
+    (syn / name).write_text("mine")
+    refuses(
+        "sample", outputs / "run", "--out", syn, "--per-class", "3", "--overwrite", "--quiet",
+        culprit=f"holds '{name}', which genaug did not write",
+    )  # fmt: skip
+
+
+def test_sample_overwrite_follows_no_symlink_out_of_the_output(outputs, tmp_path, refuses):
+    syn, victim = _copy(outputs, "syn", tmp_path), tmp_path / "victim"
+    shutil.move(syn / ".genaug", victim)
+    (victim / "important.db").write_text("theirs")
+    (syn / ".genaug").symlink_to(victim)
+    refuses(
+        "sample", outputs / "run", "--out", syn, "--per-class", "3", "--overwrite", "--quiet",
+        culprit="holds '.genaug', which genaug did not write",
+    )  # fmt: skip
+
+
 def test_a_second_writer_is_refused_at_once(run, tmp_path, refuses):
     from genaug.records import SYNTHETIC_LAYOUT, claim_directory
 

@@ -1,6 +1,7 @@
 """The typed records: run directories, synthetic datasets, claiming an output directory, shard names."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -51,7 +52,9 @@ def test_synthetic_dataset_record(tmp_path):
         SyntheticDataset.open(tmp_path / "empty")
 
 
-LAYOUT = Layout("job", "mark.json", frozenset({"mark.json", "data", ".genaug"}))
+LAYOUT = Layout(
+    "job", "mark.json", files=(r"mark\.json|data", r"\.genaug/lock", r"part/\d+\.bin"), dirs=(r"\.genaug", "part")
+)
 
 
 def _claim(path, changed, overwrite=False):
@@ -85,6 +88,48 @@ def test_claim_directory_never_deletes_what_genaug_did_not_write(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ArgumentError, match="is a file, not a directory"):
         _claim(tmp_path / "file", [])
+
+
+def test_overwrite_deletes_only_genaugs_own_files_and_follows_no_link(tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    _claim(out, [])
+    (out / "mark.json").write_text("{}")
+    (out / "part").mkdir()
+    (out / "part" / "0.bin").write_text("ours")
+    elsewhere.mkdir()
+    (elsewhere / "important.db").write_text("theirs")
+    foreign = {
+        "part/NOTES.txt": lambda p: p.write_text("mine"),  # any depth
+        "part/mine/": lambda p: p.mkdir(),
+        ".genaug/notes.txt": lambda p: p.write_text("mine"),
+        ".thesis.tmp-backup": lambda p: p.write_text("mine"),  # looks like a temporary, is not one
+        ".part.tmp-123.json": lambda p: p.write_text("mine"),  # a temporary, but of no name genaug writes
+        "part/7.bin.bak": lambda p: p.write_text("mine"),  # close to genaug's pattern, not it
+        "part/link": lambda p: p.symlink_to(elsewhere),  # never followed
+    }
+    for name, make in foreign.items():
+        make(out / name.rstrip("/"))
+        with pytest.raises(ArgumentError, match=f"holds '{re.escape(name)}', which genaug did not write"):
+            _claim(out, ["seed"], overwrite=True)
+        path = out / name.rstrip("/")
+        path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+    (out / ".mark.tmp-4242.json").write_text("{")  # a killed writer's temporary of mark.json
+    assert _claim(out, ["seed"], overwrite=True) is False
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [".genaug", ".genaug/lock"]
+    assert (elsewhere / "important.db").read_text() == "theirs"
+
+
+def test_a_symlinked_state_directory_is_refused_before_anything_is_written(tmp_path):
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    victim.mkdir()
+    (victim / "important.db").write_text("theirs")
+    out.mkdir()
+    (out / "mark.json").write_text("{}")
+    (out / ".genaug").symlink_to(victim)
+    for overwrite in (False, True):
+        with pytest.raises(ArgumentError, match="holds '.genaug', which genaug did not write"):
+            _claim(out, ["seed"], overwrite=overwrite)
+    assert sorted(p.name for p in victim.iterdir()) == ["important.db"]
 
 
 def test_claim_directory_allows_one_writer_at_a_time(tmp_path):
