@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -559,7 +560,16 @@ def _read_image(path: Path, image_size: tuple[int, int] | None) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as pil:
+        with warnings.catch_warnings():  # Pillow's DecompressionBombWarning: refused just below instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            pil = Image.open(path)
+        with pil:
+            limit = Image.MAX_IMAGE_PIXELS  # Pillow only warns between 1x and 2x it; decoding is the risk
+            if limit and pil.width * pil.height > limit:
+                raise GenaugError(
+                    f"{path}: declares {pil.width}x{pil.height} pixels, more than Pillow's limit of {limit:,}; "
+                    "not decoded"
+                )
             pil.load()
             wide = pil.mode.startswith("I")  # 16- or 32-bit grey: scale to 8 bits, do not clip
             pil = pil.convert("I" if wide else "L" if pil.mode in ("1", "L") else "RGB")
@@ -570,6 +580,9 @@ def _read_image(path: Path, image_size: tuple[int, int] | None) -> np.ndarray:
                 top = 65535 if image.max(initial=0) <= 65535 else np.iinfo(np.int32).max
                 image = np.round(image.astype(np.float64) * 255 / top).clip(0, 255)
             image = image.astype(np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError:  # over twice the limit: Pillow refuses at open
+        limit = Image.MAX_IMAGE_PIXELS
+        raise GenaugError(f"{path}: declares more than twice Pillow's limit of {limit:,} pixels; not decoded") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise GenaugError(f"{path}: not a readable image ({type(err).__name__})") from None
     return image[..., None] if image.ndim == 2 else image

@@ -292,6 +292,12 @@ class RunDirectory:
 _VERIFIED: dict[tuple[str, int, int], str] = {}  # (resolved path, size, mtime) -> sha256 found
 
 
+def metadata_files(path: Path) -> list[str]:
+    """The TFDS metadata of a synthetic dataset, which decides what TFDS hands out (shapes, class count,
+    class names): ``dataset_info.json``, ``features.json`` and every ``*.labels.txt``."""
+    return ["dataset_info.json", "features.json", *sorted(p.name for p in path.glob("*.labels.txt"))]
+
+
 @dataclasses.dataclass(frozen=True)
 class SyntheticDataset:
     """A synthetic dataset directory: TFDS shards plus ``manifest.json`` (how it was made).
@@ -332,6 +338,7 @@ class SyntheticDataset:
         Raises:
             GenaugError: naming the first shard that is listed wrongly, missing or corrupt.
         """
+        self.check_metadata()
         listed = self.manifest.get("shards")
         if not isinstance(listed, list) or not listed:
             raise GenaugError(f"{self.path / MANIFEST}: lists no shards")
@@ -354,6 +361,31 @@ class SyntheticDataset:
                 if sha256_file(file) != entry["sha256"]:
                     raise GenaugError(f"{self.path}: shard {entry['file']} is corrupt (sha256 mismatch)")
                 _VERIFIED[key] = entry["sha256"]
+
+    def check_metadata(self) -> bool:
+        """Checks TFDS's metadata files against the sha256 the manifest records (a changed class count,
+        image shape or class names file would make TFDS read the same shards as something else).
+
+        Returns:
+            ``False`` for a set written before the manifest recorded them (nothing to check against).
+
+        Raises:
+            GenaugError: naming the first metadata file that is missing, extra or changed.
+        """
+        recorded = self.manifest.get("metadata")
+        if recorded is None:
+            return False
+        if not isinstance(recorded, dict):
+            raise GenaugError(f"{self.path / MANIFEST}: malformed manifest (metadata)")
+        for name in sorted(set(recorded) | set(metadata_files(self.path))):
+            file = self.path / name
+            if name not in recorded:
+                raise GenaugError(f"{self.path}: {name} is not in {MANIFEST}'s metadata")
+            if file.is_symlink() or not file.is_file():
+                raise GenaugError(f"{self.path}: {name} is missing")
+            if sha256_file(file) != recorded[name]:
+                raise GenaugError(f"{self.path}: {name} was changed after sampling (sha256 mismatch)")
+        return True
 
     @functools.cached_property
     def _builder(self):

@@ -30,6 +30,7 @@ from genaug.records import (
     SyntheticDataset,
     claim_directory,
     differing_keys,
+    metadata_files,
     shard_name,
 )
 from genaug.version import __version__
@@ -41,7 +42,7 @@ ORACLE_EPOCHS = 30
 ORACLE_MIN_STEPS = 300
 # 2 (genaug 0.2.0): "features" lists the shards' features; sets whose sampler ran the oracle store its
 # confidence in each label (their shard bytes changed). Sets without a version are 1 and still load.
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3  # 3: the sha256 of TFDS's metadata files
 MAX_IMAGES = 100_000_000  # per call; more would not fit the label plan in memory on a small machine
 
 
@@ -543,6 +544,7 @@ def finalize(out: Path, *, run: RunDirectory, settings: SampleSettings):
             "acceptance_rate": [a / d if d else None for a, d in zip(accepted, drawn, strict=True)],
         },
         "shards": [{"file": r["file"], "examples": r["examples"], "sha256": r["sha256"]} for r in records],
+        "metadata": {name: shards.sha256_file(out / name) for name in metadata_files(out)},  # what TFDS reads them as
     }
     atomic.write_json(out / MANIFEST, manifest)
     return manifest

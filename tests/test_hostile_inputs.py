@@ -170,6 +170,40 @@ def test_verify_trusts_no_manifest_entry(synthetic, refuses, edit, culprit):
     refuses("verify", synthetic, culprit=culprit)
 
 
+def _reverse_lines(path: Path) -> None:
+    path.write_text("\n".join(reversed(path.read_text().splitlines())) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "edit"),
+    [
+        ("features.json", lambda p: p.write_text(p.read_text().replace('"numClasses": "10"', '"numClasses": "5"'))),
+        (
+            "features.json",
+            lambda p: p.write_text(p.read_text().replace('"8",\n', '"4",\n', 1).replace('"8"', '"16"', 1)),
+        ),
+        ("label.labels.txt", _reverse_lines),
+        ("dataset_info.json", lambda p: p.unlink()),
+        ("extra.labels.txt", lambda p: p.write_text("a\nb\n")),
+    ],
+)
+def test_verify_checks_what_tfds_reads_the_shards_as(outputs, tmp_path, refuses, name, edit):
+    syn = _copy(outputs, "syn", tmp_path)
+    before = (syn / name).read_bytes() if (syn / name).exists() else None
+    edit(syn / name)
+    assert not (syn / name).exists() or (syn / name).read_bytes() != before
+    refuses("verify", syn, culprit=f"{syn}: {name} ")
+    import genaug
+
+    with pytest.raises(genaug.GenaugError, match=f"{name} "):
+        genaug.load_synthetic(syn)
+
+
+def test_an_older_set_verifies_and_says_what_it_could_not_check(synthetic, run_cli):
+    code, out, _ = run_cli("verify", synthetic)
+    assert code == 0 and "records no sha256 of dataset_info.json, features.json" in out
+
+
 def test_rewritten_shards_are_caught_on_every_read(synthetic, tmp_path, refuses):
     import genaug
 
@@ -296,8 +330,13 @@ def test_a_decompression_bomb_is_one_line(tmp_path, refuses, monkeypatch):
         (tmp_path / "bomb" / name).mkdir(parents=True)
         for i in range(4):
             Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "bomb" / name / f"{i}.png")
+    folder, declared = f"folder:{tmp_path / 'bomb'}", "declares 64x64 pixels, more than Pillow's limit"
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64x64 is now > 2x the limit: a "bomb"
-    refuses("info", f"folder:{tmp_path / 'bomb'}", culprit="not a readable image (DecompressionBombError)")
+    refuses("info", folder, culprit="declares more than twice Pillow's limit of 100 pixels")
+    # Between 1x and 2x the limit Pillow only warns; resizing to 8x8 would still decode it in full first.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)
+    err = refuses("info", folder, "--image-size", "8x8", culprit=declared)
+    assert "a/0.png" in err
 
 
 # ---- the run's files and data -----------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_a_confidence_filter_at_read_time_equals_one_at_sampling_time(smoke_runs
     settings = dict(per_class=20, seed=3, min_distance=None, progress=False)
     everything = sample(smoke_runs["cvae"], tmp_path / "all", min_confidence=0.0, **settings)
     sample(smoke_runs["cvae"], tmp_path / "filtered", min_confidence=0.6, **settings)
-    assert everything["features"] == ["confidence", "image", "label"] and everything["manifest_version"] == 2
+    assert everything["features"] == ["confidence", "image", "label"] and everything["manifest_version"] == 3
     kept_all, filtered = SyntheticDataset.open(tmp_path / "all"), SyntheticDataset.open(tmp_path / "filtered")
     a, b = (list(s.as_dataset().as_numpy_iterator()) for s in (kept_all, filtered))
     confident = np.array([e["confidence"] >= 0.6 for e in a])
