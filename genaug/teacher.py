@@ -167,8 +167,33 @@ def train_fixmatch(labelled: LabelledArrays, unlabeled: np.ndarray, *, steps: in
     model = FixMatch(info.image_shape, info.num_classes, seed=seed)
     model.compile(steps_per_execution=min(steps, 50))
     log.info("teacher fixmatch: %d steps", steps)
-    model.fit(batches.take(steps), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)  # shuffled above
+    model.fit(
+        batches.take(steps), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0, callbacks=[_progress(steps)]
+    )  # shuffled above
     return model
+
+
+def _progress(steps: int):
+    """A callback that logs FixMatch's step, confident share and time every tenth of the run (minutes on a
+    CPU that were silent otherwise). Keras is imported here, as everywhere in this module, only when used."""
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.every, self.started = max(1, steps // 10), time.time()
+            self.next = self.every
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.next <= batch + 1 < steps:  # with 50 steps per execution, called every 50th step
+                self.next += self.every
+                share = float((logs or {}).get("confident_share", float("nan")))
+                log.info(
+                    "teacher fixmatch: step %d/%d, confident share %.2f [%.0f s]",
+                    batch + 1, steps, share, time.time() - self.started,
+                )  # fmt: skip
+
+    return Progress()
 
 
 def teacher_probabilities(model, images: np.ndarray) -> np.ndarray:

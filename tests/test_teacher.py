@@ -34,9 +34,12 @@ def test_fixmatch_trains_saves_loads_safely_and_labels(scarce_digits, tmp_path):
     np.testing.assert_allclose(teacher_probabilities(again, unlabeled.x[:50]), probabilities, atol=1e-5)
 
 
-def test_fixmatch_step_learns_the_labelled_images(scarce_digits):
+def test_fixmatch_step_learns_the_labelled_images(scarce_digits, caplog):
     labelled, unlabeled, _ = scarce_digits
-    model = train_fixmatch(labelled, unlabeled.x, steps=150, seed=0)
+    with caplog.at_level("INFO", logger="genaug.teacher"):
+        model = train_fixmatch(labelled, unlabeled.x, steps=150, seed=0)
+    progress = [r.getMessage() for r in caplog.records if "step" in r.getMessage() and "/150" in r.getMessage()]
+    assert progress and progress[0].startswith("teacher fixmatch: step 50/150, confident share 0.")  # 50 a call
     assert np.mean(teacher_probabilities(model, labelled.x).argmax(axis=1) == labelled.y) > 0.6
     logs = {k: float(v) for k, v in model.get_metrics_result().items()}
     assert set(logs) == {"labelled_loss", "unlabeled_loss", "confident_share"} and 0 <= logs["confident_share"] <= 1
