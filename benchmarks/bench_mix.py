@@ -22,8 +22,9 @@ import tensorflow as tf  # noqa: E402
 
 import genaug  # noqa: E402
 from genaug import atomic, shards  # noqa: E402
+from genaug.manifest import MANIFEST  # noqa: E402
 from genaug.mixing import as_supervised, mix  # noqa: E402
-from genaug.records import MANIFEST, shard_name  # noqa: E402
+from genaug.synthetic import shard_name  # noqa: E402
 
 N, BATCH, ROUNDS = 60_000, 64, 3
 

@@ -67,7 +67,7 @@ def training_cost(root: Path) -> dict:
 def sampling_rates(root: Path) -> dict:
     """Images/s in-process and through Beam with 1 and 2 workers, with identical shards checked."""
     import genaug
-    from genaug.records import SyntheticDataset
+    from genaug.synthetic import SyntheticDataset
 
     run = root / "single"
     settings = dict(num=N_IMAGES, num_shards=SHARDS, seed=0, min_distance=None, progress=False)
@@ -77,7 +77,7 @@ def sampling_rates(root: Path) -> dict:
         start = time.perf_counter()
         genaug.sample(run, root / name, **settings, **how)
         rates[name] = N_IMAGES / (time.perf_counter() - start)
-        shards[name] = SyntheticDataset.open(root / name).manifest["shards"]
+        shards[name] = SyntheticDataset.open(root / name).manifest.to_json()["shards"]
     if not shards["local"] == shards["beam_1"] == shards["beam_2"]:
         raise SystemExit("Beam's shards differ from the local runner's")
     return rates

@@ -28,7 +28,8 @@ import genaug  # noqa: E402
 from genaug import metrics  # noqa: E402
 from genaug.classifier import arrays_dataset, penultimate_features, train_classifier  # noqa: E402
 from genaug.latents import AttentionSettings  # noqa: E402
-from genaug.records import RunDirectory, SyntheticDataset  # noqa: E402
+from genaug.runs import RunDirectory  # noqa: E402
+from genaug.synthetic import SyntheticDataset  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
 PER_CLASS = 200

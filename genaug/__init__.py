@@ -22,6 +22,7 @@ _LAZY = {
     "evaluate": "genaug.evaluation",
     "tune": "genaug.tuning",
     "Policy": "genaug.policy",
+    "Manifest": "genaug.manifest",
 }
 
 __all__ = ["GenaugError", "__version__", *_LAZY]

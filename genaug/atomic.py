@@ -25,12 +25,17 @@ def remove_stale_temporaries(path: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yields a temporary path (same folder and suffix) that is renamed to ``path`` on success."""
+    """Yields a temporary path (same folder and suffix) that is renamed to ``path`` on success.
+
+    An OSError while writing (a full disk, a permission) names ``path``, not the temporary or nothing.
+    """
     path = Path(path)
     tmp = _temporary(path, str(os.getpid()))
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), os.fspath(path)) from err
     finally:
         tmp.unlink(missing_ok=True)
 

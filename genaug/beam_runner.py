@@ -1,7 +1,7 @@
 """``genaug sample --runner beam``: the same shards, written by an Apache Beam pipeline.
 
 One element per shard index. Each worker builds the sampler's candidate function once (``DoFn.setup``)
-and writes its shards with the in-process code (:func:`genaug.sampler.write_shard`), so every shard is
+and writes its shards with the in-process code (:func:`genaug.shard_writer.write_shard`), so every shard is
 byte-identical to the local runner's. After every shard exists, one last step writes the TFDS metadata
 and ``manifest.json``. Shards whose checksum is already right are skipped, so a killed pipeline resumes.
 
@@ -15,9 +15,10 @@ import logging
 import shlex
 from pathlib import Path
 
-from genaug import sampler
+from genaug import shard_writer
 from genaug.errors import ArgumentError, GenaugError
-from genaug.records import STATE_DIR, RunDirectory
+from genaug.outputs import STATE_DIR
+from genaug.runs import RunDirectory
 from genaug.startup import stderr_to
 
 _ROOT_LEVEL = logging.getLogger().level
@@ -54,12 +55,14 @@ class WriteShards(beam.DoFn):
 
         start_tensorflow(show_native_log=False)
         run = RunDirectory.open(self.run)
-        self.filters = sampler.filters_for(run, self.settings)
-        self.plan = sampler.label_plan(self.settings.counts_per_class, self.settings.seed, self.settings.num_shards)
+        self.filters = shard_writer.filters_for(run, self.settings)
+        self.plan = shard_writer.label_plan(
+            self.settings.counts_per_class, self.settings.seed, self.settings.num_shards
+        )
 
     def process(self, k: int):
         try:
-            sampler.write_shard(Path(self.out), k, self.plan[k], self.filters, self.settings, self.num_classes)
+            shard_writer.write_shard(Path(self.out), k, self.plan[k], self.filters, self.settings, self.num_classes)
         except ArgumentError as err:
             raise RuntimeError(_ERROR_MARK + json.dumps([err.template, *err.arguments])) from None
         except GenaugError as err:
@@ -70,7 +73,7 @@ class WriteShards(beam.DoFn):
 def _finish(written: list[int], run: str, out: str, settings) -> None:
     if len(written) != settings.num_shards:  # every element must have passed through the writer
         raise GenaugError(f"beam wrote {len(written)} of {settings.num_shards} shards")
-    sampler.finalize(Path(out), run=RunDirectory.open(run), settings=settings)
+    shard_writer.finalize(Path(out), run=RunDirectory.open(run), settings=settings)
 
 
 def write_dataset(run: Path, out: Path, settings, num_classes: int, options: str | None) -> None:

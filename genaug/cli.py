@@ -10,6 +10,7 @@ import inspect
 import json
 import os
 import sys
+from pathlib import Path
 
 from genaug.errors import ArgumentError, GenaugError
 from genaug.policy import Policy
@@ -284,11 +285,7 @@ def _needs_tensorflow(args: argparse.Namespace) -> bool:
 def _evaluate(args: argparse.Namespace) -> int:
     from genaug.evaluation import evaluate
 
-    try:
-        fractions = tuple(float(f) for f in args.fractions.split(","))
-    except ValueError:
-        raise GenaugError(f"--fractions {args.fractions!r}: expected numbers like 0.25,0.5") from None
-    arguments = _arguments_for(evaluate, args, fractions=fractions, progress=not args.quiet)
+    arguments = _arguments_for(evaluate, args, fractions=_fractions(args.fractions), progress=not args.quiet)
     if args.jobs is None:
         evaluate(**arguments)
         return 0
@@ -297,6 +294,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     with Workers(args.jobs) as workers:
         evaluate(**arguments, workers=workers)
     return 0
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(f) for f in text.split(","))
+    except ValueError:
+        raise GenaugError(f"--fractions {text!r}: expected numbers like 0.25,0.5") from None
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -337,23 +341,23 @@ def _arguments_for(function, args: argparse.Namespace, **converted) -> dict:
 def _sample(args: argparse.Namespace) -> int:
     from genaug.sampler import sample
 
-    manifest = sample(
-        **_arguments_for(
-            sample,
-            args,
-            class_balance=_class_balance(args.class_balance),
-            min_distance=_min_distance(args.min_distance),
-            attention=_attention(args),
-            progress=not args.quiet,
-        )
-    )
+    manifest = sample(**_arguments_for(sample, args, **_sample_conversions(args), progress=not args.quiet))
     if manifest:
-        rates = [r for r in manifest["filters"]["acceptance_rate"] if r is not None]
+        rates = [r for r in manifest.filters.acceptance_rate if r is not None]
         print(
-            f"wrote {manifest['num_examples']} images in {len(manifest['shards'])} shards to {args.out} "
+            f"wrote {manifest.num_examples} images in {len(manifest.shards)} shards to {args.out} "
             f"(filter acceptance {min(rates):.0%}..{max(rates):.0%})"
         )
     return 0
+
+
+def _sample_conversions(args: argparse.Namespace) -> dict:
+    """``sample``'s arguments that the CLI parses from text."""
+    return {
+        "class_balance": _class_balance(args.class_balance),
+        "min_distance": _min_distance(args.min_distance),
+        "attention": _attention(args),
+    }
 
 
 def _attention(args: argparse.Namespace):
@@ -376,8 +380,8 @@ def _verify(args: argparse.Namespace) -> int:
     from genaug.shards import verify
 
     manifest = verify(args.synthetic)
-    print(f"ok: {manifest['num_examples']} examples in {len(manifest['shards'])} shards, checksums match")
-    if "metadata" not in manifest:
+    print(f"ok: {manifest.num_examples} examples in {len(manifest.shards)} shards, checksums match")
+    if manifest.metadata is None:
         print(
             "note: this set's manifest (before version 3) records no sha256 of dataset_info.json, features.json and "
             "label.labels.txt, so they were not checked"
@@ -445,7 +449,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
     """Checks what needs no TensorFlow (data specs, paths, the config file), so bad input reports at once.
     ``train``'s config is built here, once, and kept as ``args.train_config``; ``--policy`` is loaded here."""
     from genaug.data import check_spec, check_unlabeled_spec
-    from genaug.records import RunDirectory, SyntheticDataset
+    from genaug.runs import RunDirectory
+    from genaug.synthetic import SyntheticDataset
 
     if args.handler is _train:
         args.train_config = _train_config(args)
@@ -471,8 +476,55 @@ def _check_inputs(args: argparse.Namespace) -> None:
         SyntheticDataset.open(path)
     if getattr(args, "policy", None):
         args.policy = Policy.load(args.policy)  # read once: the command gets the checked policy
+        args.policy.check_sets(len(synthetic) if isinstance(synthetic, list) else 1)
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         raise GenaugError(f"--jobs must be at least 1, got {args.jobs}")
+    _UP_FRONT.get(args.handler, lambda _: None)(args)
+
+
+def _check_train(args: argparse.Namespace) -> None:
+    from genaug.outputs import check_output
+    from genaug.runs import RUN_LAYOUT
+    from trainers.config import check_counts
+
+    check_counts(args.train_config)
+    check_output(args.train_config.run.out, RUN_LAYOUT)
+
+
+def _check_sample(args: argparse.Namespace) -> None:
+    from genaug.runs import RunDirectory
+    from genaug.sampler import plan_sample
+
+    converted = {"run": RunDirectory.open(args.run), "out": Path(args.out), **_sample_conversions(args)}
+    plan_sample(**_arguments_for(plan_sample, args, **converted))
+
+
+def _check_evaluate(args: argparse.Namespace) -> None:
+    from genaug.evaluation import check_evaluate
+
+    check_evaluate(**_arguments_for(check_evaluate, args, fractions=_fractions(args.fractions)))
+
+
+def _check_tune(args: argparse.Namespace) -> None:
+    from genaug.tuning import check_tune
+
+    check_tune(**_arguments_for(check_tune, args))
+
+
+def _check_demo(args: argparse.Namespace) -> None:
+    from genaug.demo import check_demo
+
+    check_demo(args.out, args.seeds)
+
+
+# The checks each command makes before TensorFlow starts: the library's own, so the messages are the same.
+_UP_FRONT = {
+    _train: _check_train,
+    _sample: _check_sample,
+    _evaluate: _check_evaluate,
+    _tune: _check_tune,
+    _demo: _check_demo,
+}
 
 
 def _show_library_progress(quiet: bool) -> None:

@@ -99,6 +99,15 @@ class LabelledArrays:
         info = dataclasses.replace(self.info, class_counts=counts)
         return LabelledArrays(x=self.x[indices], y=y, info=info, indices=self.indices[indices])
 
+    def at_recorded(self, positions, where: str) -> LabelledArrays:
+        """:meth:`subset` at positions a record holds (``where`` names the record and field); a position
+        outside this split is a one-line error naming them, not an IndexError."""
+        positions = np.asarray(positions, np.int64)
+        outside = positions[(positions < 0) | (positions >= len(self.y))]
+        if len(outside):
+            raise GenaugError(f"{where} holds position {outside[0]}, outside the {len(self.y)} examples of the split")
+        return self.subset(positions)
+
     def without(self, positions) -> LabelledArrays:
         """These examples less those at ``positions`` in the full split (e.g. a holdout)."""
         return self.subset(np.flatnonzero(~np.isin(self.indices, np.asarray(positions, np.int64))))

@@ -62,8 +62,7 @@ def demo(
     Returns:
         ``{setting: report}``.
     """
-    if seeds < 1:
-        raise ArgumentError(f"{{}} must be at least 1, got {seeds}", "seeds")
+    check_demo(out, seeds)
     jobs = worker_count(jobs)
     out, started = Path(out), time.time()
     tuning = TUNING["thorough" if thorough else "quick"]
@@ -115,6 +114,37 @@ def demo(
         f"(see {out}/*/report/report.md)"
     )
     return reports
+
+
+STAGES = ("run", "synthetic", "tuned", "report")  # what the demo writes in each setting's folder
+
+
+def check_demo(out: str | os.PathLike, seeds: int = 3) -> None:
+    """Checks :func:`demo`'s arguments, writing nothing (the CLI calls it before anything starts). An ``out``
+    holding anything the demo does not write is refused (each stage's folder then checks its own files as
+    it is claimed), so that a demo never writes into, or replaces inside, a user's folder.
+
+    Raises:
+        ArgumentError: naming ``seeds``, or ``out`` and the first entry the demo did not write.
+    """
+    if seeds < 1:
+        raise ArgumentError(f"{{}} must be at least 1, got {seeds}", "seeds")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ArgumentError(f"{out} is a file, not a directory; choose another {{}}", "out")
+    if not out.is_dir():
+        return
+    for entry in sorted(out.iterdir()):
+        inside = sorted(entry.iterdir()) if entry.is_dir() and not entry.is_symlink() else []
+        if entry.name not in SETTINGS or entry.is_symlink() or not entry.is_dir():
+            foreign = entry
+        else:
+            foreign = next((e for e in inside if e.name not in STAGES or e.is_symlink() or not e.is_dir()), None)
+        if foreign is not None:
+            raise ArgumentError(
+                f"{out} holds {str(foreign.relative_to(out))!r}, which genaug demo did not write; choose another {{}}",
+                "out",
+            )
 
 
 def worker_count(jobs: int | None) -> int:

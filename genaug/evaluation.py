@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
+import os
 import platform
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from genaug import metrics
 from genaug.data import LabelledArrays, labelled_subset, load_arrays
 from genaug.errors import ArgumentError, GenaugError
+from genaug.manifest import MANIFEST
 from genaug.policy import Policy
-from genaug.records import SyntheticDataset
 from genaug.report import write_report
+from genaug.synthetic import SyntheticDataset
 from genaug.version import __version__
 from genaug.workers import Workers
 
@@ -48,7 +49,7 @@ def _real_train(full: LabelledArrays, synthetic: SyntheticDataset, labels_per_cl
             )
     elif labels_per_class is not None or label_fraction is not None:
         indices = labelled_subset(full.y, labels_per_class=labels_per_class, label_fraction=label_fraction)
-    return full if indices is None else full.subset(indices)
+    return full if indices is None else full.at_recorded(indices, f"{synthetic.path / MANIFEST}: source.train_indices")
 
 
 def _synthetic_arrays(
@@ -67,7 +68,7 @@ def _synthetic_arrays(
 
 def _learnt_from_the_rest(syn_set: SyntheticDataset) -> bool:
     """Whether the generator learnt from its split's unlabelled rest (``unlabeled: auto``, scarce labels)."""
-    recorded = syn_set.manifest["source"].get("unlabeled")
+    recorded = syn_set.manifest.source.unlabeled
     return recorded is not None and recorded["source"] == "auto" and syn_set.train_indices is not None
 
 
@@ -99,6 +100,9 @@ def _label_spreading_set(real: LabelledArrays, unlabeled) -> tuple[np.ndarray, n
 def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment, policy: Policy | None = None):
     """The labels of ``test.x`` as predicted by the CNN recipe trained on the mix of ``real`` and ``syn``
     (with classic augmentation of every batch when ``augment``), or as ``policy`` says instead."""
+    import keras
+    import tensorflow as tf
+
     from genaug.augment import augment_batches
     from genaug.classifier import predict_proba
     from genaug.mixing import as_supervised, mix
@@ -181,6 +185,32 @@ def _trainer(image_shape: tuple[int, ...], num_classes: int, steps: int):
     return ClassifierTrainer(image_shape, num_classes, steps=steps)
 
 
+def check_evaluate(
+    out: str | os.PathLike,
+    *,
+    seeds: int = 3,
+    fractions: tuple[float, ...] = (0.25, 0.5, 0.75),
+    steps: int = 600,
+    policy: Policy | None = None,
+) -> None:
+    """Checks :func:`evaluate`'s arguments, writing nothing and without TensorFlow (the CLI calls it before
+    TensorFlow starts).
+
+    Raises:
+        GenaugError: naming the first bad argument.
+    """
+    if seeds < 1:
+        raise ArgumentError(f"{{}} must be at least 1, got {seeds}", "seeds")
+    if steps < 1:
+        raise ArgumentError(f"{{}} must be at least 1, got {steps}", "steps")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ArgumentError(f"{{}} {out} is a file, not a directory", "out")
+    if any(not 0.0 < f < 1.0 for f in fractions):  # NaN fails too
+        raise GenaugError(f"fractions must be in (0, 1), got {list(fractions)}")
+    if policy is not None:
+        policy.check_sets(1)
+
+
 def evaluate(
     data: str,
     synthetic: str | Path,
@@ -230,14 +260,7 @@ def evaluate(
     """
     started = time.time()
     say = functools.partial(print, flush=True) if progress else (lambda *_: None)  # flushed: a log file shows it
-    if seeds < 1:
-        raise ArgumentError(f"{{}} must be at least 1, got {seeds}", "seeds")
-    if steps < 1:
-        raise ArgumentError(f"{{}} must be at least 1, got {steps}", "steps")
-    if Path(out).exists() and not Path(out).is_dir():
-        raise ArgumentError(f"{{}} {out} is a file, not a directory", "out")
-    if any(not 0.0 < f < 1.0 for f in fractions):
-        raise GenaugError(f"fractions must be in (0, 1), got {list(fractions)}")
+    check_evaluate(out, seeds=seeds, fractions=fractions, steps=steps, policy=policy)
     syn_set = SyntheticDataset.open(synthetic)
     full_train = load_arrays(data, "train", image_size=image_size)
     test = load_arrays(data, "test", image_size=image_size)
@@ -257,19 +280,17 @@ def evaluate(
     if unlabeled_images is not None:
         baselines["label_spreading"] = (_label_spreading_set(real, unlabeled_images), False)
 
-    def fits(kind: str, train_set, fraction, augment=False, policy=None) -> list[Fit]:
-        syn = (syn_x, syn_y) if policy is None else policy_syn
-        return [Fit(kind, train_set, syn, fraction, seed, test, steps, augment, policy) for seed in range(seeds)]
-
-    # Every classifier the report needs, in the order the report is filled in: all are queued at once, so
-    # with ``workers`` they train side by side.
-    planned = []
-    for kind in kinds:
-        planned += [fit for fraction in conditions.values() for fit in fits(kind, (real.x, real.y), fraction)]
-        planned += [fit for train_set, augment in baselines.values() for fit in fits(kind, train_set, 0.0, augment)]
+    # Every classifier the report needs, keyed by (classifier, condition, seed) and queued at once, so that
+    # with ``workers`` they train side by side; results are collected by key, never by position.
+    plan: dict[tuple[str, str, int], Fit] = {}
+    for kind, seed in itertools.product(kinds, range(seeds)):
+        for name, fraction in conditions.items():
+            plan[kind, name, seed] = Fit(kind, (real.x, real.y), (syn_x, syn_y), fraction, seed, test, steps)
+        for name, (train_set, augment) in baselines.items():
+            plan[kind, name, seed] = Fit(kind, train_set, (syn_x, syn_y), 0.0, seed, test, steps, augment)
         if policy is not None:
-            planned += fits(kind, (real.x, real.y), None, policy=policy)
-    predicted = iter(workers.imap(test_predictions, planned) if workers else map(test_predictions, planned))
+            plan[kind, "policy", seed] = Fit(kind, (real.x, real.y), policy_syn, None, seed, test, steps, False, policy)
+    running = workers.imap(test_predictions, plan.values()) if workers else map(test_predictions, plan.values())
 
     # Measured here while the workers (if any) train the classifiers.
     say(f"  fidelity (features of a CNN trained on the {len(real.y)} labelled examples) ...")
@@ -286,51 +307,56 @@ def evaluate(
         syn_x[sample], train_seen.x, test.x, copy_threshold=metrics.default_min_distance(train_seen.x, test.x)
     )
 
-    def next_seeds() -> list[np.ndarray]:
-        return [next(predicted) for _ in range(seeds)]
+    predicted = dict(zip(plan, running, strict=True))
 
-    def scored(real_values) -> dict:
+    def accuracies(kind: str, name: str) -> np.ndarray:
+        return np.array([(predicted[kind, name, seed] == test.y).mean() for seed in range(seeds)])
+
+    def scored(kind: str, name: str, real_values: np.ndarray) -> dict:
         """Accuracy over the seeds, with its gain over real only (``real_values``) paired by seed."""
-        values = [float((p == test.y).mean()) for p in next_seeds()]
-        gain = metrics.mean_interval((np.asarray(values) - real_values).tolist())
-        return {**metrics.mean_interval(values), "gain": gain}
+        values = accuracies(kind, name)
+        gain = metrics.mean_interval((values - real_values).tolist())
+        return {**metrics.mean_interval(values.tolist()), "gain": gain}
 
     utility = {}
     for kind in kinds:
         results = {}
         for name in conditions:
-            accuracies, per_class = [], []
-            for seed_predictions in next_seeds():
-                accuracies.append(float((seed_predictions == test.y).mean()))
-                per_class.append([float((seed_predictions[test.y == c] == c).mean()) for c in range(num_classes)])
-            results[name] = {**metrics.mean_interval(accuracies), "per_class": np.mean(per_class, axis=0).tolist()}
+            per_class = [
+                [float((predicted[kind, name, seed][test.y == c] == c).mean()) for c in range(num_classes)]
+                for seed in range(seeds)
+            ]
+            results[name] = {
+                **metrics.mean_interval(accuracies(kind, name).tolist()),
+                "per_class": np.mean(per_class, axis=0).tolist(),
+            }
             say(f"  {kind:<4} {name:<12} accuracy {results[name]['mean']:.4f} +- {results[name]['std']:.4f}")
-        real_values = np.asarray(results["real"]["values"])
+        real_values = accuracies(kind, "real")
         gains = {
-            name.removeprefix("mixed_"): metrics.mean_interval((np.asarray(r["values"]) - real_values).tolist())
-            for name, r in results.items()
+            name.removeprefix("mixed_"): metrics.mean_interval((accuracies(kind, name) - real_values).tolist())
+            for name in conditions
             if name.startswith("mixed_")
         }
         utility[kind] = {"conditions": results, "gain": gains}
         for name in baselines:
-            utility[kind].setdefault("baselines", {})[name] = scored(real_values)
+            utility[kind].setdefault("baselines", {})[name] = scored(kind, name, real_values)
             say(f"  {kind:<4} {name:<12} accuracy {utility[kind]['baselines'][name]['mean']:.4f} (no synthetic data)")
         if teacher is not None and kind == "cnn":  # a CNN itself, trained on the labelled + unlabelled images
             gain = metrics.mean_interval((teacher["mean"] - real_values).tolist())
             utility[kind].setdefault("baselines", {})["teacher"] = {**teacher, "gain": gain}
         if policy is not None:
-            utility[kind]["policy"] = {**scored(real_values), "policy": policy.to_dict()}
+            utility[kind]["policy"] = {**scored(kind, "policy", real_values), "policy": policy.to_dict()}
             say(f"  {kind:<4} {'policy':<12} accuracy {utility[kind]['policy']['mean']:.4f}")
     report = {
         "genaug_version": __version__,
         "versions": {
             "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
+            "tensorflow": _version("tensorflow"),
+            "keras": _version("keras"),
         },
         "data": data,
         "synthetic": str(synthetic),
-        "generator": syn_set.manifest["generator"],
+        "generator": dataclasses.asdict(syn_set.manifest.generator),
         "settings": {
             "seeds": seeds,
             "fractions": list(fractions),
@@ -353,10 +379,16 @@ def evaluate(
     return report
 
 
-_feature_models: dict[tuple, keras.Model] = {}  # the last one trained in this process, by its data
+def _version(module: str) -> str:
+    import importlib
+
+    return importlib.import_module(module).__version__
 
 
-def _feature_model(train: LabelledArrays, num_classes: int) -> keras.Model:
+_feature_models: dict[tuple, object] = {}  # the last one trained in this process, by its data
+
+
+def _feature_model(train: LabelledArrays, num_classes: int):
     """The CNN recipe trained on ``train`` (seed 0), in whose features fidelity is measured: a function of
     the data alone, so a second evaluation against the same split in this process (the demo's second
     setting) reuses it."""
@@ -376,15 +408,13 @@ def _feature_model(train: LabelledArrays, num_classes: int) -> keras.Model:
 def _teacher_accuracy(syn_set: SyntheticDataset, test: LabelledArrays) -> dict | None:
     """The test accuracy of the FixMatch teacher that labelled the generator's unlabelled images (the
     run's ``teacher.keras``), or ``None`` when there is none or the run is not where it was."""
-    from genaug.records import RunDirectory
+    from genaug.runs import RunDirectory, load_saved_model
     from genaug.teacher import teacher_probabilities
 
-    path = Path(syn_set.manifest["generator"]["run"]) / RunDirectory.TEACHER
+    path = Path(syn_set.manifest.generator.run) / RunDirectory.TEACHER
     if not path.is_file():
         return None
-    import models
-
-    accuracy = float(np.mean(teacher_probabilities(models.load_model(path), test.x).argmax(axis=1) == test.y))
+    accuracy = float(np.mean(teacher_probabilities(load_saved_model(path), test.x).argmax(axis=1) == test.y))
     return {**metrics.mean_interval([accuracy]), "name": "fixmatch", "path": str(path)}
 
 

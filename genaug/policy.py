@@ -102,6 +102,16 @@ class Policy:
             ]
         )
 
+    def check_sets(self, given: int) -> None:
+        """Raises unless the synthetic set the policy names is among the ``given`` ones (``evaluate`` is
+        given one: the set the policy chose, as set 0)."""
+        if self.synthetic_ratio and self.synthetic_set >= given:
+            raise GenaugError(
+                f"policy synthetic_set {self.synthetic_set} names set {self.synthetic_set + 1}, but "
+                f"{given} synthetic set{'s are' if given > 1 else ' is'} given; pass the set it chose and "
+                "set synthetic_set to its position (0 for the one set evaluate takes)"
+            )
+
     def to_dict(self) -> dict:
         return {"version": POLICY_VERSION, **dataclasses.asdict(self)}
 
@@ -124,7 +134,7 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Policy:
-        from genaug.records import read_json
+        from genaug.json_records import read_json
 
         path = Path(path)
         if not path.is_file():

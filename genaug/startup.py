@@ -43,11 +43,23 @@ def stderr_to(path: str | os.PathLike) -> Iterator[None]:
 
 def start_worker() -> None:
     """A worker process (``multiprocessing`` initializer): TensorFlow on one thread, started as quietly as in
-    the parent (:func:`single_threaded_tensorflow`); Ctrl-C is the parent's to handle."""
+    the parent (:func:`single_threaded_tensorflow`); Ctrl-C is the parent's to handle, and the worker ends
+    itself within a second of its parent's death (a SIGKILLed demo left its ~800 MB workers running)."""
     import signal
+    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="genaug-parent-watch", daemon=True).start()
     single_threaded_tensorflow()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Polls for the parent's death (this process is then re-parented) and exits at once."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def single_threaded_tensorflow() -> None:

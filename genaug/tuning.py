@@ -22,6 +22,7 @@ import contextlib
 import csv
 import functools
 import io
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +33,9 @@ from genaug import atomic, metrics
 from genaug.data import derived_seed, load_arrays
 from genaug.errors import ArgumentError
 from genaug.evaluation import _cnn_predictions, _real_train, _synthetic_arrays
+from genaug.outputs import LOCKS, STATE_DIR, Layout, check_output, claim_directory, differing_keys
 from genaug.policy import CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, Policy
-from genaug.records import STATE_DIR, TUNING_LAYOUT, SyntheticDataset, claim_directory, differing_keys
+from genaug.synthetic import SyntheticDataset
 
 RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)  # synthetic per real; 0 is always a candidate
 AUGMENTATION = (0.0, 0.5, 1.0)
@@ -42,6 +44,15 @@ CONFIDENCES = (None, 0.5, 0.7, 0.9)  # minimum oracle confidence, searched when 
 LABEL_MIXING = {"none": {}, "mixup": {"mixup_alpha": 0.2}, "cutmix": {"cutmix_alpha": 1.0}}
 NOISE = (0.0, 0.02, 0.05)  # Gaussian pixel noise, fraction of the pixel range
 JOURNAL = "trials.journal"
+TUNING_LAYOUT = Layout(
+    "tuning",
+    f"{STATE_DIR}/search.json",
+    files=(
+        r"policy\.json|trials\.csv|objective\.png|report\.json|report\.md",
+        rf"{re.escape(STATE_DIR)}/(search\.json|trials\.journal|trials\.journal\.lock)",
+        LOCKS,
+    ),
+)
 CONFIRMATION_STREAM = 1  # derived_seed stream of the fresh folds
 # Enqueued before the search, in this order; ties go to the earlier (simpler) one.
 BASELINES = {
@@ -49,6 +60,32 @@ BASELINES = {
     "classic augmentation": CLASSIC_AUGMENTATION,
     "default (50 % synthetic)": DEFAULT_POLICY,
 }
+
+
+def check_tune(
+    synthetic: Sequence[str | Path],
+    out: str | Path,
+    *,
+    trials: int = 20,
+    budget_s: float | None = None,
+    folds: int = 3,
+    seeds: int = 3,
+    steps: int = 600,
+) -> None:
+    """Checks :func:`tune`'s arguments, writing nothing and without TensorFlow (the CLI calls it before
+    TensorFlow starts).
+
+    Raises:
+        ArgumentError: naming the first bad argument.
+    """
+    if not synthetic:
+        raise ArgumentError("{} needs at least one synthetic dataset", "synthetic")
+    for name, value, low in (("trials", trials, 1), ("folds", folds, 2), ("seeds", seeds, 0), ("steps", steps, 1)):
+        if value < low:
+            raise ArgumentError(f"{{}} must be at least {low}, got {value}", name)
+    if budget_s is not None and not budget_s > 0:
+        raise ArgumentError(f"{{}} must be a positive number of seconds, got {budget_s}", "budget_s")
+    check_output(out, TUNING_LAYOUT)
 
 
 def tune(
@@ -96,11 +133,7 @@ def tune(
     import optuna
 
     say = functools.partial(print, flush=True) if progress else (lambda *_: None)  # flushed: a log file shows it
-    if not synthetic:
-        raise ArgumentError("{} needs at least one synthetic dataset", "synthetic")
-    for name, value, low in (("trials", trials, 1), ("folds", folds, 2), ("seeds", seeds, 0), ("steps", steps, 1)):
-        if value < low:
-            raise ArgumentError(f"{{}} must be at least {low}, got {value}", name)
+    check_tune(synthetic, out, trials=trials, budget_s=budget_s, folds=folds, seeds=seeds, steps=steps)
     sets = [SyntheticDataset.open(path) for path in synthetic]
     full_train = load_arrays(data, "train", image_size=image_size)
     real = _real_train(full_train, sets[0], labels_per_class, label_fraction)  # every labelled example

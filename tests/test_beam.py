@@ -38,7 +38,7 @@ def test_beam_writes_the_local_runners_bytes(smoke_runs, tmp_path, kind, options
     beamed = sample(smoke_runs[kind], tmp_path / "beam", runner="beam", beam_options=options, **settings)
     assert beamed == local
     assert _files(tmp_path / "beam") == _files(tmp_path / "local")  # shards, metadata, manifest, shard records
-    assert shards.verify(tmp_path / "beam")["num_examples"] == 120
+    assert shards.verify(tmp_path / "beam").num_examples == 120
 
 
 @needs_beam
@@ -60,7 +60,7 @@ def test_a_killed_beam_run_resumes_to_the_same_bytes(smoke_runs, tmp_path):
     sample(smoke_runs["cvae"], tmp_path / "cut", progress=False, runner="beam", **settings)
     assert _files(tmp_path / "cut") == _files(tmp_path / "whole")
     assert not list((tmp_path / "cut").glob(".*tmp*"))
-    assert shards.verify(tmp_path / "cut")["num_examples"] == 4000
+    assert shards.verify(tmp_path / "cut").num_examples == 4000
 
 
 @needs_beam

@@ -1,6 +1,10 @@
 """The demo end to end, with the settings shrunk (the real schedule is measured in README)."""
 
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +60,45 @@ def test_an_error_in_a_worker_is_one_line_and_stops_the_demo(tmp_path, run_cli):
     assert (tmp_path / "demo" / "10_per_class" / "run" / "mine.txt").read_text() == "a user's file"
     code, _, err = run_cli("demo", "--out", tmp_path / "demo", "--jobs", "0")
     assert code == 1 and "--jobs must be at least 1" in err
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_workers_end_when_their_parent_is_killed():
+    script = (  # the worker is busy when its parent dies (an idle one would read EOF from its queue and exit)
+        "import os, time; from genaug.workers import Workers; w = Workers(1); "
+        "print(w.submit(os.getpid).get(), flush=True); w.submit(time.sleep, 600); time.sleep(600)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    assert _running(worker)
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 10
+    while _running(worker) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _running(worker), "a worker outlived its SIGKILLed parent"
+
+
+def test_the_demo_refuses_an_out_holding_what_it_does_not_write(tmp_path):
+    from genaug.errors import ArgumentError
+
+    for setting in demo_module.SETTINGS:
+        for stage in demo_module.STAGES:
+            (tmp_path / "demo" / setting / stage).mkdir(parents=True)
+    demo_module.check_demo(tmp_path / "demo")  # a previous demo's output: each stage checks its own files
+    (tmp_path / "demo" / "10_per_class" / "notes.txt").write_text("mine")
+    with pytest.raises(ArgumentError, match="holds '10_per_class/notes.txt', which genaug demo did not write"):
+        demo_module.check_demo(tmp_path / "demo")
+    (tmp_path / "demo" / "10_per_class" / "notes.txt").unlink()
+    (tmp_path / "demo" / "thesis").mkdir()
+    with pytest.raises(ArgumentError, match="holds 'thesis'"):
+        demo_module.check_demo(tmp_path / "demo")

@@ -125,7 +125,7 @@ def test_unlabeled_chooses_the_images_of_the_label_spreading_route(synthetic, tm
 
     from genaug.data import load_arrays
     from genaug.evaluation import _unlabeled_images
-    from genaug.records import SyntheticDataset
+    from genaug.synthetic import SyntheticDataset
 
     syn = SyntheticDataset.open(synthetic)
     full = load_arrays("digits", "train")

@@ -92,7 +92,9 @@ def _copy(outputs: Path, name: str, tmp_path: Path) -> Path:
 
 
 def test_genaugs_own_outputs_hold_nothing_foreign_at_any_depth(outputs):
-    from genaug.records import RUN_LAYOUT, SYNTHETIC_LAYOUT, TUNING_LAYOUT
+    from genaug.runs import RUN_LAYOUT
+    from genaug.synthetic import SYNTHETIC_LAYOUT
+    from genaug.tuning import TUNING_LAYOUT
 
     run = outputs / "run"
     written = {p.name for p in run.iterdir()}
@@ -137,7 +139,8 @@ def test_sample_overwrite_follows_no_symlink_out_of_the_output(outputs, tmp_path
 
 
 def test_a_second_writer_is_refused_at_once(run, tmp_path, refuses):
-    from genaug.records import SYNTHETIC_LAYOUT, claim_directory
+    from genaug.outputs import claim_directory
+    from genaug.synthetic import SYNTHETIC_LAYOUT
 
     out = tmp_path / "busy"
     with claim_directory(out, SYNTHETIC_LAYOUT, differences=lambda _: [], overwrite=False):
@@ -161,8 +164,13 @@ def _edit_manifest(syn: Path, edit) -> None:
         (lambda m: m["shards"][0].update(file="../outside/x"), "'../outside/x' is not a shard name"),
         (lambda m: m["shards"][0].update(file="/etc/hostname"), "'/etc/hostname' is not a shard name"),
         (lambda m: m.update(shards=[]), "lists no shards"),
-        (lambda m: m.pop("shards"), "lists no shards"),
-        (lambda m: m.pop("source"), "malformed manifest"),
+        (lambda m: m.pop("shards"), "manifest.json: missing shards"),
+        (lambda m: m.pop("source"), "manifest.json: missing source"),
+        (lambda m: m.update(num_examples=float("nan")), "manifest.json: num_examples must be an integer, got NaN"),
+        (lambda m: m.update(num_examples=201), "num_examples 201 is not the sum of counts_per_class"),
+        (lambda m: m["source"].update(image_shape=[8, 8]), "source.image_shape must hold 3 values, got 2"),
+        (lambda m: m["shards"][0].update(examples="200"), 'shards[0].examples must be an integer, got "200"'),
+        (lambda m: m.update(metadata=["features.json"]), "metadata must be a JSON object"),
     ],
 )
 def test_verify_trusts_no_manifest_entry(synthetic, refuses, edit, culprit):
@@ -197,6 +205,12 @@ def test_verify_checks_what_tfds_reads_the_shards_as(outputs, tmp_path, refuses,
 
     with pytest.raises(genaug.GenaugError, match=f"{name} "):
         genaug.load_synthetic(syn)
+
+
+@pytest.mark.parametrize("name", ["features.json", "dataset_info.json"])
+def test_missing_tfds_metadata_is_named(synthetic, refuses, name):
+    (synthetic / name).unlink()
+    refuses("verify", synthetic, culprit=f"{name} is missing")
 
 
 def test_an_older_set_verifies_and_says_what_it_could_not_check(synthetic, run_cli):
@@ -346,6 +360,70 @@ def test_a_truncated_generator_is_named(run, tmp_path, refuses):
     generator = run / "generator.keras"
     generator.write_bytes(generator.read_bytes()[:1000])
     refuses("sample", run, "--out", tmp_path / "syn", "--per-class", "2", culprit="not a complete .keras file")
+
+
+@pytest.mark.parametrize(
+    ("edit", "culprit"),
+    [
+        ({"seed": "zero"}, 'run.json: seed must be an integer, got "zero"'),
+        ({"epochs_completed": float("nan")}, "run.json: epochs_completed must be an integer, got NaN"),
+        ({"train_indices": [999999999]}, "run.json: train_indices holds position 999999999"),
+    ],
+)
+def test_a_damaged_run_record_is_named_and_claims_no_output(run, tmp_path, refuses, edit, culprit):
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps(record | edit))
+    flags = ("--min-confidence", "0") if "train_indices" in edit else ()  # the oracle reads the examples
+    refuses("sample", run, "--out", tmp_path / "syn", "--per-class", "2", *flags, culprit=culprit)
+
+
+def test_a_model_file_safe_mode_refuses_is_named(tmp_path):
+    import keras
+
+    from genaug.errors import GenaugError
+    from genaug.runs import load_saved_model
+
+    path = tmp_path / "last.keras"
+    keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)]).save(path)
+    with pytest.raises(GenaugError, match=r"last.keras: cannot load \(.*Lambda"):
+        load_saved_model(path)
+
+
+def test_a_policy_naming_a_set_not_given_is_refused_at_once(synthetic, tmp_path, refuses):
+    from genaug.policy import Policy
+
+    Policy(synthetic_set=5).save(tmp_path / "policy.json")
+    args = ("--synthetic", synthetic, "--out", tmp_path / "report", "--policy", tmp_path / "policy.json")
+    refuses("evaluate", *args, culprit="policy synthetic_set 5 names set 6, but 1 synthetic set is given")
+
+
+@pytest.mark.parametrize(
+    ("args", "culprit"),
+    [
+        (("sample", "RUN", "--out", "OUT", "--per-class", "0"), "--per-class must be at least 1"),
+        (("sample", "RUN", "--out", "FILE", "--per-class", "2"), "is a file, not a directory; choose another --out"),
+        (("sample", "RUN", "--out", "OUT", "--per-class", "2", "--temperature", "-1"), "--temperature must be"),
+        (("train", "--out", "OUT", "--epochs", "0"), "'optim.epochs' must be at least 1"),
+        (("train", "--out", "FILE"), "is a file, not a directory"),
+        (("evaluate", "--synthetic", "SYN", "--out", "OUT", "--num-seeds", "0"), "--num-seeds must be at least 1"),
+        (("evaluate", "--synthetic", "SYN", "--out", "OUT", "--fractions", "1.5"), "fractions must be in (0, 1)"),
+        (("tune", "--synthetic", "SYN", "--out", "OUT", "--folds", "1"), "--folds must be at least 2"),
+        (("tune", "--synthetic", "SYN", "--out", "RUN"), "holds 'config.json', which genaug did not write"),
+        (("demo", "--out", "RUN"), "holds 'config.json', which genaug demo did not write"),
+    ],
+)
+def test_bad_options_and_outputs_are_refused_before_tensorflow_starts(run, synthetic, tmp_path, args, culprit):
+    import subprocess
+    import sys
+
+    (tmp_path / "file").write_text("mine")
+    names = {"RUN": run, "SYN": synthetic, "OUT": tmp_path / "out", "FILE": tmp_path / "file"}
+    argv = [str(names.get(a, a)) for a in args]
+    check = "import sys; from genaug.cli import main; sys.exit(main(sys.argv[1:]) + 10 * ('tensorflow' in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", check, *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, (done.returncode, done.stderr)  # 11: refused, but after TensorFlow started
+    assert culprit in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_evaluate_into_a_file_fails_before_computing(synthetic, tmp_path, refuses):

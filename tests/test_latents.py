@@ -67,14 +67,14 @@ def test_attention_sampling_honours_labels_and_seeds(smoke_runs, tmp_path):
         return manifest, next(iter(tfds.as_numpy(ds.batch(100))))
 
     manifest, first = draw("a", 0, min_distance=None)
-    assert manifest["settings"]["latent"] == {"kind": "attention", "k": 5, "temperature": 1.0, "extrapolation": 0.0}
+    assert manifest.settings["latent"] == {"kind": "attention", "k": 5, "temperature": 1.0, "extrapolation": 0.0}
     assert np.bincount(first["label"]).tolist() == [6] * 10
     _, again = draw("b", 0, min_distance=None)
     _, other = draw("c", 1, min_distance=None)
     assert np.array_equal(first["image"], again["image"]) and np.array_equal(first["label"], again["label"])
     assert not np.array_equal(first["image"], other["image"])
     prior = sample(smoke_runs["cvae"], tmp_path / "p", per_class=6, seed=0, min_distance=None, progress=False)
-    assert prior["settings"]["latent"] is None and prior["shards"][0]["sha256"] != manifest["shards"][0]["sha256"]
+    assert prior.settings["latent"] is None and prior.shards[0].sha256 != manifest.shards[0].sha256
 
 
 def test_attention_needs_a_conditional_vae_and_no_prior_settings(smoke_runs, tmp_path, run_cli):

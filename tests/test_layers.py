@@ -12,7 +12,12 @@ BASE = {
     "genaug.version",
     "genaug.data",
     "genaug.idx",  # the idx: source (the MNIST family's IDX files)
-    "genaug.records",
+    "genaug.runs",
+    "genaug.synthetic",
+    "genaug.outputs",
+    "genaug.checksums",
+    "genaug.manifest",
+    "genaug.json_records",
     "genaug.grids",
     "genaug.teacher",
     "genaug.startup",  # how a process starts TensorFlow and sizes its tf.data pipelines; imports nothing
@@ -73,3 +78,32 @@ def test_the_lazy_api_names_are_not_shadowed_by_submodules():
         importlib.import_module(module)
         assert module.rsplit(".", 1)[-1] != name, f"module {module} shadows genaug.{name}"
         assert callable(getattr(genaug, name)) or isinstance(getattr(genaug, name), type), name
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (``from genaug import shards`` counts as genaug.shards)."""
+    modules = {name: imports for package in ("models", "trainers", "genaug") for name, imports in _modules(package)}
+    return {
+        name: {n if n in modules else n.rsplit(".", 1)[0] for n in imports} & modules.keys() - {name, "genaug"}
+        for name, imports in modules.items()
+    }
+
+
+def test_no_import_circle():
+    graph, state, path = _graph(), {}, []
+
+    def visit(module):
+        state[module] = "open"
+        path.append(module)
+        for child in sorted(graph[module]):
+            if state.get(child) == "open":
+                circle = path[path.index(child) :] + [child]
+                raise AssertionError("import circle: " + " -> ".join(circle))
+            if child not in state:
+                visit(child)
+        path.pop()
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)

@@ -13,7 +13,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "previous_release"
 
 def test_previous_synthetic_set_loads_and_verifies():
     manifest = genaug.verify(FIXTURE / "syn")
-    assert manifest["num_examples"] == 30
+    assert manifest.num_examples == 30 and manifest.manifest_version == 1
     dataset, info = genaug.load_synthetic(FIXTURE / "syn")
     labels = np.array([int(e["label"]) for e in dataset])
     assert info.class_names == tuple(str(d) for d in range(10))
@@ -25,5 +25,5 @@ def test_previous_run_directory_samples_the_same_shards(tmp_path):
     shutil.copytree(FIXTURE / "run", run)
     manifest = genaug.sample(run, tmp_path / "syn", per_class=3, seed=0, progress=False)
     old = genaug.verify(FIXTURE / "syn")
-    assert [s["sha256"] for s in manifest["shards"]] == [s["sha256"] for s in old["shards"]]
-    assert manifest["source"]["train_indices"] == old["source"]["train_indices"]
+    assert [s.sha256 for s in manifest.shards] == [s.sha256 for s in old.shards]
+    assert manifest.source.train_indices == old.source.train_indices

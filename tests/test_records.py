@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from genaug.errors import ArgumentError, GenaugError
-from genaug.records import Layout, RunDirectory, SyntheticDataset, claim_directory, shard_name
+from genaug.outputs import Layout, claim_directory
+from genaug.runs import RunDirectory
+from genaug.synthetic import SyntheticDataset, shard_name
 
 PREVIOUS = Path(__file__).parent / "fixtures" / "previous_release"
 
@@ -37,6 +39,24 @@ def test_run_directory_errors_name_the_culprit(tmp_path):
         RunDirectory.open(tmp_path / "run")
 
 
+@pytest.mark.parametrize(
+    ("edit", "culprit"),
+    [
+        ({"seed": "zero"}, 'run.json: seed must be an integer, got "zero"'),
+        ({"epochs_completed": float("nan")}, "run.json: epochs_completed must be an integer, got NaN"),
+        ({"jit_compile": 1}, "run.json: jit_compile must be true or false, got 1"),
+        ({"dataset": {"name": "digits"}}, "run.json: missing dataset.image_shape"),
+        ({"train_indices": [0, 999999999]}, "run.json: train_indices holds position 999999999, outside the 1347"),
+    ],
+)
+def test_a_damaged_run_record_names_file_and_field(tmp_path, edit, culprit):
+    shutil.copytree(PREVIOUS / "run", tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").write_text(json.dumps(record | edit))
+    with pytest.raises(GenaugError, match=re.escape(culprit)):
+        RunDirectory.open(tmp_path / "run").labelled_examples()
+
+
 def test_synthetic_dataset_record(tmp_path):
     syn = SyntheticDataset.open(PREVIOUS / "syn")
     x, y = syn.arrays()
@@ -48,7 +68,7 @@ def test_synthetic_dataset_record(tmp_path):
     with pytest.raises(GenaugError, match="no manifest.json"):
         SyntheticDataset.open(tmp_path / "empty")
     (tmp_path / "empty" / "manifest.json").write_text("{}")
-    with pytest.raises(GenaugError, match="malformed manifest"):
+    with pytest.raises(GenaugError, match="manifest.json: missing genaug_version, generator, source"):
         SyntheticDataset.open(tmp_path / "empty")
 
 

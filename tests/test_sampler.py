@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from genaug import sampler, shards
+from genaug import shard_writer, shards
 from genaug.errors import GenaugError
 from genaug.sampler import class_counts, sample
 
@@ -24,7 +24,7 @@ def _bytes(directory):
 
 def test_sample_is_loadable_by_tfds_with_real_class_names(smoke_runs, tmp_path):
     manifest = sample(smoke_runs["cvae"], tmp_path / "syn", per_class=20, seed=1, progress=False)
-    assert manifest["num_examples"] == 200 and manifest["counts_per_class"] == [20] * 10
+    assert manifest.num_examples == 200 and manifest.counts_per_class == [20] * 10
     builder = tfds.builder_from_directory(str(tmp_path / "syn"))
     assert builder.info.features["label"].names == [str(i) for i in range(10)]
     ds = builder.as_dataset(split="train")
@@ -35,8 +35,8 @@ def test_sample_is_loadable_by_tfds_with_real_class_names(smoke_runs, tmp_path):
     same, info = shards.load_synthetic(tmp_path / "syn")
     assert info.class_counts == (20,) * 10 and same.element_spec == ds.element_spec
     for key in ("genaug_version", "generator", "source", "seed", "settings", "filters", "shards"):
-        assert key in manifest
-    assert len(manifest["generator"]["sha256"]) == 64 and manifest["source"]["dataset"] == "digits"
+        assert key in manifest.to_json()
+    assert len(manifest.generator.sha256) == 64 and manifest.source.dataset == "digits"
 
 
 def test_labels_follow_the_conditioning(smoke_runs, tmp_path):
@@ -47,7 +47,7 @@ def test_labels_follow_the_conditioning(smoke_runs, tmp_path):
     ds, _ = shards.load_synthetic(tmp_path / "s")
     stored = next(iter(tfds.as_numpy(ds.batch(100))))
     generator = keras.models.load_model(smoke_runs["cvae"] / "generator.keras")
-    plan = sampler.label_plan((3,) * 10, seed=2, num_shards=1)[0]
+    plan = shard_writer.label_plan((3,) * 10, seed=2, num_shards=1)[0]
     assert stored["label"].tolist() == plan.tolist()
     draw_seed = int(np.random.SeedSequence([2, 0, 0]).generate_state(1)[0])
     expected, _ = generator.generate(30, plan, seed=draw_seed)
@@ -70,7 +70,7 @@ def test_workers_share_shards_and_the_last_one_finalizes(smoke_runs, tmp_path, c
     assert first is None and "2/4 shards present" in capsys.readouterr().out
     assert not (tmp_path / "many" / "manifest.json").exists()
     last = sample(run, tmp_path / "many", worker_index=0, **settings)
-    assert last["num_examples"] == 100
+    assert last.num_examples == 100
     assert _bytes(tmp_path / "one") == _bytes(tmp_path / "many")
 
 
@@ -88,28 +88,28 @@ def test_rerun_rewrites_only_bad_shards(smoke_runs, tmp_path):
 
 def test_unconditional_generator_is_labelled_by_the_oracle(smoke_runs, tmp_path):
     manifest = sample(smoke_runs["vae"], tmp_path / "syn", per_class=5, seed=0, progress=False)
-    assert manifest["counts_per_class"] == [5] * 10
+    assert manifest.counts_per_class == [5] * 10
     assert (smoke_runs["vae"] / "oracle.keras").is_file()
-    assert sum(manifest["filters"]["drawn"]) >= 50  # more drawn than kept: classes fill unevenly
+    assert sum(manifest.filters.drawn) >= 50  # more drawn than kept: classes fill unevenly
 
 
 def test_min_confidence_filter_records_rejections(smoke_runs, tmp_path):
     manifest = sample(smoke_runs["cvae"], tmp_path / "syn", per_class=5, seed=0, min_confidence=0.15, progress=False)
-    filters = manifest["filters"]
-    assert sum(filters["accepted"]) == 50
-    assert sum(filters["drawn"]) == 50 + sum(filters["rejected_low_confidence"]) + sum(filters["rejected_too_close"])
-    assert manifest["settings"]["min_confidence"] == 0.15
+    filters = manifest.filters
+    assert sum(filters.accepted) == 50
+    assert sum(filters.drawn) == 50 + sum(filters.rejected_low_confidence) + sum(filters.rejected_too_close)
+    assert manifest.settings["min_confidence"] == 0.15
 
 
 def test_a_confidence_filter_at_read_time_equals_one_at_sampling_time(smoke_runs, tmp_path):
     """Sampled once keeping every image (min_confidence 0) and once at 0.6, same seed: the first set read
     with min_confidence 0.6 keeps exactly the slots whose first draw passed the sampler's filter."""
-    from genaug.records import SyntheticDataset
+    from genaug.synthetic import SyntheticDataset
 
     settings = dict(per_class=20, seed=3, min_distance=None, progress=False)
     everything = sample(smoke_runs["cvae"], tmp_path / "all", min_confidence=0.0, **settings)
     sample(smoke_runs["cvae"], tmp_path / "filtered", min_confidence=0.6, **settings)
-    assert everything["features"] == ["confidence", "image", "label"] and everything["manifest_version"] == 3
+    assert everything.features == ["confidence", "image", "label"] and everything.manifest_version == 3
     kept_all, filtered = SyntheticDataset.open(tmp_path / "all"), SyntheticDataset.open(tmp_path / "filtered")
     a, b = (list(s.as_dataset().as_numpy_iterator()) for s in (kept_all, filtered))
     confident = np.array([e["confidence"] >= 0.6 for e in a])
@@ -128,10 +128,10 @@ def test_a_confidence_filter_at_read_time_equals_one_at_sampling_time(smoke_runs
 
 
 def test_sets_without_confidence_load_but_cannot_be_filtered_by_it(smoke_runs, tmp_path):
-    from genaug.records import SyntheticDataset
+    from genaug.synthetic import SyntheticDataset
 
     manifest = sample(smoke_runs["cvae"], tmp_path / "syn", per_class=2, progress=False)
-    assert manifest["features"] == ["image", "label"]  # no oracle ran, so no confidence (and 0.1.0's bytes)
+    assert manifest.features == ["image", "label"]  # no oracle ran, so no confidence (and 0.1.0's bytes)
     synthetic = SyntheticDataset.open(tmp_path / "syn")
     assert not synthetic.has_confidence and len(synthetic.arrays()[1]) == 20
     with pytest.raises(GenaugError, match="stores no oracle confidence, so min_confidence cannot filter it"):
@@ -236,7 +236,7 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(smoke_runs, tmp_path)
 def test_fused_candidates_match_the_generator_and_numpy_distances(smoke_runs, monkeypatch):
     from genaug import candidates
     from genaug.metrics import nearest_distances
-    from genaug.records import RunDirectory
+    from genaug.runs import RunDirectory
 
     run = RunDirectory.open(smoke_runs["cvae"])
     reference = run.training_images()[0]

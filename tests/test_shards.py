@@ -1,6 +1,7 @@
 """Shard I/O: the serialised bytes, the TFDS schema, and verify."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from genaug import shards
@@ -70,3 +71,20 @@ def test_genaug_reader_serves_what_tfds_reads_in_shard_order(smoke_runs, tmp_pat
     assert len(pairs) == 70
     for a, b in pairs:
         assert np.array_equal(a["image"], b["image"]) and a["label"] == b["label"]
+
+
+def test_a_full_disk_while_writing_a_shard_names_the_shard(tmp_path):
+    from genaug import atomic
+    from genaug.shards import _writes_as_os_errors
+
+    target = tmp_path / "genaug_synthetic-train.tfrecord-00000-of-00001"
+    full = tf.errors.ResourceExhaustedError(None, None, "write failed: No space left on device")
+    with (
+        pytest.raises(OSError, match="No space left") as caught,
+        atomic.atomic_path(target) as tmp,
+        _writes_as_os_errors(),
+    ):
+        tmp.write_bytes(b"partial")
+        raise full
+    assert caught.value.errno == 28 and caught.value.filename == str(target)
+    assert not list(tmp_path.iterdir())

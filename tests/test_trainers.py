@@ -15,7 +15,7 @@ from conftest import smoke_config as smoke
 
 import models
 from genaug.errors import GenaugError
-from genaug.records import RunDirectory
+from genaug.runs import RunDirectory
 from trainers import PRESETS, train
 from trainers import config as cfg
 from trainers.training import build_model, compile_model
@@ -203,6 +203,26 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert state["epoch"] == 1
     model = keras.models.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
+
+
+def test_a_full_disk_names_the_file_and_records_no_epoch_beyond_the_checkpoint(tmp_path, monkeypatch):
+    saves, save = [], keras.Model.save
+
+    def full_on_the_second(model, path, *args, **kwargs):
+        saves.append(path)
+        if len(saves) == 2:
+            raise OSError(28, "No space left on device")
+        return save(model, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save", full_on_the_second)
+    run = tmp_path / "run"
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        train(smoke(run, optim={"epochs": 3}, run={"sample_every": 1, "checkpoint_every": 1}))
+    assert caught.value.filename == str(run / "checkpoints" / "last.keras")
+    assert json.loads((run / "checkpoints" / "state.json").read_text())["epoch"] == 1
+    assert [row["epoch"] for row in csv.DictReader((run / "history.csv").open())] == ["0"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png"]
+    assert not (run / "run.json").exists() and not list(run.rglob(".*.tmp-*"))
 
 
 @pytest.mark.slow

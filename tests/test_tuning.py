@@ -11,8 +11,8 @@ from genaug.data import labelled_subset, load_arrays
 from genaug.errors import GenaugError
 from genaug.evaluation import evaluate
 from genaug.policy import DEFAULT_POLICY, Policy
-from genaug.records import SyntheticDataset
 from genaug.sampler import sample
+from genaug.synthetic import SyntheticDataset
 
 TINY = {"trials": 3, "folds": 2, "seeds": 1, "steps": 20, "progress": False}
 
@@ -187,7 +187,7 @@ def test_a_confidence_threshold_is_searched_and_applied_when_the_set_stores_conf
     import tensorflow as tf
 
     from genaug.mixing import mix
-    from genaug.records import SyntheticDataset
+    from genaug.synthetic import SyntheticDataset
 
     scored = tmp_path / "scored"
     sample(smoke_runs["cvae"], scored, per_class=10, seed=0, min_confidence=0.0, progress=False)

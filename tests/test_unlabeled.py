@@ -9,7 +9,7 @@ from conftest import smoke_config
 import genaug
 import genaug.data
 import models
-from genaug.records import RunDirectory
+from genaug.runs import RunDirectory
 from trainers import train, training
 
 

@@ -188,12 +188,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
             raise GenaugError(f"config key 'optim.{field.name}' does not apply to {config.model.kind}")
         optim[field.name] = cls.TRAINING_DEFAULTS.get(field.name) if value is None else value
     optim["epochs"] = config.optim.epochs  # None until budget() knows the epoch's length
-    counts = [(f"optim.{k}", optim[k]) for k in ("epochs", "batch_size", "max_steps") if optim[k] is not None]
-    for key, value in (*counts, *_run_counts(config.run)):
-        if value < 1:
-            raise GenaugError(f"config key {key!r} must be at least 1, got {value}")
-    if config.run.seed < 0:
-        raise GenaugError(f"config key 'run.seed' must be >= 0, got {config.run.seed}")
+    check_counts(config)
     for key, value in optim.items():
         if isinstance(value, float) and not 0 <= value < math.inf:
             raise GenaugError(f"config key 'optim.{key}' must be a finite number >= 0, got {value}")
@@ -211,9 +206,16 @@ def budget(config: TrainConfig, steps_per_epoch: int) -> TrainConfig:
     return dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=epochs))
 
 
-def _run_counts(run: RunConfig):
-    keys = ("steps_per_execution", "sample_every", "checkpoint_every")
-    return [(f"run.{key}", getattr(run, key)) for key in keys if getattr(run, key) is not None]
+def check_counts(config: TrainConfig) -> None:
+    """Checks the counts and the seed ``config`` gives (the models' defaults are valid), without the model
+    classes: the CLI refuses ``--epochs 0`` before TensorFlow starts."""
+    counts = [(f"optim.{k}", getattr(config.optim, k)) for k in ("epochs", "batch_size", "max_steps")]
+    runs = [(f"run.{k}", getattr(config.run, k)) for k in ("steps_per_execution", "sample_every", "checkpoint_every")]
+    for key, value in counts + runs:
+        if value is not None and value < 1:
+            raise GenaugError(f"config key {key!r} must be at least 1, got {value}")
+    if config.run.seed < 0:
+        raise GenaugError(f"config key 'run.seed' must be >= 0, got {config.run.seed}")
 
 
 # A checkpoint (the whole model, atomically) costs about as much as a few dozen steps of genaug's small

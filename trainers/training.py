@@ -9,7 +9,9 @@ import contextlib
 import csv
 import dataclasses
 import io
+import itertools
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -34,7 +36,8 @@ from genaug.data import (
     unlabeled_rest,
 )
 from genaug.errors import ArgumentError, GenaugError
-from genaug.records import RUN_LAYOUT, RunDirectory, RunRecord, claim_directory
+from genaug.outputs import claim_directory
+from genaug.runs import RUN_LAYOUT, RunDirectory, RunRecord, load_saved_model
 from genaug.startup import keras_verbosity
 from genaug.teacher import Teaching, teach, with_confident
 from genaug.version import __version__
@@ -325,7 +328,7 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
     interval = checkpoint_interval(config.run.checkpoint_every, steps)
     with strategy.scope():
         if start_epoch:
-            model = models.load_model(checkpoints / cb.CHECKPOINT)
+            model = load_saved_model(checkpoints / cb.CHECKPOINT)
             model.steps_per_execution = execution  # the strategy may differ from the interrupted run's
         else:
             keras.utils.set_random_seed(config.run.seed)  # weight initialisers draw from the global seed
@@ -348,15 +351,19 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
             *extra_callbacks,
             cb.Checkpoint(out / RunDirectory.CHECKPOINTS, interval, epochs, training_seconds=training_seconds),
         ]
-        fitted = model.fit(
-            dataset,
-            epochs=epochs,
-            initial_epoch=start_epoch,
-            steps_per_epoch=steps,
-            callbacks=callbacks,
-            shuffle=False,  # the pipeline shuffles, per epoch and resumably
-            verbose=keras_verbosity(config.run.quiet),
-        )
+        try:
+            fitted = model.fit(
+                dataset,
+                epochs=epochs,
+                initial_epoch=start_epoch,
+                steps_per_epoch=steps,
+                callbacks=callbacks,
+                shuffle=False,  # the pipeline shuffles, per epoch and resumably
+                verbose=keras_verbosity(config.run.quiet),
+            )
+        except BaseException:
+            _forget_unsaved_epochs(out)
+            raise
         if guard.tripped_at is None:
             # A callback may stop training early (e.g. a time budget): record what really ran.
             start_epoch = fitted.epoch[-1] + 1 if fitted.epoch else start_epoch
@@ -466,12 +473,26 @@ def _last_epoch_metrics(path: Path) -> dict[str, float]:
 
 
 def _trim_history(path: Path, start_epoch: int) -> None:
-    """Drops ``history.csv`` rows of epochs that will be trained again (after a crash or roll-back)."""
+    """Drops ``history.csv`` rows of epochs that will be trained again (after a crash or roll-back). Rows
+    come in epoch order, so the file is cut where the first such row starts: in place, which works on a
+    full disk too."""
     if not path.exists():
         return
-    lines = path.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < start_epoch]
-    atomic.write_bytes(path, "".join(kept).encode())
+    lines = path.read_bytes().splitlines(keepends=True)
+    kept = lines[:1] + list(itertools.takewhile(lambda line: int(line.split(b",", 1)[0]) < start_epoch, lines[1:]))
+    os.truncate(path, sum(map(len, kept)))
+
+
+def _forget_unsaved_epochs(out: Path) -> None:
+    """After a failed fit (a full disk, an interrupt): the history rows and sample grids of epochs no
+    checkpoint holds go, so the run records nothing its checkpoint cannot resume from."""
+    state = out / RunDirectory.CHECKPOINTS / cb.STATE
+    saved = json.loads(state.read_text())["epoch"] if state.is_file() else 0
+    with contextlib.suppress(OSError, ValueError):
+        _trim_history(out / RunDirectory.HISTORY, saved)
+        for grid in (out / RunDirectory.SAMPLES).glob("epoch_*.png"):
+            if int(grid.stem.removeprefix("epoch_")) > saved:
+                grid.unlink()
 
 
 def _roll_back(config, tripped_at, rollbacks, strategy):
@@ -490,7 +511,7 @@ def _roll_back(config, tripped_at, rollbacks, strategy):
     if rollbacks >= MAX_ROLLBACKS:
         raise GenaugError(f"{where} again after {rollbacks} roll-backs; giving up (checkpoint: epoch {good})")
     with strategy.scope():
-        model = models.load_model(checkpoints / cb.CHECKPOINT)
+        model = load_saved_model(checkpoints / cb.CHECKPOINT)
     for optimizer in _optimizers(model):
         optimizer.learning_rate = float(optimizer.learning_rate) * (0.5 ** (rollbacks + 1))
     print(f"genaug: {where}; rolled back to epoch {good} at {0.5 ** (rollbacks + 1):g}x the learning rate")
