@@ -14,12 +14,14 @@ Run:
   python benchmarks/scarce_labels.py                       # digits, 10 labels per class, 5 seeds
   python benchmarks/scarce_labels.py --data idx:/usr/share/datasets/fashion-mnist --train-size 10000 \\
       --labels 10 --seeds 3                                # Fashion-MNIST (apt-get install dataset-fashion-mnist)
+  ... --seeds 1 --figures docs/figures/fashion_mnist     # README's Fashion-MNIST pictures
 (last line: one JSON object with every figure)
 """
 
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +38,7 @@ import genaug  # noqa: E402
 from genaug.metrics import mean_interval  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
+FIGURES = ("accuracy_vs_fraction.png", "samples_real_vs_synthetic.png")
 ROWS = ("real", "classic_augmentation", "label_spreading", "teacher", "policy", "synthetic")
 
 
@@ -97,6 +100,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=200, help="synthetic images per class")
     parser.add_argument("--trials", type=int, default=5, help="tune's trials per seed")
     parser.add_argument("--classifier-seeds", type=int, default=1, help="classifier seeds per label seed")
+    parser.add_argument("--figures", type=Path, help="copy label seed 0's report pictures into this folder")
     args = parser.parse_args()
     if args.train_size:
         args.data = f"{args.data}?train_size={args.train_size}"
@@ -105,6 +109,10 @@ def main() -> None:
         for seed in range(args.seeds):
             rows.append(one_seed(args, seed, Path(tmp)))
             print(f"seed {seed}: {json.dumps(rows[-1])}", flush=True)
+            if seed == 0 and args.figures:
+                args.figures.mkdir(parents=True, exist_ok=True)
+                for name in FIGURES:
+                    shutil.copyfile(Path(tmp) / "report0" / name, args.figures / name)
     results = {"args": vars(args), "rows": rows}
     for kind in ("cnn", "svc"):
         if not all(kind in r for r in rows):

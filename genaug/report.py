@@ -8,8 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from genaug import atomic
-from genaug.grids import default_scale, image_grid, save_png
+from genaug.grids import default_scale, labelled_grid, save_png
 
+ROUTES = {  # the report's other routes: legend label and colour, the same in every plot
+    "classic_augmentation": ("classic augmentation", "tab:blue"),
+    "label_spreading": ("label spreading", "tab:orange"),
+    "teacher": ("teacher alone", "tab:green"),
+    "policy": ("tuned policy", "tab:red"),
+}
 PLOTS = ("accuracy_vs_fraction.png", "per_class_accuracy.png", "samples_real_vs_synthetic.png")
 
 
@@ -33,18 +39,29 @@ def _accuracy_plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(5, 3.5))
-    for kind, result in report["utility"].items():
-        names = list(result["conditions"])
-        x = [_fraction(n) for n in names]
-        means = [result["conditions"][n]["mean"] for n in names]
-        errors = [result["conditions"][n]["mean"] - result["conditions"][n]["ci95"][0] for n in names]
-        axis.errorbar(x, means, yerr=errors, marker="o", capsize=3, label=kind.upper())
-    axis.set_xlabel("synthetic fraction of training data (0 = real only, 1 = synthetic only)")
-    axis.set_ylabel("accuracy on the real test split")
-    axis.set_title(f"{report['data']}: {report['settings']['real_train_examples']} real labelled examples")
-    axis.grid(alpha=0.3)
-    axis.legend()
+    utility = report["utility"]
+    figure, axes = plt.subplots(1, len(utility), figsize=(5 * len(utility), 3.8), sharey=True, squeeze=False)
+    for axis, (kind, result) in zip(axes[0], utility.items(), strict=True):
+        conditions = sorted(result["conditions"].items(), key=lambda item: _fraction(item[0]))
+        means = np.array([c["mean"] for _, c in conditions])
+        bounds = np.array([c["ci95"] for _, c in conditions]).T
+        x = [_fraction(name) for name, _ in conditions]
+        axis.errorbar(
+            x, means, yerr=np.abs(bounds - means), marker="o", capsize=3, color="black", label="real + synthetic"
+        )
+        lines = {**result.get("baselines", {}), **({"policy": result["policy"]} if "policy" in result else {})}
+        for name, line in lines.items():
+            label, color = ROUTES.get(name, (name, "tab:gray"))
+            axis.axhline(line["mean"], color=color, linestyle="--", label=label)
+            axis.axhspan(*line["ci95"], color=color, alpha=0.12)
+        axis.set_title(f"{kind.upper()}, {report['settings']['real_train_examples']} real labelled examples")
+        axis.set_xlabel("synthetic share (0: real only, 1: synthetic only)")
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"accuracy on {report['data']}'s test split")
+    handles = {h.get_label(): h for axis in axes[0] for h in axis.get_legend_handles_labels()[0]}
+    figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
+    figure.suptitle("Accuracy against the synthetic share; dashed: the other routes (shaded: 95 % intervals)")
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     _save_figure(figure, path)
 
 
@@ -64,18 +81,20 @@ def _per_class_plot(report: dict, path: Path) -> None:
     _save_figure(figure, path)
 
 
-def _sample_grid(real, synthetic, num_classes: int, per_class: int = 8) -> np.ndarray:
-    """Per class, ``per_class`` real images then ``per_class`` synthetic ones, one row per class."""
+def sample_grid(real, synthetic, class_names, per_class: int = 8) -> np.ndarray:
+    """One row per class (named at the left, at most 20): ``per_class`` real images, a divider, as many
+    synthetic ones, under the titles "real" and "synthetic"."""
     rng = np.random.default_rng(0)
-    rows = []
-    for c in range(min(num_classes, 20)):
-        for x, y in (real, synthetic):
+    rows = min(len(class_names), 20)
+    blocks = {}
+    for title, (x, y) in (("real", real), ("synthetic", synthetic)):
+        block = np.full((rows, per_class, *x.shape[1:]), 255, np.uint8)
+        for c in range(rows):
             members = np.flatnonzero(y == c)
-            pick = rng.choice(members, min(per_class, len(members)), replace=False) if len(members) else []
-            chosen = x[pick] if len(pick) else np.zeros((0, *x.shape[1:]), np.uint8)
-            blank = np.full((per_class - len(chosen), *x.shape[1:]), 255, np.uint8)
-            rows.append(np.concatenate([chosen, blank]))
-    return image_grid(np.concatenate(rows), cols=2 * per_class, scale=default_scale(real[0].shape[1]))
+            pick = rng.choice(members, min(per_class, len(members)), replace=False)
+            block[c, : len(pick)] = x[pick]
+        blocks[title] = block
+    return labelled_grid(blocks, class_names[:rows], scale=default_scale(real[0].shape[1]))
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -190,5 +209,5 @@ def write_report(out: Path, report: dict, *, real, synthetic) -> None:
     atomic.write_json(out / "report.json", report)
     _accuracy_plot(report, out / PLOTS[0])
     _per_class_plot(report, out / PLOTS[1])
-    save_png(out / PLOTS[2], _sample_grid(real, synthetic, len(report["settings"]["class_names"])))
+    save_png(out / PLOTS[2], sample_grid(real, synthetic, report["settings"]["class_names"]))
     atomic.write_bytes(out / "report.md", _markdown(report).encode())

@@ -153,6 +153,32 @@ def test_rerun_continues_and_refuses_a_different_run(tmp_path):
     assert train(smoke(out, model={"kind": "vae"}), overwrite=True).record.model == "vae"
 
 
+class _KilledAfter(keras.callbacks.Callback):
+    """Stops the process's training like a kill at the end of ``epoch`` (0-based), before its checkpoint."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_a_run_stopped_between_grids_ends_with_a_final_class_labelled_grid(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "run"
+    stopped = smoke(out, optim={"epochs": 5}, run={"sample_every": 10, "checkpoint_every": 1})
+    with pytest.raises(KeyboardInterrupt):
+        train(stopped, extra_callbacks=[_KilledAfter(epoch=2)])  # epochs 1 and 2 saved, no grid drawn
+    assert not list((out / "samples").glob("*.png"))
+    train(smoke(out, optim={"epochs": 2}, run={"sample_every": 10, "checkpoint_every": 1}), resume=True)
+    assert [p.name for p in (out / "samples").iterdir()] == ["epoch_0002.png"]  # no new epochs, still a grid
+    grid = Image.open(out / "samples" / "epoch_0002.png")
+    assert grid.mode == "RGB" and grid.width > 10 * 8 * 4  # the class names' margin beside 10 columns
+
+
 def test_resume_needs_a_checkpoint_and_dirs_must_be_usable(tmp_path):
     with pytest.raises(GenaugError, match="resume: no checkpoint"):
         train(smoke(tmp_path / "new"), resume=True)

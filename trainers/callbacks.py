@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from genaug import atomic
-from genaug.grids import default_scale, image_grid, save_png
+from genaug.grids import default_scale, image_grid, labelled_grid, save_png
 
 CHECKPOINT = "last.keras"
 STATE = "state.json"
@@ -95,25 +95,36 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
 class SampleGrid(keras.callbacks.Callback):
     """Every ``every`` epochs (and at the end) writes ``samples/epoch_NNNN.png`` and a TensorBoard image
-    from fixed latent vectors: one row per class for conditional models, 10x10 otherwise."""
+    from fixed latent vectors: one row per class, named, for conditional models; 10x10 otherwise.
+    :meth:`write` draws one for any generator (training ends with the final generator's)."""
 
-    def __init__(self, directory: Path, log_dir: Path, every: int, seed: int, total_epochs: int):
+    def __init__(
+        self, directory: Path, log_dir: Path, every: int, seed: int, total_epochs: int, class_names: tuple = ()
+    ):
         super().__init__()
         self.directory, self.every, self.seed, self.total = Path(directory), every, seed, total_epochs
+        self.class_names = tuple(class_names)
         self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "samples"))
 
     def on_epoch_end(self, epoch, logs=None):
         if not finite(logs) or ((epoch + 1) % self.every and epoch + 1 != self.total):
             return
-        generator = self.model.export_generator()
-        classes = generator.num_classes
+        self.write(self.model.export_generator(), epoch + 1)
+
+    def write(self, generator, epoch: int) -> None:
+        """``samples/epoch_NNNN.png`` and the TensorBoard image of ``generator`` after ``epoch`` epochs."""
+        classes, scale = generator.num_classes, None
         if classes:
             rows = min(classes, 20)
             labels = np.repeat(np.arange(rows), 10)
             images, _ = generator.generate(len(labels), labels, seed=self.seed)
+            scale = default_scale(images.shape[1])
+            names = self.class_names[:rows] or tuple(str(c) for c in range(rows))
+            grid = labelled_grid({f"epoch {epoch}": images.reshape(rows, 10, *images.shape[1:])}, names, scale)
         else:
             images, _ = generator.generate(100, seed=self.seed)
-        grid = image_grid(images, cols=10, scale=default_scale(images.shape[1]))
-        save_png(self.directory / f"epoch_{epoch + 1:04d}.png", grid)
+            grid = image_grid(images, cols=10, scale=default_scale(images.shape[1]))
+        save_png(self.directory / f"epoch_{epoch:04d}.png", grid)
         with self.writer.as_default():
-            tf.summary.image("samples", grid[None], step=epoch + 1)
+            tf.summary.image("samples", grid[None], step=epoch)
+        self.writer.flush()

@@ -344,9 +344,7 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
             cb.EpochClock(epoch, steps),
             guard,
             keras.callbacks.CSVLogger(str(out / RunDirectory.HISTORY), append=start_epoch > 0),
-            cb.SampleGrid(
-                out / RunDirectory.SAMPLES, out / RunDirectory.LOGS, config.run.sample_every, config.run.seed, epochs
-            ),
+            sample_grid(config, out, epochs, arrays.info.class_names),
             keras.callbacks.TensorBoard(str(out / RunDirectory.LOGS), write_graph=False),
             *extra_callbacks,
             cb.Checkpoint(out / RunDirectory.CHECKPOINTS, interval, epochs, training_seconds=training_seconds),
@@ -375,6 +373,9 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
     fitting_seconds = training_seconds.recorded(start_epoch) or training_seconds()
     if getattr(model, "latent_prior", None) == "fitted":
         model.fit_latent_prior(to_model_range(data.x), data.y)
+    # Every run ends with its final generator's grid, whatever sample_every (a resumed run with no new
+    # epochs too, and after the fitted prior, which changes what the generator makes).
+    sample_grid(config, out, epochs, arrays.info.class_names).write(model.export_generator(), start_epoch)
     timings = {
         "seconds": fitting_seconds,
         "this_session_seconds": time.time() - started,
@@ -470,6 +471,12 @@ def _last_epoch_metrics(path: Path) -> dict[str, float]:
         return {}
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
     return {k: float(v) for k, v in rows[-1].items() if k != "epoch" and v not in ("", "NA")} if rows else {}
+
+
+def sample_grid(config: TrainConfig, out: Path, epochs: int, class_names) -> cb.SampleGrid:
+    """The run's sample sheets: every ``run.sample_every`` epochs, at the end, and on demand."""
+    samples, logs = out / RunDirectory.SAMPLES, out / RunDirectory.LOGS
+    return cb.SampleGrid(samples, logs, config.run.sample_every, config.run.seed, epochs, class_names)
 
 
 def _trim_history(path: Path, start_epoch: int) -> None:
