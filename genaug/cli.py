@@ -536,7 +536,7 @@ def _show_library_progress(quiet: bool) -> None:
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     if not any(getattr(h, "genaug_cli", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("genaug: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(message)s"))
         handler.genaug_cli = True
         logger.addHandler(handler)
 

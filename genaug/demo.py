@@ -15,6 +15,7 @@ from pathlib import Path
 
 from genaug.errors import ArgumentError
 from genaug.policy import Policy
+from genaug.report import condition_name, gain_key
 from genaug.startup import single_threaded_tensorflow
 from genaug.workers import Workers
 
@@ -227,8 +228,8 @@ def summary_table(reports: dict) -> str:
                 _cell(c["real"]),
                 _cell(baselines["classic_augmentation"]),
                 _cell(spreading) if spreading else "    -",
-                f"{_cell(c[f'mixed_{fraction:g}'])} ({fraction:.0%})",
-                f"{100 * result['gain'][f'{fraction:g}']['mean']:+.1f}",
+                f"{_cell(c[condition_name(fraction)])} ({fraction:.0%})",
+                f"{100 * result['gain'][gain_key(fraction)]['mean']:+.1f}",
                 _cell(c["synthetic"]),
             ]
             lines.append(row(f"{name:<13} {kind:<5} ", cells))

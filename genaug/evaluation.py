@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import logging
 import os
 import platform
 import time
@@ -25,10 +26,12 @@ from genaug.data import LabelledArrays, labelled_subset, load_arrays
 from genaug.errors import ArgumentError, GenaugError
 from genaug.manifest import MANIFEST
 from genaug.policy import Policy
-from genaug.report import write_report
+from genaug.report import condition_name, gain_key, write_report
 from genaug.synthetic import SyntheticDataset
 from genaug.version import __version__
 from genaug.workers import Workers
+
+log = logging.getLogger(__name__)
 
 SVC_MAX_PIXELS = 1024
 SVC_MAX_TRAIN = 5000  # kernel SVMs scale quadratically; larger training sets are subsampled to this
@@ -249,7 +252,7 @@ def evaluate(
             rest of the split, else none.
         workers: train the classifiers side by side in these processes (:class:`genaug.workers.Workers`);
             by default one after another in this process. The figures do not depend on how many there are.
-        progress: print a line per stage.
+        progress: log a line per stage (logger ``genaug.evaluation``, INFO; the CLI shows it).
 
     Returns:
         The report (also written as ``report.json``).
@@ -259,7 +262,7 @@ def evaluate(
         >>> report["utility"]["cnn"]["gain"]["0.5"]["mean"]
     """
     started = time.time()
-    say = functools.partial(print, flush=True) if progress else (lambda *_: None)  # flushed: a log file shows it
+    say = log.info if progress else (lambda *_: None)
     check_evaluate(out, seeds=seeds, fractions=fractions, steps=steps, policy=policy)
     syn_set = SyntheticDataset.open(synthetic)
     full_train = load_arrays(data, "train", image_size=image_size)
@@ -271,7 +274,7 @@ def evaluate(
     real = _real_train(full_train, syn_set, labels_per_class, label_fraction)
     num_classes = real.info.num_classes
     say(f"evaluate: {len(real.y)} real train, {len(syn_y)} synthetic, {len(test.y)} real test examples")
-    conditions = {"real": 0.0, **{f"mixed_{f:g}": f for f in fractions}, "synthetic": 1.0}
+    conditions = {condition_name(f): f for f in (0.0, *fractions, 1.0)}
     kinds = ["cnn"] + (["svc"] if int(np.prod(real.x.shape[1:])) <= SVC_MAX_PIXELS else [])
     # The route without genaug where there are unlabelled images: the same teacher pseudo-labels them and
     # the same classifiers train on them with the labelled ones.
@@ -333,9 +336,9 @@ def evaluate(
             say(f"  {kind:<4} {name:<12} accuracy {results[name]['mean']:.4f} +- {results[name]['std']:.4f}")
         real_values = accuracies(kind, "real")
         gains = {
-            name.removeprefix("mixed_"): metrics.mean_interval((accuracies(kind, name) - real_values).tolist())
-            for name in conditions
-            if name.startswith("mixed_")
+            gain_key(fraction): metrics.mean_interval((accuracies(kind, name) - real_values).tolist())
+            for name, fraction in conditions.items()
+            if 0.0 < fraction < 1.0
         }
         utility[kind] = {"conditions": results, "gain": gains}
         for name in baselines:

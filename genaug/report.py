@@ -28,7 +28,19 @@ def _save_figure(figure, path: Path) -> None:
     atomic.write_bytes(path, buffer.getvalue())
 
 
-def _fraction(name: str) -> float:
+def condition_name(fraction: float) -> str:
+    """The report's key of the condition with this synthetic share: ``real``, ``mixed_0.5``, ``synthetic``
+    (built here only; :func:`condition_fraction` reads it back)."""
+    return {0.0: "real", 1.0: "synthetic"}.get(fraction, f"mixed_{fraction:g}")
+
+
+def gain_key(fraction: float) -> str:
+    """The key of a share's gain over real only in the report's ``gain`` (``"0.5"``)."""
+    return f"{fraction:g}"
+
+
+def condition_fraction(name: str) -> float:
+    """The synthetic share of the condition the report calls ``name``."""
     fixed = {"real": 0.0, "synthetic": 1.0}
     return fixed[name] if name in fixed else float(name.removeprefix("mixed_"))
 
@@ -42,10 +54,10 @@ def _accuracy_plot(report: dict, path: Path) -> None:
     utility = report["utility"]
     figure, axes = plt.subplots(1, len(utility), figsize=(5 * len(utility), 3.8), sharey=True, squeeze=False)
     for axis, (kind, result) in zip(axes[0], utility.items(), strict=True):
-        conditions = sorted(result["conditions"].items(), key=lambda item: _fraction(item[0]))
+        conditions = sorted(result["conditions"].items(), key=lambda item: condition_fraction(item[0]))
         means = np.array([c["mean"] for _, c in conditions])
         bounds = np.array([c["ci95"] for _, c in conditions]).T
-        x = [_fraction(name) for name, _ in conditions]
+        x = [condition_fraction(name) for name, _ in conditions]
         axis.errorbar(
             x, means, yerr=np.abs(bounds - means), marker="o", capsize=3, color="black", label="real + synthetic"
         )

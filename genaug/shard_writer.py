@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from genaug.runs import RunDirectory
 from genaug.synthetic import metadata_files, shard_name
 from genaug.version import __version__
 
+log = logging.getLogger(__name__)
 MAX_ROUNDS = 100
 ORACLE_EPOCHS = 30
 ORACLE_MIN_STEPS = 300
@@ -219,9 +221,8 @@ def finalize(out: Path, *, run: RunDirectory, settings: SampleSettings):
     records = [_shard_record(out, k) for k in range(settings.num_shards)]
     done = [r for r in records if r is not None]
     if len(done) < settings.num_shards:
-        print(
-            f"genaug: {len(done)}/{settings.num_shards} shards present in {out}; "
-            "the last worker to finish writes the metadata"
+        log.info(
+            f"{len(done)}/{settings.num_shards} shards present in {out}; the last worker to finish writes the metadata"
         )
         return None
     dataset, record, data = run.record.dataset, run.record, run.read_config()["data"]

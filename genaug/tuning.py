@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import io
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -36,6 +36,8 @@ from genaug.evaluation import _cnn_predictions, _real_train, _synthetic_arrays
 from genaug.outputs import LOCKS, STATE_DIR, Layout, check_output, claim_directory, differing_keys
 from genaug.policy import CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, Policy
 from genaug.synthetic import SyntheticDataset
+
+log = logging.getLogger(__name__)
 
 RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)  # synthetic per real; 0 is always a candidate
 AUGMENTATION = (0.0, 0.5, 1.0)
@@ -125,14 +127,14 @@ def tune(
         steps: CNN gradient steps per fit.
         image_size: resize real images (as at training).
         overwrite: replace a different search in ``out``.
-        progress: print a line per trial.
+        progress: log a line per trial (logger ``genaug.tuning``, INFO; the CLI shows it).
 
     Returns:
         The report (also ``report.json``): the policy, its validation score and test accuracies.
     """
     import optuna
 
-    say = functools.partial(print, flush=True) if progress else (lambda *_: None)  # flushed: a log file shows it
+    say = log.info if progress else (lambda *_: None)
     check_tune(synthetic, out, trials=trials, budget_s=budget_s, folds=folds, seeds=seeds, steps=steps)
     sets = [SyntheticDataset.open(path) for path in synthetic]
     full_train = load_arrays(data, "train", image_size=image_size)

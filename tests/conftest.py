@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -55,16 +56,43 @@ def smoke_config(out, **sections):
     return cfg.from_dict(raw, PRESETS["smoke"])
 
 
+def shared_directory(tmp_path_factory, name: str, build) -> Path:
+    """A directory that ``build(directory)`` fills once per test session, however many xdist workers run:
+    the first worker to ask builds it under a file lock, the others wait and reuse it. Tests read it and
+    never write into it (copy it first), so no result depends on which tests ran before."""
+    import fcntl
+    import shutil
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the session's, shared by workers
+    directory = root / f"shared-{name}"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (directory / ".built").exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            build(directory)
+            (directory / ".built").touch()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def smoke_runs(tmp_path_factory):
     """Trained smoke runs on 20 digits per class, a conditional and an unconditional VAE, trained
-    long enough (60 epochs, seconds) that their samples resemble every class."""
-    from trainers import train
+    long enough (60 epochs, seconds) that their samples resemble every class, with their oracles (which
+    sampling with a confidence filter or from the unconditional model would otherwise write into them)."""
 
-    root = tmp_path_factory.mktemp("runs")
-    sections = dict(
-        data={"labels_per_class": 20}, optim={"epochs": 60}, run={"sample_every": 60, "checkpoint_every": 60}
-    )
-    return {
-        kind: train(smoke_config(root / kind, model={"kind": kind}, **sections)).directory for kind in ("cvae", "vae")
-    }
+    def build(root):
+        from genaug.runs import RunDirectory
+        from genaug.shard_writer import oracle_for
+        from trainers import train
+
+        sections = dict(
+            data={"labels_per_class": 20}, optim={"epochs": 60}, run={"sample_every": 60, "checkpoint_every": 60}
+        )
+        for kind in ("cvae", "vae"):
+            train(smoke_config(root / kind, model={"kind": kind}, **sections))
+            oracle_for(RunDirectory.open(root / kind))
+
+    root = shared_directory(tmp_path_factory, "smoke_runs", build)
+    return {kind: root / kind for kind in ("cvae", "vae")}

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import shared_directory
 
 from genaug import sample
 from genaug.errors import GenaugError
@@ -14,9 +15,10 @@ PREVIOUS_SYNTHETIC = Path(__file__).parent / "fixtures" / "previous_release" / "
 
 @pytest.fixture(scope="module")
 def synthetic(smoke_runs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("syn") / "syn"
-    sample(smoke_runs["cvae"], out, per_class=20, progress=False)
-    return out
+    def build(root):
+        sample(smoke_runs["cvae"], root / "syn", per_class=20, progress=False)
+
+    return shared_directory(tmp_path_factory, "evaluation_synthetic", build) / "syn"
 
 
 @pytest.mark.slow

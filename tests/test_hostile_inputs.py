@@ -74,16 +74,17 @@ def test_train_overwrite_keeps_a_folder_with_a_config_json(tmp_path, refuses):
 def outputs(tmp_path_factory):
     """A smoke run with a teacher, a synthetic set sampled through the oracle, and a one-trial tuning:
     every kind of file genaug writes into its three kinds of directory. Tests copy before damaging."""
-    from conftest import smoke_config
+    from conftest import shared_directory, smoke_config
 
     import genaug
 
-    root = tmp_path_factory.mktemp("outputs")
-    data = {"unlabeled": "auto", "holdout": 0.2, "teacher": "fixmatch", "teacher_steps": 5}
-    run = genaug.train(smoke_config(root / "run", data=data, run={"sample_every": 1})).directory
-    genaug.sample(run, root / "syn", per_class=2, min_confidence=0.0, min_distance=0.0, progress=False)
-    genaug.tune("digits", [root / "syn"], root / "tune", trials=1, folds=2, seeds=0, steps=2, progress=False)
-    return root
+    def build(root):
+        data = {"unlabeled": "auto", "holdout": 0.2, "teacher": "fixmatch", "teacher_steps": 5}
+        run = genaug.train(smoke_config(root / "run", data=data, run={"sample_every": 1})).directory
+        genaug.sample(run, root / "syn", per_class=2, min_confidence=0.0, min_distance=0.0, progress=False)
+        genaug.tune("digits", [root / "syn"], root / "tune", trials=1, folds=2, seeds=0, steps=2, progress=False)
+
+    return shared_directory(tmp_path_factory, "outputs", build)
 
 
 def _copy(outputs: Path, name: str, tmp_path: Path) -> Path:

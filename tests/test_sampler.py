@@ -62,12 +62,13 @@ def test_same_seed_same_bytes_other_seed_other_bytes(smoke_runs, tmp_path):
     assert len(_bytes(tmp_path / "a")) == 3
 
 
-def test_workers_share_shards_and_the_last_one_finalizes(smoke_runs, tmp_path, capsys):
+def test_workers_share_shards_and_the_last_one_finalizes(smoke_runs, tmp_path, caplog):
+    caplog.set_level("INFO", logger="genaug")
     run = smoke_runs["cvae"]
     sample(run, tmp_path / "one", per_class=10, seed=5, num_shards=4, progress=False)
     settings = dict(per_class=10, seed=5, num_shards=4, num_workers=2, progress=False)
     first = sample(run, tmp_path / "many", worker_index=1, **settings)
-    assert first is None and "2/4 shards present" in capsys.readouterr().out
+    assert first is None and "2/4 shards present" in caplog.text
     assert not (tmp_path / "many" / "manifest.json").exists()
     last = sample(run, tmp_path / "many", worker_index=0, **settings)
     assert last.num_examples == 100
@@ -87,9 +88,11 @@ def test_rerun_rewrites_only_bad_shards(smoke_runs, tmp_path):
 
 
 def test_unconditional_generator_is_labelled_by_the_oracle(smoke_runs, tmp_path):
-    manifest = sample(smoke_runs["vae"], tmp_path / "syn", per_class=5, seed=0, progress=False)
+    run = shutil.copytree(smoke_runs["vae"], tmp_path / "run")
+    (run / "oracle.keras").unlink()  # the shared run has one: this run trains and keeps its own
+    manifest = sample(run, tmp_path / "syn", per_class=5, seed=0, progress=False)
     assert manifest.counts_per_class == [5] * 10
-    assert (smoke_runs["vae"] / "oracle.keras").is_file()
+    assert (run / "oracle.keras").is_file()
     assert sum(manifest.filters.drawn) >= 50  # more drawn than kept: classes fill unevenly
 
 

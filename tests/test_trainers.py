@@ -252,12 +252,12 @@ def test_a_full_disk_names_the_file_and_records_no_epoch_beyond_the_checkpoint(t
 
 
 @pytest.mark.slow
-def test_nan_rollback_resumes_at_lower_learning_rate(tmp_path, capsys):
+def test_nan_rollback_resumes_at_lower_learning_rate(tmp_path, caplog):
     config = smoke(tmp_path / "run", optim={"epochs": 3}, run={"nan_rollback": True})
     run = train(config, extra_callbacks=[PoisonOnce(epoch=1)])
     assert run.record.rollbacks == 1 and run.record.epochs_completed == 3
     assert float(run.model.optimizer.learning_rate) == pytest.approx(5e-4)
-    assert "rolled back to epoch 1" in capsys.readouterr().out
+    assert "rolled back to epoch 1" in caplog.text
 
 
 # ---- crash safety ------------------------------------------------------------------------------

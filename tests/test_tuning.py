@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import smoke_config
+from conftest import shared_directory, smoke_config
 
 from genaug import tuning as tune_module
 from genaug.data import labelled_subset, load_arrays
@@ -19,9 +19,10 @@ TINY = {"trials": 3, "folds": 2, "seeds": 1, "steps": 20, "progress": False}
 
 @pytest.fixture(scope="module")
 def synthetic(smoke_runs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("tune") / "syn"
-    sample(smoke_runs["cvae"], out, per_class=10, seed=0, progress=False)
-    return out
+    def build(root):
+        sample(smoke_runs["cvae"], root / "syn", per_class=10, seed=0, progress=False)
+
+    return shared_directory(tmp_path_factory, "tuning_synthetic", build) / "syn"
 
 
 def test_policy_round_trip_and_bad_files(tmp_path):

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import itertools
 import json
+import logging
 import os
 import platform
 import shutil
@@ -56,6 +57,7 @@ from trainers.runtime import (
     resolve_precision,
 )
 
+log = logging.getLogger("genaug.training")  # under "genaug", which the CLI shows
 MAX_ROLLBACKS = 3
 # Settings that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {
@@ -521,5 +523,5 @@ def _roll_back(config, tripped_at, rollbacks, strategy):
         model = load_saved_model(checkpoints / cb.CHECKPOINT)
     for optimizer in _optimizers(model):
         optimizer.learning_rate = float(optimizer.learning_rate) * (0.5 ** (rollbacks + 1))
-    print(f"genaug: {where}; rolled back to epoch {good} at {0.5 ** (rollbacks + 1):g}x the learning rate")
+    log.warning(f"{where}; rolled back to epoch {good} at {0.5 ** (rollbacks + 1):g}x the learning rate")
     return good, model
