@@ -286,9 +286,12 @@ def _latent_settings(run, latent: str, attention, truncation, temperature) -> di
         if attention is not None:
             raise ArgumentError("{} settings apply to {} attention only", "attention", "latent")
         return None
-    if run.record.model != "cvae":
+    from models import MODEL_CAPABILITIES
+
+    if not {"conditional", "encoder"} <= MODEL_CAPABILITIES.get(run.record.model, set()):
         raise ArgumentError(
-            f"{{}} attention needs a conditional VAE's run (cvae); {run.path} is a {run.record.model}", "latent"
+            f"{{}} attention needs a conditional model with an encoder (cvae); {run.path} is a {run.record.model}",
+            "latent",
         )
     if truncation is not None or temperature != 1.0:
         raise ArgumentError(

@@ -13,6 +13,9 @@ import importlib
 
 # The registry: model kind -> class. `genaug train --model`, the config and the docs derive from it.
 MODEL_KINDS = {"vae": "VAE", "cvae": "ConditionalVAE", "dcgan": "DCGAN", "cdcgan": "ConditionalDCGAN"}
+# What each kind can do beyond generating, asked for by name (no TensorFlow needed): "conditional" (one
+# generator per label), "encoder" (images -> latent codes: the attention sampler's source).
+MODEL_CAPABILITIES = {"vae": {"encoder"}, "cvae": {"conditional", "encoder"}, "dcgan": set(), "cdcgan": {"conditional"}}
 
 _EXPORTS = {
     "VAE": "models.vae",
@@ -26,7 +29,7 @@ _EXPORTS = {
     "from_model_range": "models.scaling",
 }
 
-__all__ = ["MODELS", "MODEL_KINDS", "load_model", *_EXPORTS]
+__all__ = ["MODELS", "MODEL_CAPABILITIES", "MODEL_KINDS", "load_model", *_EXPORTS]
 
 
 def load_model(path):

@@ -15,6 +15,18 @@ class GenerativeModel(keras.Model):
     seed_generator: keras.random.SeedGenerator
     #: Constructor arguments that take a user's own network (serialised only when given).
     NETWORKS: tuple[str, ...] = ()
+    #: ``compile`` argument of each optimizer -> the ``TRAINING_DEFAULTS`` key of its learning rate, so a
+    #: trainer builds and inspects them without knowing the model kind.
+    OPTIMIZERS: dict[str, str] = {"optimizer": "learning_rate"}
+
+    @property
+    def training_optimizers(self) -> list[keras.optimizers.Optimizer]:
+        """The optimizers :meth:`compile` set, in :attr:`OPTIMIZERS` order."""
+        return [getattr(self, name) for name in self.OPTIMIZERS]
+
+    def finish_training(self, images, labels) -> None:
+        """Called once after ``fit`` (by ``genaug train``) with the training images (float, [-1, 1]) and
+        their labels; a VAE fits its sampling prior here. Nothing by default."""
 
     def _keep_arguments(self, arguments: dict) -> None:
         """Keeps the constructor's arguments (its ``locals()``) as attributes of the same names; they

@@ -127,6 +127,7 @@ class DCGAN(GenerativeModel):
         self.built = True
 
     #: What ``compile()`` and ``genaug train`` use unless told otherwise (``fit`` takes the epochs).
+    OPTIMIZERS = {"d_optimizer": "d_learning_rate", "g_optimizer": "g_learning_rate"}
     TRAINING_DEFAULTS = {
         "epochs": 300,
         "max_steps": 6500,  # whichever comes first, unless given epochs

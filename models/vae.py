@@ -172,6 +172,11 @@ class VAE(GenerativeModel):
         means = [ops.convert_to_numpy(self.encoder(self._with_label(images[p], labels[p]))[0]) for p in parts]
         return np.concatenate(means) if means else np.zeros((0, self.latent_dim), np.float32)
 
+    def finish_training(self, images, labels) -> None:
+        """Fits the sampling prior when ``latent_prior`` is ``"fitted"`` (see :meth:`fit_latent_prior`)."""
+        if self.latent_prior == "fitted":
+            self.fit_latent_prior(images, labels)
+
     def fit_latent_prior(self, images, labels=None, spread: float | None = None, batch_size: int = 512) -> None:
         """Fits the sampling prior: a full-covariance Gaussian per class (one when unconditional, whose
         ``labels`` are then ignored) to the posterior means of ``images`` (float, in [-1, 1]), with

@@ -79,7 +79,7 @@ def test_attention_sampling_honours_labels_and_seeds(smoke_runs, tmp_path):
 
 def test_attention_needs_a_conditional_vae_and_no_prior_settings(smoke_runs, tmp_path, run_cli):
     cases = [
-        ("vae", [], "--latent attention needs a conditional VAE"),
+        ("vae", [], "--latent attention needs a conditional model with an encoder"),
         ("cvae", ["--truncation", "1"], "--truncation and --temperature shape the prior; --latent attention"),
         ("cvae", ["--attention-k", "0"], "--attention-k must be an integer >= 1"),
     ]

@@ -382,3 +382,14 @@ def test_noise_injection_reads_its_noise_from_z_and_learns_its_scale(tmp_path):
     _round_trip(model, tmp_path / "model.keras")
     with pytest.raises(ValueError, match="noise_injection builds its own generator"):
         ConditionalDCGAN((8, 8, 1), num_classes=3, noise_injection=True, generator=model.generator, **TINY_GAN)
+
+
+def test_the_registry_says_what_each_kind_can_do():
+    from models import MODEL_CAPABILITIES, MODEL_KINDS, MODELS
+    from trainers.config import is_conditional
+
+    assert MODEL_CAPABILITIES.keys() == MODEL_KINDS.keys()
+    for kind, cls in MODELS.items():
+        assert ("conditional" in MODEL_CAPABILITIES[kind]) == is_conditional(cls), kind
+        assert ("encoder" in MODEL_CAPABILITIES[kind]) == hasattr(cls, "posterior_means"), kind
+        assert set(cls.OPTIMIZERS.values()) <= set(cls.TRAINING_DEFAULTS), kind

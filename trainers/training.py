@@ -24,7 +24,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import models
 from genaug import atomic
 from genaug.data import (
     LabelledArrays,
@@ -108,17 +107,8 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
 def compile_model(model: keras.Model, config: TrainConfig, jit: bool, steps_per_execution: int = 1) -> None:
     """Compiles with the resolved config's optimisers and ``steps_per_execution`` steps per call."""
     settings = dataclasses.asdict(config.optim)
-    common = dict(jit_compile=jit, steps_per_execution=steps_per_execution)
-    if isinstance(model, models.DCGAN):
-        model.compile(
-            d_optimizer=adam(settings, "d_learning_rate"), g_optimizer=adam(settings, "g_learning_rate"), **common
-        )
-    else:
-        model.compile(optimizer=adam(settings, "learning_rate"), **common)
-
-
-def _optimizers(model: keras.Model):
-    return [model.d_optimizer, model.g_optimizer] if isinstance(model, models.DCGAN) else [model.optimizer]
+    optimizers = {name: adam(settings, rate) for name, rate in model.OPTIMIZERS.items()}
+    model.compile(**optimizers, jit_compile=jit, steps_per_execution=steps_per_execution)
 
 
 def _differences(config_path: Path, current: dict) -> list[str]:
@@ -373,8 +363,7 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
     # Every session's fitting that led to this model, as its last checkpoint records it (so a rerun with
     # no new epochs reports the same); the clock where training stopped without one.
     fitting_seconds = training_seconds.recorded(start_epoch) or training_seconds()
-    if getattr(model, "latent_prior", None) == "fitted":
-        model.fit_latent_prior(to_model_range(data.x), data.y)
+    model.finish_training(to_model_range(data.x), data.y)
     # Every run ends with its final generator's grid, whatever sample_every (a resumed run with no new
     # epochs too, and after the fitted prior, which changes what the generator makes).
     sample_grid(config, out, epochs, arrays.info.class_names).write(model.export_generator(), start_epoch)
@@ -521,7 +510,7 @@ def _roll_back(config, tripped_at, rollbacks, strategy):
         raise GenaugError(f"{where} again after {rollbacks} roll-backs; giving up (checkpoint: epoch {good})")
     with strategy.scope():
         model = load_saved_model(checkpoints / cb.CHECKPOINT)
-    for optimizer in _optimizers(model):
+    for optimizer in model.training_optimizers:
         optimizer.learning_rate = float(optimizer.learning_rate) * (0.5 ** (rollbacks + 1))
     log.warning(f"{where}; rolled back to epoch {good} at {0.5 ** (rollbacks + 1):g}x the learning rate")
     return good, model
