@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--holdout labels; fixmatch without them) (default auto)",
     )
     train.add_argument(
+        "--teacher-flip",
+        action="store_true",
+        help="FixMatch also mirrors images left-right (right for clothes, wrong for digits)",
+    )
+    train.add_argument(
         "--max-steps",
         type=int,
         metavar="N",
@@ -404,6 +409,7 @@ def _train_config(args: argparse.Namespace):
             "unlabeled": args.unlabeled,
             "holdout": args.holdout,
             "teacher": args.teacher,
+            "teacher_flip": args.teacher_flip or None,
         },
         "model": {"kind": args.model},
         "optim": {"epochs": args.epochs, "max_steps": args.max_steps, "batch_size": args.batch_size},

@@ -81,6 +81,7 @@ def teach(
     teacher: str = "auto",
     heldout: LabelledArrays | None = None,
     steps: int = FIXMATCH_STEPS,
+    flip: bool = False,
     seed: int = 0,
 ) -> Teaching:
     """Pseudo-labels ``unlabeled`` with the teacher asked for.
@@ -92,6 +93,7 @@ def teach(
             ``heldout`` (FixMatch when there is no held-out example or the two tie).
         heldout: labelled examples the teacher never learns from, to score it.
         steps: FixMatch's optimizer steps.
+        flip: FixMatch also mirrors images left-right (for data whose classes look the same mirrored).
         seed: seeds FixMatch's initialisation, augmentations and batches.
 
     Raises:
@@ -107,7 +109,7 @@ def teach(
     tried = {}
     for name in ("spreading", "fixmatch") if teacher == "auto" else (teacher,):
         log.info("teacher %s: labelling %d images from %d labels", name, len(unlabeled.x), len(labelled.y))
-        tried[name] = _TEACHERS[name](labelled, unlabeled, heldout, steps=steps, seed=seed)
+        tried[name] = _TEACHERS[name](labelled, unlabeled, heldout, steps=steps, flip=flip, seed=seed)
     scores = {name: _accuracy(result[2], heldout) for name, result in tried.items()}
     chosen = max(tried, key=lambda name: (scores[name] or 0.0, name == "fixmatch"))
     labels, confidence, _, model = tried[chosen]
@@ -124,7 +126,7 @@ def _accuracy(predicted: np.ndarray | None, heldout: LabelledArrays | None) -> f
     return None if heldout is None or not len(heldout.y) else float(np.mean(predicted == heldout.y))
 
 
-def _spreading(labelled, unlabeled, heldout, *, steps, seed):
+def _spreading(labelled, unlabeled, heldout, *, steps, flip, seed):
     """Label spreading over the labelled, unlabelled and held-out images (the held-out ones unlabelled)."""
     extra = heldout.x if heldout is not None else unlabeled.x[:0]
     labels, confidence = pseudo_labels(labelled, UnlabeledImages(np.concatenate([unlabeled.x, extra]), "", None))
@@ -132,8 +134,8 @@ def _spreading(labelled, unlabeled, heldout, *, steps, seed):
     return labels[:n], confidence[:n], labels[n:], None
 
 
-def _fixmatch(labelled, unlabeled, heldout, *, steps, seed):
-    model = train_fixmatch(labelled, unlabeled.x, steps=steps, seed=seed)
+def _fixmatch(labelled, unlabeled, heldout, *, steps, flip, seed):
+    model = train_fixmatch(labelled, unlabeled.x, steps=steps, flip=flip, seed=seed)
     probabilities = teacher_probabilities(model, unlabeled.x)
     predicted = None if heldout is None else teacher_probabilities(model, heldout.x).argmax(axis=1)
     return probabilities.argmax(axis=1).astype(np.int64), probabilities.max(axis=1), predicted, model
@@ -142,7 +144,9 @@ def _fixmatch(labelled, unlabeled, heldout, *, steps, seed):
 _TEACHERS = {"spreading": _spreading, "fixmatch": _fixmatch}
 
 
-def train_fixmatch(labelled: LabelledArrays, unlabeled: np.ndarray, *, steps: int = FIXMATCH_STEPS, seed: int = 0):
+def train_fixmatch(
+    labelled: LabelledArrays, unlabeled: np.ndarray, *, steps: int = FIXMATCH_STEPS, flip: bool = False, seed: int = 0
+):
     """A :class:`models.fixmatch.FixMatch` trained ``steps`` steps on the labelled examples and the
     ``unlabeled`` uint8 images; batches of LABELLED_BATCH labelled and UNLABELED_RATIO times as many
     unlabelled images, drawn in an order that follows from ``seed``."""
@@ -164,7 +168,7 @@ def train_fixmatch(labelled: LabelledArrays, unlabeled: np.ndarray, *, steps: in
         endless(labelled.x, labelled.y),
         endless(unlabeled, batch=UNLABELED_RATIO * LABELLED_BATCH, stream=1).map(lambda x: x),
     ).prefetch(tf.data.AUTOTUNE)
-    model = FixMatch(info.image_shape, info.num_classes, seed=seed)
+    model = FixMatch(info.image_shape, info.num_classes, flip=flip, seed=seed)
     model.compile(steps_per_execution=min(steps, 50))
     log.info("teacher fixmatch: %d steps", steps)
     model.fit(

@@ -62,10 +62,11 @@ def test_auto_chooses_by_heldout_accuracy(scarce_digits):
 
 
 def test_a_run_records_its_teacher_and_resumes_without_teaching_again(tmp_path, monkeypatch):
-    data = {"unlabeled": "auto", "teacher": "fixmatch", "teacher_steps": 3}
+    data = {"unlabeled": "auto", "teacher": "fixmatch", "teacher_steps": 3, "teacher_flip": True}
     run = train(smoke_config(tmp_path / "run", data=data, optim={"epochs": 1}))
     assert run.record.unlabeled["teacher"]["name"] == "fixmatch"
-    assert isinstance(keras.models.load_model(run.directory / "teacher.keras", safe_mode=True), models.FixMatch)
+    teacher = keras.models.load_model(run.directory / "teacher.keras", safe_mode=True)
+    assert isinstance(teacher, models.FixMatch) and teacher.flip and "flip" in teacher.strong
     with np.load(run.directory / "pseudo_labels.npz") as pseudo:
         assert json.loads(str(pseudo["teacher"]))["name"] == "fixmatch"
         labels = pseudo["labels"]

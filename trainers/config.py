@@ -51,6 +51,9 @@ class DataConfig:
     # held-out labels, FixMatch without them), and FixMatch's optimizer steps.
     teacher: str = "auto"
     teacher_steps: int = 2500
+    # FixMatch also mirrors images left-right in both views: right where a mirrored image keeps its class
+    # (clothes: Fashion-MNIST's teacher 77.2 % against 75.2 % right, one seed), wrong for digits.
+    teacher_flip: bool = False
     # A seeded, stratified fraction of the labelled examples the generator, its teacher and its oracle
     # never see: labelled images on which ``tune`` can check synthetic data honestly.
     holdout: float = 0.0

@@ -206,6 +206,7 @@ def _taught(config: TrainConfig, run: RunDirectory, data: TrainingData, start_ep
             teacher=d.teacher,
             heldout=data.heldout,
             steps=d.teacher_steps,
+            flip=d.teacher_flip,
             seed=config.run.seed,
         )
         run.write_pseudo_labels(teaching.labels, teaching.confidence, teaching.record())
