@@ -1,3 +1,4 @@
+import argparse
 import os
 import re
 import subprocess
@@ -5,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 PREVIOUS_SYNTHETIC = Path(__file__).parent / "fixtures" / "previous_release" / "syn"
 
@@ -109,3 +111,32 @@ def test_a_normal_run_prints_no_tensorflow_log_lines_or_warnings(tmp_path):
     # Progress goes to a pipe here: one plain line per epoch, no progress bar's control characters.
     assert re.search(r"^\d+/\d+ - .* loss: ", result.stdout, re.M), result.stdout
     assert not any(c in result.stdout for c in "\r\b\x1b"), repr(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("command", "function", "cli_only"),
+    [
+        (
+            "sample",
+            "genaug.sampler:sample",
+            {"quiet", "attention_k", "attention_temperature", "attention_extrapolation"},
+        ),
+        ("evaluate", "genaug.evaluation:evaluate", {"jobs", "quiet"}),
+        ("tune", "genaug.tuning:tune", {"quiet"}),
+        ("demo", "genaug.demo:demo", set()),
+    ],
+)
+def test_every_flag_reaches_a_library_parameter_of_its_name(command: str, function: str, cli_only: set):
+    """The CLI passes options to the library by name: a renamed library parameter must fail here, not
+    silently drop its flag."""
+    import importlib
+    import inspect
+
+    from genaug.cli import build_parser
+
+    module, name = function.split(":")
+    parameters = set(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    dests = {a.dest for a in subcommands.choices[command]._actions if a.dest != "help"}
+    assert dests - cli_only <= parameters, sorted(dests - cli_only - parameters)
+    assert cli_only <= dests, sorted(cli_only - dests)
