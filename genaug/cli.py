@@ -29,6 +29,17 @@ def _image_size(text: str) -> tuple[int, int]:
     return size
 
 
+def _add_metric(parser: argparse.ArgumentParser) -> None:
+    from genaug.metrics import METRICS
+
+    parser.add_argument(
+        "--metric",
+        choices=METRICS,
+        default="accuracy",
+        help="what to score: accuracy, or balanced_accuracy (mean recall over classes; for imbalanced data)",
+    )
+
+
 def _add_label_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -51,7 +62,10 @@ def _finish(parser: argparse.ArgumentParser, handler) -> None:
     parser.set_defaults(handler=handler, flags=flags)
 
 
-DATA_HELP = "digits | tfds:NAME[/CONFIG] | folder:PATH | npz:PATH | idx:DIR, optionally ending in ?train_size=N"
+DATA_HELP = (
+    "digits | tfds:NAME[/CONFIG] | folder:PATH | npz:PATH | idx:DIR, optionally ending in "
+    "?train_size=N&imbalance=R (either or both)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--class-balance",
         default="uniform",
-        metavar="uniform|match|JSON",
-        help='split of --num: uniform, match (real train prior) or {"class": count} (then --num is optional)',
+        metavar="uniform|match|fill|JSON",
+        help="split of --num: uniform, match (real train prior); fill (no --num: every class topped up to the "
+        'largest real one, for imbalanced data); or {"class": count} (then --num is optional)',
     )
     sample.add_argument("--seed", type=int, default=0, help="seed every draw derives from (default 0)")
     sample.add_argument(
@@ -208,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--fractions", default="0.25,0.5,0.75", help="synthetic fractions, comma-separated")
     evaluate.add_argument("--steps", type=int, default=600, help="CNN gradient steps per training")
+    _add_metric(evaluate)
     evaluate.add_argument("--policy", metavar="FILE", help="also train as this policy.json says (from genaug tune)")
     evaluate.add_argument(
         "--unlabeled",
@@ -250,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--seed", type=int, default=0, help="seeds the folds, the search and the classifiers")
     tune.add_argument("--steps", type=int, default=600, help="CNN gradient steps per training")
+    _add_metric(tune)
     _add_image_size(tune)
     _add_label_options(tune)
     tune.add_argument("--overwrite", action="store_true", help="replace a different search in --out")
@@ -317,12 +334,12 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _class_balance(text: str):
-    if text in ("uniform", "match"):
+    if text in ("uniform", "match", "fill"):
         return text
     try:
         mapping = json.loads(text)
     except json.JSONDecodeError:
-        raise GenaugError(f"--class-balance {text!r}: expected uniform, match or a JSON mapping") from None
+        raise GenaugError(f"--class-balance {text!r}: expected uniform, match, fill or a JSON mapping") from None
     if not isinstance(mapping, dict):
         raise GenaugError("--class-balance JSON must map class names (or indices) to counts")
     return mapping

@@ -33,7 +33,7 @@ SPLIT_RANDOM_STATE = 0
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_IMAGE_SIDE = 1024  # the networks support 8..64; resizing beyond this only exhausts memory
 SOURCES = ("digits", "tfds", "folder", "npz", "idx")
-SPEC_OPTIONS = ("train_size",)
+SPEC_OPTIONS = ("train_size", "imbalance")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,12 +157,14 @@ def load_arrays(
     kind, arg = check_spec(data)
     loaders = {"digits": _load_digits, "tfds": _load_tfds, "folder": _load_folder, "npz": _load_npz, "idx": _load_idx}
     x, y, class_names, split_sizes = loaders[kind](arg, split, image_size)
-    train_size = spec_options(data).get("train_size")
-    if train_size is not None:
-        split_sizes = {**split_sizes, "train": train_size}
-        if split == "train":
-            chosen = train_subset(y, train_size, data)
+    options = spec_options(data)
+    if "train_size" in options:
+        split_sizes = {**split_sizes, "train": options["train_size"]}
+    for option, subset in (("train_size", train_subset), ("imbalance", _long_tail_of_smallest)):
+        if split == "train" and option in options:
+            chosen = subset(y, options[option], data)
             x, y = x[chosen], y[chosen]
+            split_sizes = {**split_sizes, "train": len(y)}
     if image_size is not None and x.shape[1:3] != tuple(image_size):
         x = resize_images(x, image_size)
     keep = np.arange(len(y))
@@ -188,7 +190,7 @@ def check_spec(data: str) -> tuple[str, str]:
     if kind not in SOURCES or (kind == "digits") == bool(arg):
         raise GenaugError(
             f"bad data spec {data!r}: expected digits, tfds:NAME[/CONFIG], folder:PATH, npz:PATH or idx:DIR, "
-            "optionally ending in ?train_size=N"
+            "optionally ending in ?train_size=N&imbalance=R (either or both)"
         )
     if kind in ("folder", "idx") and not Path(arg).is_dir():
         raise GenaugError(f"folder not found: {Path(arg)}")
@@ -228,6 +230,36 @@ def train_subset(y: np.ndarray, size: int, data: str = "data") -> np.ndarray:
     while take.sum() > size:  # only when that raised a class: trim the largest
         take[take.argmax()] -= 1
     return _stratified_choice(y, SPLIT_RANDOM_STATE, None, take)
+
+
+def long_tailed_subset(y: np.ndarray, ratio: int, n_max: int, seed: int = SPLIT_RANDOM_STATE) -> np.ndarray:
+    """Sorted positions of a seeded long-tailed subset of ``y``: the c-th class (of K, in label order) keeps
+    ``round(n_max * ratio ** (-c / (K - 1)))`` examples (at least one), the exponential profile of
+    long-tailed benchmarks (Cui et al. 2019): ``n_max`` for the first class, ``n_max / ratio`` for the last.
+    ``?imbalance=R`` (with ``n_max`` the smallest class) makes any source's train split long-tailed.
+
+    Raises:
+        GenaugError: ``ratio`` below 1, or a class with fewer than its share.
+    """
+    if ratio < 1:
+        raise GenaugError(f"imbalance ratio {ratio} must be at least 1")
+    counts = np.bincount(y)
+    present = np.flatnonzero(counts)
+    keep = np.zeros_like(counts)
+    for rank, label in enumerate(present):
+        keep[label] = max(1, round(n_max * ratio ** (-rank / max(1, len(present) - 1))))
+    short = np.flatnonzero(keep > counts)
+    if len(short):
+        raise GenaugError(f"class {short[0]} has {counts[short[0]]} examples, fewer than its {keep[short[0]]}")
+    return _stratified_choice(y, seed, None, keep)
+
+
+def _long_tail_of_smallest(y: np.ndarray, ratio: int, data: str) -> np.ndarray:
+    """``?imbalance=R``: :func:`long_tailed_subset` from the smallest class's size."""
+    try:
+        return long_tailed_subset(y, ratio, int(np.bincount(y)[np.bincount(y) > 0].min()))
+    except GenaugError as err:
+        raise GenaugError(f"{data}: {err}") from None
 
 
 def check_unlabeled_spec(spec: str) -> tuple[str, str]:

@@ -195,6 +195,7 @@ def check_evaluate(
     fractions: tuple[float, ...] = (0.25, 0.5, 0.75),
     steps: int = 600,
     policy: Policy | None = None,
+    metric: str = "accuracy",
 ) -> None:
     """Checks :func:`evaluate`'s arguments, writing nothing and without TensorFlow (the CLI calls it before
     TensorFlow starts).
@@ -212,6 +213,8 @@ def check_evaluate(
         raise GenaugError(f"fractions must be in (0, 1), got {list(fractions)}")
     if policy is not None:
         policy.check_sets(1)
+    if metric not in metrics.METRICS:
+        raise ArgumentError(f"{{}} {metric!r}: expected one of {', '.join(metrics.METRICS)}", "metric")
 
 
 def evaluate(
@@ -227,6 +230,7 @@ def evaluate(
     steps: int = 600,
     policy: Policy | None = None,
     unlabeled: str | None = None,
+    metric: str = "accuracy",
     workers: Workers | None = None,
     progress: bool = True,
 ) -> dict:
@@ -250,6 +254,8 @@ def evaluate(
             without labels: ``"auto"`` (the rest of the train split), ``"none"`` (no such baseline),
             ``"images:PATH"`` or ``"npz:PATH"``; by default ``auto`` when the generator learnt from the
             rest of the split, else none.
+        metric: what every row scores: ``accuracy`` or ``balanced_accuracy`` (mean recall over the classes;
+            for imbalanced data). On an imbalanced training split an accuracy report adds balanced accuracy.
         workers: train the classifiers side by side in these processes (:class:`genaug.workers.Workers`);
             by default one after another in this process. The figures do not depend on how many there are.
         progress: log a line per stage (logger ``genaug.evaluation``, INFO; the CLI shows it).
@@ -263,7 +269,7 @@ def evaluate(
     """
     started = time.time()
     say = log.info if progress else (lambda *_: None)
-    check_evaluate(out, seeds=seeds, fractions=fractions, steps=steps, policy=policy)
+    check_evaluate(out, seeds=seeds, fractions=fractions, steps=steps, policy=policy, metric=metric)
     syn_set = SyntheticDataset.open(synthetic)
     full_train = load_arrays(data, "train", image_size=image_size)
     test = load_arrays(data, "test", image_size=image_size)
@@ -312,8 +318,10 @@ def evaluate(
 
     predicted = dict(zip(plan, running, strict=True))
 
-    def accuracies(kind: str, name: str) -> np.ndarray:
-        return np.array([(predicted[kind, name, seed] == test.y).mean() for seed in range(seeds)])
+    def accuracies(kind: str, name: str, score: str = metric) -> np.ndarray:
+        return np.array([metrics.score(score, predicted[kind, name, seed], test.y) for seed in range(seeds)])
+
+    imbalanced = metrics.is_imbalanced(real.y)
 
     def scored(kind: str, name: str, real_values: np.ndarray) -> dict:
         """Accuracy over the seeds, with its gain over real only (``real_values``) paired by seed."""
@@ -333,7 +341,11 @@ def evaluate(
                 **metrics.mean_interval(accuracies(kind, name).tolist()),
                 "per_class": np.mean(per_class, axis=0).tolist(),
             }
-            say(f"  {kind:<4} {name:<12} accuracy {results[name]['mean']:.4f} +- {results[name]['std']:.4f}")
+            if imbalanced and metric != "balanced_accuracy":
+                results[name]["balanced_accuracy"] = metrics.mean_interval(
+                    accuracies(kind, name, "balanced_accuracy").tolist()
+                )
+            say(f"  {kind:<4} {name:<12} {metric} {results[name]['mean']:.4f} +- {results[name]['std']:.4f}")
         real_values = accuracies(kind, "real")
         gains = {
             gain_key(fraction): metrics.mean_interval((accuracies(kind, name) - real_values).tolist())
@@ -343,7 +355,7 @@ def evaluate(
         utility[kind] = {"conditions": results, "gain": gains}
         for name in baselines:
             utility[kind].setdefault("baselines", {})[name] = scored(kind, name, real_values)
-            say(f"  {kind:<4} {name:<12} accuracy {utility[kind]['baselines'][name]['mean']:.4f} (no synthetic data)")
+            say(f"  {kind:<4} {name:<12} {metric} {utility[kind]['baselines'][name]['mean']:.4f} (no synthetic data)")
         if teacher is not None and kind == "cnn":  # a CNN itself, trained on the labelled + unlabelled images
             gain = metrics.mean_interval((teacher["mean"] - real_values).tolist())
             utility[kind].setdefault("baselines", {})["teacher"] = {**teacher, "gain": gain}
@@ -368,6 +380,8 @@ def evaluate(
             "labels_per_class": labels_per_class,
             "label_fraction": label_fraction,
             "real_train_examples": len(real.y),
+            "real_train_imbalanced": imbalanced,
+            "metric": metric,
             "synthetic_examples": len(syn_y),
             "test_examples": len(test.y),
             "class_names": list(real.info.class_names),

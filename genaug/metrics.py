@@ -136,3 +136,24 @@ def mean_interval(values) -> dict:
     std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     half = float(stats.t.ppf(0.975, len(values) - 1) * std / np.sqrt(len(values))) if len(values) > 1 else 0.0
     return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "values": values.tolist()}
+
+
+METRICS = ("accuracy", "balanced_accuracy")
+
+
+def score(metric: str, predicted: np.ndarray, truth: np.ndarray) -> float:
+    """A classifier's ``metric`` on ``truth``: ``accuracy``, or ``balanced_accuracy`` (the mean recall over
+    the classes present in ``truth``: what counts on imbalanced data, where accuracy rewards ignoring rare
+    classes)."""
+    if metric == "accuracy":
+        return float(np.mean(predicted == truth))
+    if metric == "balanced_accuracy":
+        return float(np.mean([np.mean(predicted[truth == c] == c) for c in np.unique(truth)]))
+    raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
+
+
+def is_imbalanced(labels: np.ndarray, ratio: float = 1.5) -> bool:
+    """Whether the largest class of ``labels`` has more than ``ratio`` times the examples of the smallest."""
+    counts = np.bincount(labels)
+    counts = counts[counts > 0]
+    return bool(counts.max() > ratio * counts.min())

@@ -139,8 +139,9 @@ def _markdown(report: dict) -> str:
         "",
         f"Real data `{report['data']}` ({s['real_train_examples']} labelled train examples, "
         f"{s['test_examples']} test), synthetic `{report['synthetic']}` ({s['synthetic_examples']} examples "
-        f"from a `{report['generator']['model']}`). {s['seeds']} seeds per condition; accuracy on the real "
-        "test split, mean +- std [95 % interval].",
+        f"from a `{report['generator']['model']}`). {s['seeds']} seeds per condition; "
+        f"{s.get('metric', 'accuracy').replace('_', ' ')} on the real test split, mean +- std [95 % interval]"
+        f"{' (the labelled train split is imbalanced)' if s.get('real_train_imbalanced') else ''}.",
         "",
         "## Downstream accuracy",
         "",

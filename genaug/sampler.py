@@ -49,7 +49,16 @@ def class_counts(
 ) -> tuple[int, ...]:
     """How many images each class gets: ``per_class``, or ``num`` split uniformly, by the real prior
     (``"match"``), or a ``{class name or index: count}`` mapping (which may leave classes at 0; ``num``,
-    if given, must be its total)."""
+    if given, must be its total); ``"fill"`` tops every class of the real ``prior`` up to its largest class
+    (imbalanced data: real + synthetic is then balanced)."""
+    if class_balance == "fill":
+        if per_class is not None or num is not None:
+            raise ArgumentError("{} fill tops every class up to the largest; give neither {} nor {}",
+                                "class_balance", "per_class", "num")  # fmt: skip
+        counts = max(prior) - np.asarray(prior, np.int64)
+        if not counts.sum():
+            raise ArgumentError("{} fill asks for no images: every class is as large as the largest", "class_balance")
+        return tuple(int(c) for c in counts)
     if isinstance(class_balance, dict):
         if per_class is not None:
             raise ArgumentError("{} cannot be combined with a {} mapping", "per_class", "class_balance")
@@ -79,7 +88,7 @@ def class_counts(
     elif class_balance == "match":
         weights = np.asarray(prior, np.float64)
     else:
-        raise ArgumentError(f"{{}} {class_balance!r}: expected uniform, match or a mapping", "class_balance")
+        raise ArgumentError(f"{{}} {class_balance!r}: expected uniform, match, fill or a mapping", "class_balance")
     exact = num * weights / weights.sum()
     counts = np.floor(exact).astype(int)
     counts[np.argsort(-(exact - counts), kind="stable")[: num - counts.sum()]] += 1  # largest remainders

@@ -73,6 +73,7 @@ def check_tune(
     folds: int = 3,
     seeds: int = 3,
     steps: int = 600,
+    metric: str = "accuracy",
 ) -> None:
     """Checks :func:`tune`'s arguments, writing nothing and without TensorFlow (the CLI calls it before
     TensorFlow starts).
@@ -85,6 +86,8 @@ def check_tune(
     for name, value, low in (("trials", trials, 1), ("folds", folds, 2), ("seeds", seeds, 0), ("steps", steps, 1)):
         if value < low:
             raise ArgumentError(f"{{}} must be at least {low}, got {value}", name)
+    if metric not in metrics.METRICS:
+        raise ArgumentError(f"{{}} {metric!r}: expected one of {', '.join(metrics.METRICS)}", "metric")
     if budget_s is not None and not budget_s > 0:
         raise ArgumentError(f"{{}} must be a positive number of seconds, got {budget_s}", "budget_s")
     check_output(out, TUNING_LAYOUT)
@@ -104,6 +107,7 @@ def tune(
     seeds: int = 3,
     steps: int = 600,
     image_size: tuple[int, int] | None = None,
+    metric: str = "accuracy",
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
@@ -126,6 +130,7 @@ def tune(
             e.g. when ``evaluate --policy`` reports instead, as the demo does).
         steps: CNN gradient steps per fit.
         image_size: resize real images (as at training).
+        metric: what validation and the test report score: ``accuracy`` or ``balanced_accuracy``.
         overwrite: replace a different search in ``out``.
         progress: log a line per trial (logger ``genaug.tuning``, INFO; the CLI shows it).
 
@@ -135,7 +140,7 @@ def tune(
     import optuna
 
     say = log.info if progress else (lambda *_: None)
-    check_tune(synthetic, out, trials=trials, budget_s=budget_s, folds=folds, seeds=seeds, steps=steps)
+    check_tune(synthetic, out, trials=trials, budget_s=budget_s, folds=folds, seeds=seeds, steps=steps, metric=metric)
     sets = [SyntheticDataset.open(path) for path in synthetic]
     full_train = load_arrays(data, "train", image_size=image_size)
     real = _real_train(full_train, sets[0], labels_per_class, label_fraction)  # every labelled example
@@ -159,6 +164,7 @@ def tune(
         "min_confidence_choices": list(confidences),
         "label_mixing_choices": LABEL_MIXING,
         "noise_choices": list(NOISE),
+        **({"metric": metric} if metric != "accuracy" else {}),  # searches from before the option: accuracy
     }
 
     from genaug.classifier import ClassifierTrainer
@@ -173,7 +179,7 @@ def tune(
             syn[key] = _synthetic_arrays(sets[key[0]], full_train, data, key[1])
         train_set, synthetic_set = (train.x, train.y), syn[key]
         predicted = _cnn_predictions(trainer, train_set, synthetic_set, None, classifier_seed, held_out, False, policy)
-        return float((predicted == held_out.y).mean())
+        return metrics.score(metric, predicted, held_out.y)
 
     def validation_accuracy(policy: Policy, splits=splits, first_seed: int = seed) -> float:
         scores = [accuracy(policy, seen.subset(t), seen.subset(h), first_seed + k) for k, (t, h) in enumerate(splits)]

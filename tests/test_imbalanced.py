@@ -1,0 +1,62 @@
+"""Imbalanced classes: the long-tailed subset, --class-balance fill, and balanced accuracy."""
+
+import numpy as np
+import pytest
+from conftest import smoke_config
+
+from genaug.data import load_arrays, long_tailed_subset
+from genaug.errors import GenaugError
+from genaug.metrics import is_imbalanced, score
+from genaug.sampler import class_counts
+
+
+def test_the_long_tailed_subset_is_exact_and_seeded():
+    y = np.repeat(np.arange(5), 100)
+    kept = long_tailed_subset(y, ratio=100, n_max=100, seed=3)
+    assert np.bincount(y[kept]).tolist() == [100, 32, 10, 3, 1]  # 100 * 100 ** (-c / 4)
+    assert np.array_equal(kept, long_tailed_subset(y, ratio=100, n_max=100, seed=3))
+    assert not np.array_equal(kept, long_tailed_subset(y, ratio=100, n_max=100, seed=4))
+    with pytest.raises(GenaugError, match="class 0 has 100 examples, fewer than its 200"):
+        long_tailed_subset(y, ratio=10, n_max=200)
+    digits = load_arrays("digits?imbalance=10", "train")
+    assert digits.info.class_counts[0] == 10 * digits.info.class_counts[-1] + 1  # 131 and 13
+    assert len(load_arrays("digits?imbalance=10", "test").y) == 450  # the test split stays balanced
+    with pytest.raises(GenaugError, match="imbalance must be a positive integer"):
+        load_arrays("digits?imbalance=0", "train")
+
+
+def test_fill_tops_every_class_up_to_the_largest():
+    assert class_counts(3, class_balance="fill", prior=(50, 20, 5)) == (0, 30, 45)
+    with pytest.raises(GenaugError, match="fill asks for no images"):
+        class_counts(3, class_balance="fill", prior=(5, 5, 5))
+    with pytest.raises(GenaugError, match="fill tops every class up to the largest; give neither"):
+        class_counts(3, per_class=2, class_balance="fill", prior=(5, 2, 1))
+
+
+def test_balanced_accuracy_weighs_every_class_the_same():
+    truth = np.array([0] * 8 + [1] * 2)
+    always_zero = np.zeros(10, np.int64)
+    assert score("accuracy", always_zero, truth) == 0.8
+    assert score("balanced_accuracy", always_zero, truth) == 0.5
+    assert is_imbalanced(truth) and not is_imbalanced(np.array([0, 1, 1, 0]))
+    with pytest.raises(ValueError, match="unknown metric 'f1'"):
+        score("f1", always_zero, truth)
+
+
+def test_an_imbalanced_run_is_filled_and_scored_by_balanced_accuracy(tmp_path, run_cli):
+    import json
+
+    from trainers import train
+
+    run = train(smoke_config(tmp_path / "run", data={"data": "digits?imbalance=10", "labels_per_class": None}))
+    prior = run.record.dataset.class_counts
+    code, _, err = run_cli("sample", run.directory, "--out", tmp_path / "syn", "--class-balance", "fill", "--quiet")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "syn" / "manifest.json").read_text())
+    assert [p + c for p, c in zip(prior, manifest["counts_per_class"], strict=True)] == [max(prior)] * 10
+    args = ("--data", "digits?imbalance=10", "--synthetic", tmp_path / "syn", "--out", tmp_path / "report")
+    code, _, err = run_cli("evaluate", *args, "--num-seeds", "1", "--steps", "5", "--metric", "balanced_accuracy")
+    assert code == 0, err
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["settings"]["metric"] == "balanced_accuracy" and report["settings"]["real_train_imbalanced"]
+    assert "balanced accuracy on the real test split" in (tmp_path / "report" / "report.md").read_text()
