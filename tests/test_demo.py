@@ -48,6 +48,7 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
             "synthetic/manifest.json",
             "report/report.md",
             "report/accuracy_vs_fraction.png",
+            "report/samples_real_vs_synthetic.png",  # README's pictures are copies of these two
         ):
             assert (tmp_path / "demo" / setting / path).is_file(), (setting, path)
 

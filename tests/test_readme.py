@@ -26,6 +26,19 @@ def test_readme_is_a_guide_not_a_log():
     assert all(block.startswith(SETUP) or block.startswith("genaug ") for block in _blocks("bash"))
 
 
+def test_readme_pictures_exist_and_are_what_evaluate_writes():
+    """The pictures README shows are files in the repository, named as every report names them (the demo's and
+    the scarce-labels benchmark's reports are where they are copied from; tests/test_demo.py checks it
+    writes them)."""
+    from genaug.report import PLOTS
+
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert len(pictures) >= 2
+    for picture in pictures:
+        assert (Path(__file__).parent.parent / picture).is_file(), picture
+        assert Path(picture).name in PLOTS, picture
+
+
 def test_readme_config_example_is_a_valid_config(tmp_path):
     from trainers import config as cfg
 
