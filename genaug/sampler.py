@@ -201,21 +201,27 @@ def sample(
                 oracle_for(run)  # trained here, once, before any worker loads it
             beam_runner.write_dataset(run.path, out, settings, num_classes, beam_options)
             return SyntheticDataset.open(out).manifest
-        filters = filters_for(run, settings)
-        plan = label_plan(counts, seed, num_shards)
         mine = [k for k in range(num_shards) if k % num_workers == worker_index]
-        bar = _progress(sum(len(plan[k]) for k in mine)) if progress else None
-        # Shards are independent: two at a time overlap one's last small filter rounds with the next one's
-        # first big batch. Each is still a pure function of its index, so the bytes do not change.
-        pool = concurrent.futures.ThreadPoolExecutor(SHARDS_IN_FLIGHT, thread_name_prefix="genaug-shard")
-        try:
-            written = pool.map(lambda k: write_shard(out, k, plan[k], filters, settings, num_classes), mine)
-            for k, _ in zip(mine, written, strict=True):
-                if bar:
-                    bar.add(len(plan[k]))
-        finally:
-            pool.shutdown(cancel_futures=True)  # on an error, start no further shard
+        _write_locally(run, out, settings, mine, num_classes, progress)
         return finalize(out, run=run, settings=settings)
+
+
+def _write_locally(run: RunDirectory, out: Path, settings: SampleSettings, mine: list[int], num_classes: int,
+                   progress: bool) -> None:  # fmt: skip
+    """Writes shards ``mine`` in this process. Shards are independent: two at a time overlap one's last
+    small filter rounds with the next one's first big batch; each is still a pure function of its index, so
+    the bytes do not change."""
+    filters = filters_for(run, settings)
+    plan = label_plan(settings.counts_per_class, settings.seed, settings.num_shards)
+    bar = _progress(sum(len(plan[k]) for k in mine)) if progress else None
+    pool = concurrent.futures.ThreadPoolExecutor(SHARDS_IN_FLIGHT, thread_name_prefix="genaug-shard")
+    try:
+        written = pool.map(lambda k: write_shard(out, k, plan[k], filters, settings, num_classes), mine)
+        for k, _ in zip(mine, written, strict=True):
+            if bar:
+                bar.add(len(plan[k]))
+    finally:
+        pool.shutdown(cancel_futures=True)  # on an error, start no further shard
 
 
 def plan_sample(
