@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -550,17 +551,21 @@ _UP_FRONT = {
 }
 
 
+class _CurrentStdout(logging.StreamHandler):
+    """Writes to ``sys.stdout`` as it is at each line (main() may run again with another stdout: a test's
+    capture, a caller's redirection), not as it was when the handler was made."""
+
+    stream = property(lambda self: sys.stdout, lambda self, value: None)
+
+
 def _show_library_progress(quiet: bool) -> None:
     """The library reports long phases (a teacher's training, ...) through ``logging``: shown here, one plain
     line each, unless ``--quiet``."""
-    import logging
-
     logger = logging.getLogger("genaug")
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    if not any(getattr(h, "genaug_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+    if not any(isinstance(h, _CurrentStdout) for h in logger.handlers):
+        handler = _CurrentStdout()
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.genaug_cli = True
         logger.addHandler(handler)
 
 

@@ -140,3 +140,20 @@ def test_every_flag_reaches_a_library_parameter_of_its_name(command: str, functi
     dests = {a.dest for a in subcommands.choices[command]._actions if a.dest != "help"}
     assert dests - cli_only <= parameters, sorted(dests - cli_only - parameters)
     assert cli_only <= dests, sorted(cli_only - dests)
+
+
+def test_progress_lines_follow_the_current_stdout():
+    """The CLI's log handler writes to stdout as it is at each line (a second main() in one process, under
+    another capture, printed into the first one's stream)."""
+    import contextlib
+    import io
+    import logging
+
+    from genaug.cli import _show_library_progress
+
+    first, second = io.StringIO(), io.StringIO()
+    for stream, line in ((first, "one"), (second, "two")):
+        with contextlib.redirect_stdout(stream):
+            _show_library_progress(quiet=False)
+            logging.getLogger("genaug.test").info(line)
+    assert first.getvalue() == "one\n" and second.getvalue() == "two\n"
