@@ -70,10 +70,6 @@ DATA_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from genaug.teacher import TEACHERS
-    from models import MODEL_KINDS
-    from trainers.config import JIT_MODES, PRECISIONS, PRESETS, STRATEGIES
-
     parser = argparse.ArgumentParser(
         prog="genaug",
         description="Train a generator on a small labelled image dataset, sample labelled synthetic shards "
@@ -84,11 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"genaug {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_info, _add_train, _add_sample, _add_verify, _add_evaluate, _add_tune, _add_demo):
+        add(commands)
+    return parser
 
+
+def _add_info(commands) -> None:
+    """`genaug info DATA`."""
     info = commands.add_parser("info", help="summarise a dataset: shape, classes, counts per split")
     info.add_argument("data", help=DATA_HELP)
     _add_image_size(info)
     _finish(info, _info)
+
+
+def _add_train(commands) -> None:
+    """`genaug train`: its options map to config keys (`_train_config`)."""
+    from genaug.teacher import TEACHERS
+    from models import MODEL_KINDS
+    from trainers.config import JIT_MODES, PRECISIONS, PRESETS, STRATEGIES
 
     train = commands.add_parser("train", help="train a generator; writes a run directory")
     train.add_argument("--data", help=f"{DATA_HELP} (default: digits)")
@@ -146,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _finish(train, _train)
 
+
+def _add_sample(commands) -> None:
+    """`genaug sample RUN --out SYN`."""
     sample = commands.add_parser("sample", help="sample a synthetic labelled dataset from a run")
     sample.add_argument("run", help="run directory written by genaug train")
     sample.add_argument("--out", required=True, help="synthetic dataset directory to write (or to resume)")
@@ -211,10 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     _finish(sample, _sample)
 
+
+def _add_verify(commands) -> None:
+    """`genaug verify SYN`."""
     verify = commands.add_parser("verify", help="check a synthetic dataset's counts and checksums")
     verify.add_argument("synthetic", help="synthetic dataset directory")
     _finish(verify, _verify)
 
+
+def _add_evaluate(commands) -> None:
+    """`genaug evaluate`."""
     evaluate = commands.add_parser("evaluate", help="measure whether synthetic data helps a classifier")
     evaluate.add_argument("--data", default="digits", help=f"the real data: {DATA_HELP} (default: digits)")
     evaluate.add_argument("--synthetic", required=True, help="synthetic dataset directory")
@@ -243,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress lines")
     _finish(evaluate, _evaluate)
 
+
+def _add_tune(commands) -> None:
+    """`genaug tune`."""
     tune = commands.add_parser(
         "tune",
         help="choose how to use synthetic data, by validation on the labelled data",
@@ -274,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--quiet", action="store_true", help="no progress lines")
     _finish(tune, _tune)
 
+
+def _add_demo(commands) -> None:
+    """`genaug demo`."""
     demo = commands.add_parser("demo", help="the main job: train, sample, tune, mix and evaluate on digits")
     demo.add_argument("--out", default="demo", help="output folder (default: demo)")
     demo.add_argument(
@@ -287,7 +311,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--overwrite", action="store_true", help="replace a previous demo's output")
     _finish(demo, _demo)
-    return parser
 
 
 def _demo(args: argparse.Namespace) -> int:
