@@ -6,11 +6,13 @@ This is the only module that reads the command line; it starts TensorFlow throug
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from genaug.errors import ArgumentError, GenaugError
@@ -581,23 +583,37 @@ class _CurrentStdout(logging.StreamHandler):
     stream = property(lambda self: sys.stdout, lambda self, value: None)
 
 
-def _show_library_progress(quiet: bool) -> None:
-    """The library reports long phases (a teacher's training, ...) through ``logging``: shown here, one plain
-    line each, unless ``--quiet``."""
+@contextlib.contextmanager
+def _library_progress(quiet: bool) -> Iterator[None]:
+    """While a command runs, the library's ``genaug`` loggers (a teacher's training, evaluate's stages, ...)
+    print here, one plain line each on stdout (warnings only with ``--quiet``), and only here: not also
+    through a root handler some library installed (the lines came twice, once on stderr). The logger's
+    settings are restored afterwards, for a caller that runs main() in its own process."""
     logger = logging.getLogger("genaug")
+    saved = logger.level, logger.propagate
+    handler = _CurrentStdout()
+    handler.setFormatter(logging.Formatter("%(message)s"))
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    if not any(isinstance(h, _CurrentStdout) for h in logger.handlers):
-        handler = _CurrentStdout()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = saved
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    _show_library_progress(quiet=getattr(args, "quiet", False))
     if not args.debug:  # native errors such as "failed call to cuInit" on a machine without a GPU
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _library_progress(quiet=getattr(args, "quiet", False)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command ``args`` names, its errors as one line and an exit code."""
     try:
         _check_inputs(args)
         if _needs_tensorflow(args):

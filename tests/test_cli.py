@@ -142,18 +142,25 @@ def test_every_flag_reaches_a_library_parameter_of_its_name(command: str, functi
     assert cli_only <= dests, sorted(cli_only - dests)
 
 
-def test_progress_lines_follow_the_current_stdout():
-    """The CLI's log handler writes to stdout as it is at each line (a second main() in one process, under
-    another capture, printed into the first one's stream)."""
+def test_progress_lines_go_to_the_current_stdout_once_and_the_logger_is_restored():
+    """The CLI shows the library's log lines on stdout as it is at each line (a second main() in one process,
+    under another capture, printed into the first one's stream), only there (a root handler some library
+    installed printed them again on stderr), and leaves the logger as it found it."""
     import contextlib
     import io
     import logging
 
-    from genaug.cli import _show_library_progress
+    from genaug.cli import _library_progress
 
-    first, second = io.StringIO(), io.StringIO()
-    for stream, line in ((first, "one"), (second, "two")):
-        with contextlib.redirect_stdout(stream):
-            _show_library_progress(quiet=False)
-            logging.getLogger("genaug.test").info(line)
-    assert first.getvalue() == "one\n" and second.getvalue() == "two\n"
+    logger, root_lines = logging.getLogger("genaug"), io.StringIO()
+    root_handler = logging.StreamHandler(root_lines)
+    logging.getLogger().addHandler(root_handler)
+    try:
+        first, second = io.StringIO(), io.StringIO()
+        for stream, line in ((first, "one"), (second, "two")):
+            with contextlib.redirect_stdout(stream), _library_progress(quiet=False):
+                logging.getLogger("genaug.test").info(line)
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    assert first.getvalue() == "one\n" and second.getvalue() == "two\n" and root_lines.getvalue() == ""
+    assert logger.propagate and not logger.handlers
