@@ -113,7 +113,7 @@ def main() -> None:
                 args.figures.mkdir(parents=True, exist_ok=True)
                 for name in FIGURES:
                     shutil.copyfile(Path(tmp) / "report0" / name, args.figures / name)
-    results = {"args": vars(args), "rows": rows}
+    results = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "rows": rows}
     for kind in ("cnn", "svc"):
         if not all(kind in r for r in rows):
             continue

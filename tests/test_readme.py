@@ -33,7 +33,7 @@ def test_readme_pictures_exist_and_are_what_evaluate_writes():
     from genaug.report import PLOTS
 
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
-    assert len(pictures) >= 2
+    assert len(pictures) >= 4
     for picture in pictures:
         assert (Path(__file__).parent.parent / picture).is_file(), picture
         assert Path(picture).name in PLOTS, picture
