@@ -38,7 +38,7 @@ from sklearn.metrics import f1_score  # noqa: E402
 import genaug  # noqa: E402
 from genaug.classifier import ClassifierTrainer, arrays_dataset, predict_proba  # noqa: E402
 from genaug.evaluation import Fit, test_predictions  # noqa: E402
-from genaug.metrics import mean_interval, score  # noqa: E402
+from genaug.metrics import mean_interval, recall_per_class, score  # noqa: E402
 from genaug.synthetic import SyntheticDataset  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
@@ -64,11 +64,10 @@ def class_weighted(x, y, test, seed: int) -> np.ndarray:
 
 
 def scores(predicted: np.ndarray, test, rarest: np.ndarray) -> dict:
-    recall = [np.mean(predicted[test.y == c] == c) for c in rarest]
     return {
         "balanced_accuracy": score("balanced_accuracy", predicted, test.y),
         "macro_f1": float(f1_score(test.y, predicted, average="macro")),
-        "rarest_recall": float(np.mean(recall)),
+        "rarest_recall": float(np.mean(recall_per_class(predicted, test.y, rarest))),
     }
 
 

@@ -334,7 +334,7 @@ def evaluate(
         results = {}
         for name in conditions:
             per_class = [
-                [float((predicted[kind, name, seed][test.y == c] == c).mean()) for c in range(num_classes)]
+                metrics.recall_per_class(predicted[kind, name, seed], test.y, range(num_classes))
                 for seed in range(seeds)
             ]
             results[name] = {

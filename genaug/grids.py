@@ -55,8 +55,7 @@ def labelled_grid(blocks: dict[str, np.ndarray], row_names: Sequence[str], scale
     font = ImageFont.load_default(size=12)
     tiles = [image_grid(b.reshape(-1, *b.shape[2:]), cols=b.shape[1], scale=scale) for b in blocks.values()]
     tiles = [np.repeat(t, 3, axis=-1) if t.shape[-1] == 1 else t for t in tiles]
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    margin = 8 + max((measure.textlength(str(name), font=font) for name in row_names), default=0)
+    margin = 8 + max((font.getlength(str(name)) for name in row_names), default=0)
     title, divider = 18, 4
     width = int(margin) + sum(t.shape[1] for t in tiles) + divider * (len(tiles) - 1)
     canvas = Image.new("RGB", (width, title + max(t.shape[0] for t in tiles)), "white")

@@ -148,8 +148,13 @@ def score(metric: str, predicted: np.ndarray, truth: np.ndarray) -> float:
     if metric == "accuracy":
         return float(np.mean(predicted == truth))
     if metric == "balanced_accuracy":
-        return float(np.mean([np.mean(predicted[truth == c] == c) for c in np.unique(truth)]))
+        return float(np.mean(recall_per_class(predicted, truth, np.unique(truth))))
     raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
+
+
+def recall_per_class(predicted: np.ndarray, truth: np.ndarray, classes) -> np.ndarray:
+    """For each class in ``classes``, the share of its examples in ``truth`` predicted as it."""
+    return np.array([np.mean(predicted[truth == c] == c) for c in classes], np.float64)
 
 
 def is_imbalanced(labels: np.ndarray, ratio: float = 1.5) -> bool:
