@@ -37,8 +37,8 @@ from sklearn.metrics import f1_score  # noqa: E402
 
 import genaug  # noqa: E402
 from genaug.classifier import ClassifierTrainer, arrays_dataset, predict_proba  # noqa: E402
-from genaug.evaluation import Fit, test_predictions  # noqa: E402
 from genaug.metrics import mean_interval, recall_per_class, score  # noqa: E402
+from genaug.scoring import Fit, test_predictions  # noqa: E402
 from genaug.synthetic import SyntheticDataset  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
@@ -82,7 +82,7 @@ def one_seed(args, seed: int, work: Path) -> dict:
         args.data, [syn], work / f"tune{seed}", seed=seed, trials=args.trials, seeds=0, metric="balanced_accuracy",
         progress=False,
     )  # fmt: skip
-    policy = genaug.Policy.from_dict(tuned["policy"])
+    policy = genaug.Policy.from_dict(tuned.policy)
     real, test = genaug.load_arrays(args.data, "train"), genaug.load_arrays(args.data, "test")
     syn_x, syn_y = SyntheticDataset.open(syn).arrays()
     rarest = np.argsort(np.bincount(real.y), kind="stable")[:3]
@@ -101,7 +101,7 @@ def one_seed(args, seed: int, work: Path) -> dict:
         "fill_half": cnn((real.x, real.y), fraction=0.5),
     }
     row = {route: scores(p, test, rarest) for route, p in predicted.items()}
-    row["policy"] = tuned["policy"]
+    row["policy"] = tuned.policy
     row["seconds"] = round(time.time() - started)
     return row
 

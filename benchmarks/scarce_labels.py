@@ -62,20 +62,20 @@ def one_seed(args, seed: int, work: Path) -> dict:
     times["sample"] = time.time() - started - times["train"]
     tuned = genaug.tune(args.data, [syn], work / f"tune{seed}", seed=seed, trials=args.trials, seeds=0, progress=False)
     times["tune"] = time.time() - started - times["train"] - times["sample"]
-    policy = genaug.Policy.from_dict(tuned["policy"])
+    policy = genaug.Policy.from_dict(tuned.policy)
     report = genaug.evaluate(
         args.data, syn, work / f"report{seed}", seeds=args.classifier_seeds, fractions=(0.5,), policy=policy,
         progress=False,
     )  # fmt: skip
     times["evaluate"] = time.time() - started - sum(times.values())
     row = {}
-    for kind, u in report["utility"].items():
-        results = {**u["conditions"], **u.get("baselines", {}), **({"policy": u["policy"]} if "policy" in u else {})}
-        row[kind] = {name: results[name]["mean"] for name in ROWS if name in results}
+    for kind, u in report.utility.items():
+        results = {**u.conditions, **u.baselines, **({"policy": u.policy} if u.policy is not None else {})}
+        row[kind] = {name: results[name].mean for name in ROWS if name in results}
     unlabeled = run.record.unlabeled or {}
     row["teacher"] = unlabeled.get("teacher")
     row["pseudo_labelled"] = unlabeled.get("pseudo_labelled")
-    row["policy"] = tuned["policy"]
+    row["policy"] = tuned.policy
     row["seconds"] = times
     return row
 

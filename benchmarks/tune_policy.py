@@ -57,18 +57,18 @@ def one_seed(seed: int, work: str, args: argparse.Namespace) -> dict:
         progress=False,
     )
     report = genaug.tune(args.data, [syn], work / f"tune{seed}", trials=args.trials, seed=seed, progress=False)
-    row = {name: result["mean"] for name, result in report["test"].items()}
-    print(f"seed {seed}: {row} policy {report['policy']} [{time.time() - started:.0f} s]", flush=True)
+    row = {name: result.mean for name, result in report.test.items()}
+    print(f"seed {seed}: {row} policy {report.policy} [{time.time() - started:.0f} s]", flush=True)
     # Which finalist tune kept: "search" (its best) or a baseline's name; no check: a baseline won the
     # search itself and there was no holdout.
-    check = report["confirmation"] or {"kept": "a baseline won the search", "scores": None}
+    check = report.confirmation
     return {
         "seed": seed,
         "test": row,
-        "policy": report["policy"],
-        "kept": check["kept"],
-        "check_scores": check["scores"],
-        "tune_seconds": report["seconds"],
+        "policy": report.policy,
+        "kept": check.kept if check else "a baseline won the search",
+        "check_scores": check.scores if check else None,
+        "tune_seconds": report.seconds,
     }
 
 

@@ -355,7 +355,7 @@ def _tune(args: argparse.Namespace) -> int:
     from genaug.tuning import tune
 
     report = tune(**_arguments_for(tune, args, progress=not args.quiet))
-    print(f"wrote {args.out}/policy.json and {args.out}/report.md (tuned: {report['test']['tuned']['mean']:.4f})")
+    print(f"wrote {args.out}/policy.json and {args.out}/report.md (tuned: {report.test['tuned'].mean:.4f})")
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from genaug.errors import ArgumentError
 from genaug.policy import Policy
-from genaug.report import condition_name, gain_key
+from genaug.report import Estimate, Report, condition_name, gain_key
 from genaug.startup import single_threaded_tensorflow
 from genaug.workers import Workers
 
@@ -93,7 +93,7 @@ def demo(
         # Settings without tuning first: their classifiers train while the tuning runs.
         for name, setting in sorted(SETTINGS.items(), key=lambda item: bool(item[1].get("tune"))):
             generated[name].get()
-            policy = Policy.from_dict(tuned[name].get()["policy"]) if name in tuned else None
+            policy = Policy.from_dict(tuned[name].get().policy) if name in tuned else None
             say(name, f"evaluating ({seeds} seeds)")
             reports[name] = evaluate(
                 "digits",
@@ -204,12 +204,12 @@ def _tune(name: str, base: Path, overwrite: bool, started: float, tuning: dict) 
     return tune("digits", [base / "synthetic"], base / "tuned", seeds=0, overwrite=overwrite, progress=False, **tuning)
 
 
-def _cell(result: dict) -> str:
-    low, high = result["ci95"]
-    return f"{100 * result['mean']:5.1f} [{100 * low:5.1f}, {100 * high:5.1f}]"
+def _cell(result: Estimate) -> str:
+    low, high = result.ci95
+    return f"{100 * result.mean:5.1f} [{100 * low:5.1f}, {100 * high:5.1f}]"
 
 
-def summary_table(reports: dict) -> str:
+def summary_table(reports: dict[str, Report]) -> str:
     """Accuracy (%, mean [95 % interval]) per setting and classifier, then fidelity and memorisation."""
     columns = ["real only", "+ classic aug.", "label spreading", "real + synthetic (share)", "gain", "synthetic only"]
     widths = [21, 21, 21, 27, 6, 21]
@@ -220,27 +220,27 @@ def summary_table(reports: dict) -> str:
 
     lines = [row(f"{'setting':<13} {'model':<5} ", columns)]
     for name, report in reports.items():
-        fraction = report["settings"]["fractions"][0]
-        for kind, result in report["utility"].items():
-            c, baselines = result["conditions"], result["baselines"]
+        fraction = report.settings.fractions[0]
+        for kind, result in report.utility.items():
+            c, baselines = result.conditions, result.baselines
             spreading = baselines.get("label_spreading")
             cells = [
                 _cell(c["real"]),
                 _cell(baselines["classic_augmentation"]),
                 _cell(spreading) if spreading else "    -",
                 f"{_cell(c[condition_name(fraction)])} ({fraction:.0%})",
-                f"{100 * result['gain'][gain_key(fraction)]['mean']:+.1f}",
+                f"{100 * result.gain[gain_key(fraction)].mean:+.1f}",
                 _cell(c["synthetic"]),
             ]
             lines.append(row(f"{name:<13} {kind:<5} ", cells))
-    tuned = [(name, kind, r.get("policy")) for name, report in reports.items() for kind, r in report["utility"].items()]
+    tuned = [(name, kind, r.policy) for name, report in reports.items() for kind, r in report.utility.items()]
     if any(entry for _, _, entry in tuned):
         lines += ["", "tuned policy (genaug tune, by validation on the labelled examples only; gain over real only):"]
         for name, kind, entry in tuned:
             if entry:
-                gain, (low, high) = entry["gain"]["mean"], entry["gain"]["ci95"]
+                gain, (low, high) = entry.gain.mean, entry.gain.ci95
                 interval = f"{100 * gain:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
-                described = Policy.from_dict(entry["policy"]).describe()
+                described = Policy.from_dict(entry.policy).describe()
                 lines.append(f"{name:<13} {kind:<5} {_cell(entry)}  {interval}  {described}")
     lines.append("")
     lines.append(
@@ -248,11 +248,11 @@ def summary_table(reports: dict) -> str:
         f"{'closer-to-train':>15} {'near-copies':>11}"
     )
     for name, report in reports.items():
-        fid, memo = report["fidelity"], report["memorisation"]
-        syn, test = fid["synthetic_vs_real_train"], fid["real_test_vs_real_train"]
+        syn, test = report.fidelity.synthetic_vs_real_train, report.fidelity.real_test_vs_real_train
+        memo = report.memorisation
         lines.append(
-            f"{name:<13} {syn['frechet_distance']:8.2f} {test['frechet_distance']:8.2f} "
-            f"{syn['precision']:9.3f} {syn['recall']:7.3f} {memo['closer_to_train_share']:15.3f} "
-            f"{memo['near_copies']:11d}"
+            f"{name:<13} {syn.frechet_distance:8.2f} {test.frechet_distance:8.2f} "
+            f"{syn.precision:9.3f} {syn.recall:7.3f} {memo.closer_to_train_share:15.3f} "
+            f"{memo.near_copies:11d}"
         )
     return "\n".join(lines)

@@ -11,7 +11,6 @@ split's unlabelled rest, label spreading's pseudo-labels for that rest.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import logging
 import os
@@ -22,51 +21,31 @@ from pathlib import Path
 import numpy as np
 
 from genaug import metrics
-from genaug.data import LabelledArrays, labelled_subset, load_arrays
+from genaug.data import LabelledArrays, load_arrays
 from genaug.errors import ArgumentError, GenaugError
-from genaug.manifest import MANIFEST
 from genaug.policy import Policy
-from genaug.report import condition_name, gain_key, write_report
+from genaug.report import (
+    REPORT_VERSION,
+    Condition,
+    Distances,
+    Estimate,
+    Fidelity,
+    Memorisation,
+    Report,
+    Route,
+    Settings,
+    Utility,
+    condition_name,
+    gain_key,
+)
+from genaug.scoring import BATCH_SIZE, SVC_MAX_PIXELS, Fit, real_train, synthetic_arrays, test_predictions
 from genaug.synthetic import SyntheticDataset
 from genaug.version import __version__
 from genaug.workers import Workers
 
 log = logging.getLogger(__name__)
 
-SVC_MAX_PIXELS = 1024
-SVC_MAX_TRAIN = 5000  # kernel SVMs scale quadratically; larger training sets are subsampled to this
 MAX_FIDELITY_SAMPLES = 2000
-
-
-def _real_train(full: LabelledArrays, synthetic: SyntheticDataset, labels_per_class, label_fraction) -> LabelledArrays:
-    """The real labelled training set: the generator's own subset when it had scarce labels, with the
-    labelled examples it was kept from (every label the user has)."""
-    indices = synthetic.train_indices
-    if indices is not None:
-        indices = np.union1d(indices, synthetic.holdout_indices or []).astype(np.int64)
-        if labels_per_class is not None and len(indices) != labels_per_class * full.info.num_classes:
-            raise ArgumentError(
-                f"{{}} {labels_per_class} disagrees with the generator's training subset "
-                f"({len(indices)} examples); omit it to use that subset",
-                "labels_per_class",
-            )
-    elif labels_per_class is not None or label_fraction is not None:
-        indices = labelled_subset(full.y, labels_per_class=labels_per_class, label_fraction=label_fraction)
-    return full if indices is None else full.at_recorded(indices, f"{synthetic.path / MANIFEST}: source.train_indices")
-
-
-def _synthetic_arrays(
-    synthetic: SyntheticDataset, real: LabelledArrays, data: str, min_confidence: float | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The synthetic set's images and labels (those with a stored confidence of at least
-    ``min_confidence``), after checking they match the real data ``data``."""
-    x, y = synthetic.arrays(min_confidence)
-    if synthetic.info.class_names != real.info.class_names or x.shape[1:] != real.x.shape[1:]:
-        raise GenaugError(
-            f"{synthetic.path} ({x.shape[1:]}, classes {list(synthetic.info.class_names)}) does not match {data} "
-            f"({real.x.shape[1:]}, classes {list(real.info.class_names)})"
-        )
-    return x, y
 
 
 def _learnt_from_the_rest(syn_set: SyntheticDataset) -> bool:
@@ -98,94 +77,6 @@ def _label_spreading_set(real: LabelledArrays, unlabeled) -> tuple[np.ndarray, n
 
     labels, confidence = pseudo_labels(real, unlabeled)
     return with_confident(real, unlabeled.x, labels, confidence, threshold=0.0)  # every pseudo-label
-
-
-def _cnn_predictions(trainer, real, syn, fraction, seed, test, augment, policy: Policy | None = None):
-    """The labels of ``test.x`` as predicted by the CNN recipe trained on the mix of ``real`` and ``syn``
-    (with classic augmentation of every batch when ``augment``), or as ``policy`` says instead."""
-    import keras
-    import tensorflow as tf
-
-    from genaug.augment import augment_batches
-    from genaug.classifier import predict_proba
-    from genaug.mixing import as_supervised, mix
-
-    # tf.data's seeded ops also read the global seed: set it first, so that this result depends on ``seed``
-    # alone and not on which fit ran before (a resumed tune would otherwise score a policy differently).
-    keras.utils.set_random_seed(seed)
-    real_ds = tf.data.Dataset.from_tensor_slices({"image": real[0], "label": real[1]})
-    syn_ds = tf.data.Dataset.from_tensor_slices({"image": syn[0], "label": syn[1]})
-    if policy is not None:
-        policy = dataclasses.replace(policy, min_confidence=None)  # ``syn`` was read with its threshold
-        mixed = mix(real_ds, syn_ds, policy=policy, seed=seed)
-        batches = as_supervised(mixed, 64, seed=seed, policy=policy, num_classes=trainer.num_classes)
-    else:
-        batches = as_supervised(mix(real_ds, syn_ds, synthetic_fraction=fraction, seed=seed), 64, seed=seed)
-        if augment:
-            batches = augment_batches(batches, seed)
-    return predict_proba(trainer.fit(batches, seed=seed), test.x).argmax(axis=1)
-
-
-def _svc_predictions(real, syn, fraction, seed, test, augment, policy: Policy | None = None):
-    """The labels of ``test.x`` as predicted by the SVC recipe trained on the mix of ``real`` and ``syn``
-    (with up to four augmented copies of each real image when ``augment``), or as ``policy`` says
-    (its share of synthetic examples, their weight and its augmentation strength; mixup, cutmix and
-    pixel noise are for networks trained by batches, so the SVC leaves them out)."""
-    from sklearn.svm import SVC
-
-    from genaug.augment import augmented_copies
-
-    strength, weight = 1.0, 1.0
-    if policy is not None:
-        fraction, augment = policy.synthetic_fraction, policy.augmentation > 0
-        strength, weight = policy.augmentation, policy.synthetic_weight
-    rng = np.random.default_rng(seed)
-    if augment:
-        copies = max(1, min(4, SVC_MAX_TRAIN // len(real[1]) - 1))
-        more = augmented_copies(real[0], copies, seed, strength=strength)
-        real = (np.concatenate([real[0], more]), np.tile(real[1], copies + 1))
-    if fraction == 1.0:
-        keep = rng.choice(len(syn[1]), min(len(syn[1]), SVC_MAX_TRAIN), replace=False)
-        x, y = syn[0][keep], syn[1][keep]
-    else:
-        extra = min(len(syn[1]), round(len(real[1]) * fraction / (1.0 - fraction)))
-        keep = rng.choice(len(syn[1]), extra, replace=False)
-        x, y = np.concatenate([real[0], syn[0][keep]]), np.concatenate([real[1], syn[1][keep]])
-    weights = None if weight == 1.0 else np.where(np.arange(len(y)) < len(y) - len(keep), 1.0, weight)
-    flat = x.reshape(len(x), -1) / 255.0
-    classifier = SVC(C=10, gamma="scale").fit(flat, y, sample_weight=weights)
-    return classifier.predict(test.x.reshape(len(test.x), -1) / 255.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class Fit:
-    """One classifier that evaluate trains and tests: plain values, so a worker process can run it."""
-
-    kind: str  # "cnn" or "svc"
-    real: tuple[np.ndarray, np.ndarray]
-    synthetic: tuple[np.ndarray, np.ndarray]
-    fraction: float | None  # synthetic share (None: the policy's)
-    seed: int
-    test: LabelledArrays  # predicted on its images
-    steps: int  # CNN gradient steps
-    augment: bool = False
-    policy: Policy | None = None
-
-
-def test_predictions(fit: Fit) -> np.ndarray:
-    """The labels of ``fit.test``'s images as predicted by the classifier ``fit`` describes."""
-    args = (fit.real, fit.synthetic, fit.fraction, fit.seed, fit.test, fit.augment, fit.policy)
-    if fit.kind == "svc":
-        return _svc_predictions(*args)
-    return _cnn_predictions(_trainer(fit.test.x.shape[1:], fit.test.info.num_classes, fit.steps), *args)
-
-
-@functools.lru_cache(maxsize=4)
-def _trainer(image_shape: tuple[int, ...], num_classes: int, steps: int):
-    """One compiled CNN per shape and budget in this process (see ClassifierTrainer)."""
-    from genaug.classifier import ClassifierTrainer
-
-    return ClassifierTrainer(image_shape, num_classes, steps=steps)
 
 
 def check_evaluate(
@@ -233,7 +124,7 @@ def evaluate(
     metric: str = "accuracy",
     workers: Workers | None = None,
     progress: bool = True,
-) -> dict:
+) -> Report:
     """Measures a synthetic dataset against the real one and writes ``report.json``, ``report.md``
     and plots into ``out``.
 
@@ -261,145 +152,189 @@ def evaluate(
         progress: log a line per stage (logger ``genaug.evaluation``, INFO; the CLI shows it).
 
     Returns:
-        The report (also written as ``report.json``).
+        The :class:`genaug.report.Report` (also written as ``report.json``).
 
     Example:
         >>> report = evaluate("digits", "syn/", "report/", seeds=5)
-        >>> report["utility"]["cnn"]["gain"]["0.5"]["mean"]
+        >>> report.utility["cnn"].gain["0.5"].mean
     """
     started = time.time()
     say = log.info if progress else (lambda *_: None)
     check_evaluate(out, seeds=seeds, fractions=fractions, steps=steps, policy=policy, metric=metric)
-    syn_set = SyntheticDataset.open(synthetic)
-    full_train = load_arrays(data, "train", image_size=image_size)
-    test = load_arrays(data, "test", image_size=image_size)
-    syn_x, syn_y = _synthetic_arrays(syn_set, full_train, data)
-    policy_syn = (syn_x, syn_y)
-    if policy is not None and policy.min_confidence is not None:
-        policy_syn = _synthetic_arrays(syn_set, full_train, data, policy.min_confidence)
-    real = _real_train(full_train, syn_set, labels_per_class, label_fraction)
-    num_classes = real.info.num_classes
-    say(f"evaluate: {len(real.y)} real train, {len(syn_y)} synthetic, {len(test.y)} real test examples")
+    inputs = _Inputs.load(data, synthetic, labels_per_class, label_fraction, image_size, policy, unlabeled)
+    real, test, syn_set = inputs.real, inputs.test, inputs.syn_set
+    say(f"evaluate: {len(real.y)} real train, {len(inputs.syn[1])} synthetic, {len(test.y)} real test examples")
     conditions = {condition_name(f): f for f in (0.0, *fractions, 1.0)}
-    kinds = ["cnn"] + (["svc"] if int(np.prod(real.x.shape[1:])) <= SVC_MAX_PIXELS else [])
-    # The route without genaug where there are unlabelled images: the same teacher pseudo-labels them and
-    # the same classifiers train on them with the labelled ones.
-    baselines = {"classic_augmentation": ((real.x, real.y), True)}
-    unlabeled_images = _unlabeled_images(unlabeled, syn_set, full_train, real, image_size)
-    if unlabeled_images is not None:
-        baselines["label_spreading"] = (_label_spreading_set(real, unlabeled_images), False)
-
-    # Every classifier the report needs, keyed by (classifier, condition, seed) and queued at once, so that
-    # with ``workers`` they train side by side; results are collected by key, never by position.
-    plan: dict[tuple[str, str, int], Fit] = {}
-    for kind, seed in itertools.product(kinds, range(seeds)):
-        for name, fraction in conditions.items():
-            plan[kind, name, seed] = Fit(kind, (real.x, real.y), (syn_x, syn_y), fraction, seed, test, steps)
-        for name, (train_set, augment) in baselines.items():
-            plan[kind, name, seed] = Fit(kind, train_set, (syn_x, syn_y), 0.0, seed, test, steps, augment)
-        if policy is not None:
-            plan[kind, "policy", seed] = Fit(kind, (real.x, real.y), policy_syn, None, seed, test, steps, False, policy)
+    plan = _plan(inputs, conditions, seeds, steps, policy)
     running = workers.imap(test_predictions, plan.values()) if workers else map(test_predictions, plan.values())
 
-    # Measured here while the workers (if any) train the classifiers.
-    say(f"  fidelity (features of a CNN trained on the {len(real.y)} labelled examples) ...")
-    fidelity = _fidelity(real, full_train, syn_x, syn_y, test, num_classes)
-    teacher = _teacher_accuracy(syn_set, test)
-    if teacher is not None:
-        say(f"  teacher alone (the run's {teacher['name']}) accuracy {teacher['mean']:.4f}")
-    say("  memorisation ...")
-    # Memorisation is measured against the images the generator saw: with `unlabeled: auto`, the whole split.
-    train_seen = real if syn_set.train_indices is not None and not _learnt_from_the_rest(syn_set) else full_train
-    train_seen = train_seen.without(syn_set.holdout_indices or [])
-    sample = np.random.default_rng(0).choice(len(syn_y), min(len(syn_y), MAX_FIDELITY_SAMPLES), replace=False)
-    memo = metrics.memorisation(
-        syn_x[sample], train_seen.x, test.x, copy_threshold=metrics.default_min_distance(train_seen.x, test.x)
-    )
-
+    fidelity, teacher, memorisation = _measure(inputs, say)  # while the workers (if any) train the classifiers
     predicted = dict(zip(plan, running, strict=True))
-
-    def accuracies(kind: str, name: str, score: str = metric) -> np.ndarray:
-        return np.array([metrics.score(score, predicted[kind, name, seed], test.y) for seed in range(seeds)])
-
-    imbalanced = metrics.is_imbalanced(real.y)
-
-    def scored(kind: str, name: str, real_values: np.ndarray) -> dict:
-        """Accuracy over the seeds, with its gain over real only (``real_values``) paired by seed."""
-        values = accuracies(kind, name)
-        gain = metrics.mean_interval((values - real_values).tolist())
-        return {**metrics.mean_interval(values.tolist()), "gain": gain}
-
-    utility = {}
-    for kind in kinds:
-        results = {}
-        for name in conditions:
-            per_class = [
-                metrics.recall_per_class(predicted[kind, name, seed], test.y, range(num_classes))
-                for seed in range(seeds)
-            ]
-            results[name] = {
-                **metrics.mean_interval(accuracies(kind, name).tolist()),
-                "per_class": np.mean(per_class, axis=0).tolist(),
-            }
-            if imbalanced and metric != "balanced_accuracy":
-                results[name]["balanced_accuracy"] = metrics.mean_interval(
-                    accuracies(kind, name, "balanced_accuracy").tolist()
-                )
-            say(f"  {kind:<4} {name:<12} {metric} {results[name]['mean']:.4f} +- {results[name]['std']:.4f}")
-        real_values = accuracies(kind, "real")
-        gains = {
-            gain_key(fraction): metrics.mean_interval((accuracies(kind, name) - real_values).tolist())
-            for name, fraction in conditions.items()
-            if 0.0 < fraction < 1.0
-        }
-        utility[kind] = {"conditions": results, "gain": gains}
-        for name in baselines:
-            utility[kind].setdefault("baselines", {})[name] = scored(kind, name, real_values)
-            say(f"  {kind:<4} {name:<12} {metric} {utility[kind]['baselines'][name]['mean']:.4f} (no synthetic data)")
-        if teacher is not None and kind == "cnn":  # a CNN itself, trained on the labelled + unlabelled images
-            gain = metrics.mean_interval((teacher["mean"] - real_values).tolist())
-            utility[kind].setdefault("baselines", {})["teacher"] = {**teacher, "gain": gain}
-        if policy is not None:
-            utility[kind]["policy"] = {**scored(kind, "policy", real_values), "policy": policy.to_dict()}
-            say(f"  {kind:<4} {'policy':<12} accuracy {utility[kind]['policy']['mean']:.4f}")
-    report = {
-        "genaug_version": __version__,
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": _version("tensorflow"),
-            "keras": _version("keras"),
-        },
-        "data": data,
-        "synthetic": str(synthetic),
-        "generator": dataclasses.asdict(syn_set.manifest.generator),
-        "settings": {
-            "seeds": seeds,
-            "fractions": list(fractions),
-            "cnn_steps": steps,
-            "batch_size": 64,
-            "labels_per_class": labels_per_class,
-            "label_fraction": label_fraction,
-            "real_train_examples": len(real.y),
-            "real_train_imbalanced": imbalanced,
-            "metric": metric,
-            "synthetic_examples": len(syn_y),
-            "test_examples": len(test.y),
-            "class_names": list(real.info.class_names),
-        },
-        "utility": utility,
-        "fidelity": fidelity,
-        "memorisation": memo,
-        "seconds": time.time() - started,
-    }
-    write_report(Path(out), report, real=(real.x, real.y), synthetic=(syn_x, syn_y))
-    say(f"  wrote {Path(out) / 'report.md'} in {report['seconds']:.0f} s")
+    scores = _Scores(predicted, test.y, seeds, metric)
+    utility = {kind: _utility(kind, scores, conditions, inputs, teacher, policy, say) for kind in inputs.kinds}
+    report = Report(
+        genaug_version=__version__, versions=_versions(), data=data, synthetic=str(synthetic),
+        generator=dataclasses.asdict(syn_set.manifest.generator),
+        settings=_settings(inputs, seeds, fractions, steps, labels_per_class, label_fraction, metric),
+        utility=utility, fidelity=fidelity, memorisation=memorisation, seconds=time.time() - started,
+        report_version=REPORT_VERSION,
+    )  # fmt: skip
+    report.write(out, real=(real.x, real.y), synthetic=inputs.syn)
+    say(f"  wrote {Path(out) / 'report.md'} in {report.seconds:.0f} s")
     return report
 
 
-def _version(module: str) -> str:
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    """What an evaluation reads: the real splits, the labelled examples, the synthetic set and its arrays
+    (``policy_syn``: as the policy's confidence threshold reads them), the classifiers that apply and the
+    baselines' training sets (name -> ((images, labels), classic augmentation))."""
+
+    full_train: LabelledArrays
+    test: LabelledArrays
+    real: LabelledArrays
+    syn_set: SyntheticDataset
+    syn: tuple[np.ndarray, np.ndarray]
+    policy_syn: tuple[np.ndarray, np.ndarray]
+    kinds: tuple[str, ...]
+    baselines: dict[str, tuple[tuple[np.ndarray, np.ndarray], bool]]
+
+    @classmethod
+    def load(cls, data, synthetic, labels_per_class, label_fraction, image_size, policy, unlabeled) -> _Inputs:
+        syn_set = SyntheticDataset.open(synthetic)
+        full_train = load_arrays(data, "train", image_size=image_size)
+        test = load_arrays(data, "test", image_size=image_size)
+        syn = synthetic_arrays(syn_set, full_train, data)
+        policy_syn = syn
+        if policy is not None and policy.min_confidence is not None:
+            policy_syn = synthetic_arrays(syn_set, full_train, data, policy.min_confidence)
+        real = real_train(full_train, syn_set, labels_per_class, label_fraction)
+        kinds = ("cnn",) + (("svc",) if int(np.prod(real.x.shape[1:])) <= SVC_MAX_PIXELS else ())
+        # The route without genaug where there are unlabelled images: the same teacher pseudo-labels them and
+        # the same classifiers train on them with the labelled ones.
+        baselines = {"classic_augmentation": ((real.x, real.y), True)}
+        unlabeled_images = _unlabeled_images(unlabeled, syn_set, full_train, real, image_size)
+        if unlabeled_images is not None:
+            baselines["label_spreading"] = (_label_spreading_set(real, unlabeled_images), False)
+        return cls(full_train, test, real, syn_set, syn, policy_syn, kinds, baselines)
+
+
+def _plan(inputs: _Inputs, conditions: dict[str, float], seeds: int, steps: int, policy) -> dict[tuple, Fit]:
+    """Every classifier the report needs, keyed by (classifier, condition, seed) and queued at once, so that
+    with workers they train side by side; results are collected by key, never by position."""
+    real, syn, test = (inputs.real.x, inputs.real.y), inputs.syn, inputs.test
+    plan: dict[tuple[str, str, int], Fit] = {}
+    for kind, seed in itertools.product(inputs.kinds, range(seeds)):
+        for name, fraction in conditions.items():
+            plan[kind, name, seed] = Fit(kind, real, syn, fraction, seed, test, steps)
+        for name, (train_set, augment) in inputs.baselines.items():
+            plan[kind, name, seed] = Fit(kind, train_set, syn, 0.0, seed, test, steps, augment)
+        if policy is not None:
+            plan[kind, "policy", seed] = Fit(kind, real, inputs.policy_syn, None, seed, test, steps, False, policy)
+    return plan
+
+
+def _measure(inputs: _Inputs, say) -> tuple[Fidelity, Route | None, Memorisation]:
+    """Fidelity, the teacher alone (if the run has one) and memorisation."""
+    real, test = inputs.real, inputs.test
+    say(f"  fidelity (features of a CNN trained on the {len(real.y)} labelled examples) ...")
+    fidelity = _fidelity(real, inputs.full_train, *inputs.syn, test, real.info.num_classes)
+    teacher = _teacher_accuracy(inputs.syn_set, test)
+    if teacher is not None:
+        say(f"  teacher alone (the run's {teacher.name}) accuracy {teacher.mean:.4f}")
+    say("  memorisation ...")
+    return fidelity, teacher, _memorisation(inputs)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scores:
+    """The fits' test predictions scored by ``metric``, per (classifier, condition) over the seeds."""
+
+    predicted: dict[tuple[str, str, int], np.ndarray]
+    truth: np.ndarray
+    seeds: int
+    metric: str
+
+    def values(self, kind: str, name: str, metric: str | None = None) -> np.ndarray:
+        return np.array(
+            [metrics.score(metric or self.metric, self.predicted[kind, name, s], self.truth) for s in range(self.seeds)]
+        )
+
+    def route(self, kind: str, name: str, **extra) -> Route:
+        """A route's score with its gain over real only, paired by seed."""
+        values = self.values(kind, name)
+        gain = Estimate.of(values - self.values(kind, "real"))
+        return Route(**dataclasses.asdict(Estimate.of(values)), gain=gain, **extra)
+
+
+def _utility(kind, scores: _Scores, conditions, inputs: _Inputs, teacher: Route | None, policy, say) -> Utility:
+    """One classifier's conditions, gains, baselines and policy."""
+    num_classes, metric = inputs.real.info.num_classes, scores.metric
+    balanced_too = metrics.is_imbalanced(inputs.real.y) and metric != "balanced_accuracy"
+    results = {}
+    for name in conditions:
+        per_class = [
+            metrics.recall_per_class(scores.predicted[kind, name, seed], scores.truth, range(num_classes))
+            for seed in range(scores.seeds)
+        ]
+        results[name] = Condition(
+            **dataclasses.asdict(Estimate.of(scores.values(kind, name))),
+            per_class=np.mean(per_class, axis=0).tolist(),
+            balanced_accuracy=Estimate.of(scores.values(kind, name, "balanced_accuracy")) if balanced_too else None,
+        )
+        say(f"  {kind:<4} {name:<12} {metric} {results[name].mean:.4f} +- {results[name].std:.4f}")
+    real_values = scores.values(kind, "real")
+    gains = {
+        gain_key(fraction): Estimate.of(scores.values(kind, name) - real_values)
+        for name, fraction in conditions.items()
+        if 0.0 < fraction < 1.0
+    }
+    baselines = {name: scores.route(kind, name) for name in inputs.baselines}
+    for name, route in baselines.items():
+        say(f"  {kind:<4} {name:<12} {metric} {route.mean:.4f} (no synthetic data)")
+    if teacher is not None and kind == "cnn":  # a CNN itself, trained on the labelled + unlabelled images
+        baselines["teacher"] = dataclasses.replace(teacher, gain=Estimate.of(teacher.mean - real_values))
+    routed = None
+    if policy is not None:
+        routed = scores.route(kind, "policy", policy=policy.to_dict())
+        say(f"  {kind:<4} {'policy':<12} {metric} {routed.mean:.4f}")
+    return Utility(conditions=results, gain=gains, baselines=baselines, policy=routed)
+
+
+def _memorisation(inputs: _Inputs) -> Memorisation:
+    """Against the images the generator saw: with `unlabeled: auto`, the whole split; never its holdout."""
+    syn_set, (syn_x, syn_y), test = inputs.syn_set, inputs.syn, inputs.test
+    seen_all = syn_set.train_indices is None or _learnt_from_the_rest(syn_set)
+    train_seen = (inputs.full_train if seen_all else inputs.real).without(syn_set.holdout_indices or [])
+    sample = np.random.default_rng(0).choice(len(syn_y), min(len(syn_y), MAX_FIDELITY_SAMPLES), replace=False)
+    threshold = metrics.default_min_distance(train_seen.x, test.x)
+    return Memorisation(**metrics.memorisation(syn_x[sample], train_seen.x, test.x, copy_threshold=threshold))
+
+
+def _versions() -> dict[str, str]:
     import importlib
 
-    return importlib.import_module(module).__version__
+    return {"python": platform.python_version()} | {
+        module: importlib.import_module(module).__version__ for module in ("tensorflow", "keras")
+    }
+
+
+def _settings(inputs: _Inputs, seeds, fractions, steps, labels_per_class, label_fraction, metric) -> Settings:
+    real = inputs.real
+    return Settings(
+        seeds=seeds,
+        fractions=list(fractions),
+        cnn_steps=steps,
+        batch_size=BATCH_SIZE,
+        labels_per_class=labels_per_class,
+        label_fraction=label_fraction,
+        real_train_examples=len(real.y),
+        synthetic_examples=len(inputs.syn[1]),
+        test_examples=len(inputs.test.y),
+        class_names=list(real.info.class_names),
+        real_train_imbalanced=metrics.is_imbalanced(real.y),
+        metric=metric,
+    )
 
 
 _feature_models: dict[tuple, object] = {}  # the last one trained in this process, by its data
@@ -422,9 +357,10 @@ def _feature_model(train: LabelledArrays, num_classes: int):
     return _feature_models[key]
 
 
-def _teacher_accuracy(syn_set: SyntheticDataset, test: LabelledArrays) -> dict | None:
+def _teacher_accuracy(syn_set: SyntheticDataset, test: LabelledArrays) -> Route | None:
     """The test accuracy of the FixMatch teacher that labelled the generator's unlabelled images (the
-    run's ``teacher.keras``), or ``None`` when there is none or the run is not where it was."""
+    run's ``teacher.keras``; its gain is set per classifier), or ``None`` when there is none or the run
+    is not where it was."""
     from genaug.runs import RunDirectory, load_saved_model
     from genaug.teacher import teacher_probabilities
 
@@ -432,10 +368,11 @@ def _teacher_accuracy(syn_set: SyntheticDataset, test: LabelledArrays) -> dict |
     if not path.is_file():
         return None
     accuracy = float(np.mean(teacher_probabilities(load_saved_model(path), test.x).argmax(axis=1) == test.y))
-    return {**metrics.mean_interval([accuracy]), "name": "fixmatch", "path": str(path)}
+    alone = Estimate.of([accuracy])
+    return Route(**dataclasses.asdict(alone), gain=alone, name="fixmatch", path=str(path))
 
 
-def _fidelity(labelled: LabelledArrays, train: LabelledArrays, syn_x, syn_y, test, num_classes) -> dict:
+def _fidelity(labelled: LabelledArrays, train: LabelledArrays, syn_x, syn_y, test, num_classes) -> Fidelity:
     """Frechet distance, KID, precision/recall (k=3), density/coverage (k=5) of synthetic vs real train
     images (``train``, whose labels are not read), with the real test split against real train as the
     yardstick, in the features of a CNN trained on the ``labelled`` examples alone: the labels the
@@ -454,14 +391,14 @@ def _fidelity(labelled: LabelledArrays, train: LabelledArrays, syn_x, syn_y, tes
     def scores(a, b):
         precision, recall = metrics.precision_recall(a, b, k=3)
         density, coverage = metrics.density_coverage(a, b, k=5)
-        return {
-            "frechet_distance": metrics.frechet_distance(a, b),
-            "kid": metrics.kernel_distance(a, b),
-            "precision": precision,
-            "recall": recall,
-            "density": density,
-            "coverage": coverage,
-        }
+        return Distances(
+            frechet_distance=metrics.frechet_distance(a, b),
+            kid=metrics.kernel_distance(a, b),
+            precision=precision,
+            recall=recall,
+            density=density,
+            coverage=coverage,
+        )
 
     per_class = {}
     for c in range(num_classes):
@@ -471,9 +408,9 @@ def _fidelity(labelled: LabelledArrays, train: LabelledArrays, syn_x, syn_y, tes
                 "frechet_distance": metrics.frechet_distance(a, b),
                 "kid": metrics.kernel_distance(a, b, subset_size=100),
             }
-    return {
-        "synthetic_vs_real_train": scores(real_f, syn_f),
-        "real_test_vs_real_train": scores(real_f, test_f),
-        "per_class": per_class,
-        "features": "penultimate layer (128) of the CNN recipe trained on the labelled real train examples",
-    }
+    return Fidelity(
+        synthetic_vs_real_train=scores(real_f, syn_f),
+        real_test_vs_real_train=scores(real_f, test_f),
+        per_class=per_class,
+        features="penultimate layer (128) of the CNN recipe trained on the labelled real train examples",
+    )

@@ -74,30 +74,14 @@ def mix(
     if policy is not None:
         if synthetic_fraction is not None or synthetic_count is not None or synthetic_weight is not None:
             raise GenaugError("give a policy or synthetic_fraction/synthetic_count/synthetic_weight, not both")
-        synthetic_fraction = policy.synthetic_fraction
-        synthetic_weight = None if policy.synthetic_weight == 1.0 else policy.synthetic_weight
-        if policy.min_confidence is not None:
-            if "confidence" not in synthetic.element_spec:
-                raise GenaugError(
-                    "the policy's min_confidence needs synthetic elements with a 'confidence' (a set sampled with "
-                    "--min-confidence; load_synthetic gives it)"
-                )
-            synthetic = synthetic.filter(lambda e: e["confidence"] >= policy.min_confidence)
+        synthetic, synthetic_fraction, synthetic_weight = _as_policy_says(synthetic, policy)
     if (synthetic_fraction is None) == (synthetic_count is None):
         raise GenaugError("give exactly one of synthetic_fraction and synthetic_count")
     n_real, n_syn = _size(real), _size(synthetic)
     real_t = _tagged(real, False, synthetic_weight)
     syn_t = _tagged(synthetic, True, synthetic_weight)
     if synthetic_count is not None:
-        if not 0 <= synthetic_count <= n_syn:
-            raise GenaugError(f"synthetic_count {synthetic_count} must be in [0, {n_syn}] (synthetic size)")
-        total = n_real + synthetic_count
-        positions = np.arange(1, total + 1)
-        # Bresenham: the i-th element is synthetic when the running share of synthetic ones steps up.
-        selector = (positions * synthetic_count // total - (positions - 1) * synthetic_count // total).astype(np.int64)
-        return tf.data.Dataset.choose_from_datasets(
-            [real_t, syn_t.take(synthetic_count)], tf.data.Dataset.from_tensor_slices(selector)
-        )
+        return _interleaved(real_t, syn_t, n_real, n_syn, synthetic_count)
     f = float(synthetic_fraction)
     if not 0.0 <= f <= 1.0:
         raise GenaugError(f"synthetic_fraction must be in [0, 1], got {f}")
@@ -113,6 +97,31 @@ def mix(
     return tf.data.Dataset.sample_from_datasets(
         [real_t.shuffle(n_real, seed=seed).repeat(), syn_t], weights=[1.0 - f, f], seed=seed
     ).take(total)
+
+
+def _as_policy_says(synthetic: tf.data.Dataset, policy: Policy) -> tuple[tf.data.Dataset, float, float | None]:
+    """The synthetic stream filtered by the policy's ``min_confidence``, its synthetic fraction and weight."""
+    weight = None if policy.synthetic_weight == 1.0 else policy.synthetic_weight
+    if policy.min_confidence is not None:
+        if "confidence" not in synthetic.element_spec:
+            raise GenaugError(
+                "the policy's min_confidence needs synthetic elements with a 'confidence' (a set sampled with "
+                "--min-confidence; load_synthetic gives it)"
+            )
+        synthetic = synthetic.filter(lambda e: e["confidence"] >= policy.min_confidence)
+    return synthetic, policy.synthetic_fraction, weight
+
+
+def _interleaved(real_t: tf.data.Dataset, syn_t: tf.data.Dataset, n_real: int, n_syn: int, count: int):
+    """All real elements with exactly ``count`` synthetic ones spread evenly between them, in a fixed order."""
+    if not 0 <= count <= n_syn:
+        raise GenaugError(f"synthetic_count {count} must be in [0, {n_syn}] (synthetic size)")
+    total = n_real + count
+    positions = np.arange(1, total + 1)
+    # Bresenham: the i-th element is synthetic when the running share of synthetic ones steps up.
+    selector = (positions * count // total - (positions - 1) * count // total).astype(np.int64)
+    selected = tf.data.Dataset.from_tensor_slices(selector)
+    return tf.data.Dataset.choose_from_datasets([real_t, syn_t.take(count)], selected)
 
 
 def _class_weighted(syn_t: tf.data.Dataset, class_weights: dict[int, float], seed: int) -> tf.data.Dataset:

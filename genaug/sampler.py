@@ -134,7 +134,8 @@ def sample(
         out: the synthetic dataset directory.
         per_class: images per class; or ``num`` in total, split by ``class_balance``.
         num: total number of images.
-        class_balance: ``"uniform"``, ``"match"`` (the real train prior) or ``{class: count}``.
+        class_balance: ``"uniform"``, ``"match"`` (the real train prior), ``"fill"`` (every class topped up
+            to the largest real one; no count needed) or ``{class: count}``.
         seed: the seed every draw derives from.
         num_shards: shard files (default: one per 10,000 images, at least ``num_workers``).
         worker_index: which of ``num_workers`` workers this is; it writes shards ``k % W == I``.
@@ -142,12 +143,10 @@ def sample(
         min_confidence: keep an image only if the oracle gives its label at least this probability.
         min_distance: drop images closer than this to a training image (pixels in [0, 1]); ``"auto"``
             uses the 1st percentile of real test-to-train distances; ``None`` turns the guard off.
-        truncation: latent truncation threshold (the prior only).
-        temperature: latent scale (the prior only).
+        truncation, temperature: latent truncation threshold and scale (the prior only).
         latent: ``"prior"`` (the generator's latent prior) or ``"attention"``: attention-weighted
             interpolation of training images' codes (a conditional VAE's run; :mod:`genaug.latents`).
-        attention: the attention sampler's k, temperature and extrapolation (default
-            ``AttentionSettings()``).
+        attention: the attention sampler's settings (default ``AttentionSettings()``).
         overwrite: replace a synthetic dataset made with other settings.
         progress: show a progress bar with images/s.
         runner: ``"local"`` (this process) or ``"beam"`` (an Apache Beam pipeline; same bytes).
@@ -157,53 +156,52 @@ def sample(
         The manifest once every shard exists, else ``None`` (other workers still running).
 
     Raises:
-        GenaugError: on bad settings, a run without a generator, a mismatched output directory, or a
-            class the filters cannot fill.
+        GenaugError: bad settings, a run without a generator, another set in ``out``, an unfillable class.
 
     Example:
         >>> manifest = sample("runs/x", "syn/", per_class=200, seed=0)
     """
-    run = run if isinstance(run, RunDirectory) else RunDirectory.open(run)
-    out = Path(out)
+    run, out = run if isinstance(run, RunDirectory) else RunDirectory.open(run), Path(out)
     counts, num_shards, latent_settings = plan_sample(
         run, out, per_class=per_class, num=num, class_balance=class_balance, num_shards=num_shards,
         worker_index=worker_index, num_workers=num_workers, min_confidence=min_confidence, min_distance=min_distance,
         truncation=truncation, temperature=temperature, latent=latent, attention=attention, runner=runner,
         beam_options=beam_options, seed=seed,
     )  # fmt: skip
-    num_classes = run.record.dataset.num_classes
-    if min_distance == "auto":  # a semi-supervised run's generator saw the unlabelled images too
-        min_distance = default_min_distance(run.training_images()[0], run.load_split("test").x)
-    generator = run.generator
     settings = SampleSettings(
-        counts_per_class=counts,
-        seed=seed,
-        num_shards=num_shards,
-        min_confidence=min_confidence,
-        min_distance=None if min_distance is None else round(float(min_distance), 6),
-        truncation=truncation,
-        temperature=temperature,
-        generator_sha256=generator_fingerprint(generator),
-        latent=latent_settings,
-    )
-    wanted = settings.to_json()
-
-    lock = "lock" if num_workers == 1 else f"lock-{worker_index}-of-{num_workers}"  # workers share `out`
+        counts_per_class=counts, seed=seed, num_shards=num_shards, min_confidence=min_confidence,
+        min_distance=_min_distance(run, min_distance), truncation=truncation, temperature=temperature,
+        generator_sha256=generator_fingerprint(run.generator), latent=latent_settings,
+    )  # fmt: skip
+    wanted, lock = settings.to_json(), "lock" if num_workers == 1 else f"lock-{worker_index}-of-{num_workers}"
     with claim_directory(
         out, SYNTHETIC_LAYOUT, differences=lambda r: differing_keys(r, wanted), overwrite=overwrite, lock=lock
     ) as same:
         if not same:
             atomic.write_json(out / SYNTHETIC_LAYOUT.record, wanted)
         if runner == "beam":
-            from genaug import beam_runner
-
-            if needs_oracle(generator, settings):
-                oracle_for(run)  # trained here, once, before any worker loads it
-            beam_runner.write_dataset(run.path, out, settings, num_classes, beam_options)
-            return SyntheticDataset.open(out).manifest
+            return _write_with_beam(run, out, settings, beam_options)
         mine = [k for k in range(num_shards) if k % num_workers == worker_index]
-        _write_locally(run, out, settings, mine, num_classes, progress)
+        _write_locally(run, out, settings, mine, run.record.dataset.num_classes, progress)
         return finalize(out, run=run, settings=settings)
+
+
+def _min_distance(run: RunDirectory, asked: float | str | None) -> float | None:
+    """The memorisation guard's distance: ``"auto"`` is the 1st percentile of real test-to-train distances,
+    measured against every image the generator saw (a semi-supervised run's unlabelled ones too)."""
+    if asked == "auto":
+        asked = default_min_distance(run.training_images()[0], run.load_split("test").x)
+    return None if asked is None else round(float(asked), 6)
+
+
+def _write_with_beam(run: RunDirectory, out: Path, settings: SampleSettings, beam_options: str | None) -> Manifest:
+    """Every shard by an Apache Beam pipeline (:mod:`genaug.beam_runner`), which also finalizes."""
+    from genaug import beam_runner
+
+    if needs_oracle(run.generator, settings):
+        oracle_for(run)  # trained here, once, before any worker loads it
+    beam_runner.write_dataset(run.path, out, settings, run.record.dataset.num_classes, beam_options)
+    return SyntheticDataset.open(out).manifest
 
 
 def _write_locally(run: RunDirectory, out: Path, settings: SampleSettings, mine: list[int], num_classes: int,

@@ -19,8 +19,7 @@ to report real only, the default and the tuned policy over several seeds.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
+import dataclasses
 import logging
 import re
 import time
@@ -32,10 +31,12 @@ import numpy as np
 from genaug import atomic, metrics
 from genaug.data import derived_seed, load_arrays
 from genaug.errors import ArgumentError
-from genaug.evaluation import _cnn_predictions, _real_train, _synthetic_arrays
 from genaug.outputs import LOCKS, STATE_DIR, Layout, check_output, claim_directory, differing_keys
 from genaug.policy import CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, Policy
+from genaug.report import Estimate
+from genaug.scoring import Fit, real_train, synthetic_arrays, test_predictions
 from genaug.synthetic import SyntheticDataset
+from genaug.tuning_report import TUNING_REPORT_VERSION, Confirmation, TestRow, TuningReport
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def tune(
     metric: str = "accuracy",
     overwrite: bool = False,
     progress: bool = True,
-) -> dict:
+) -> TuningReport:
     """Searches a policy for using ``synthetic`` with ``data`` and writes ``policy.json``, ``trials.csv``,
     ``objective.png``, ``report.json`` and ``report.md`` into ``out``.
 
@@ -135,174 +136,206 @@ def tune(
         progress: log a line per trial (logger ``genaug.tuning``, INFO; the CLI shows it).
 
     Returns:
-        The report (also ``report.json``): the policy, its validation score and test accuracies.
+        The :class:`genaug.tuning_report.TuningReport` (also ``report.json``): the policy, its validation
+        score and test scores.
     """
     import optuna
 
     say = log.info if progress else (lambda *_: None)
     check_tune(synthetic, out, trials=trials, budget_s=budget_s, folds=folds, seeds=seeds, steps=steps, metric=metric)
-    sets = [SyntheticDataset.open(path) for path in synthetic]
-    full_train = load_arrays(data, "train", image_size=image_size)
-    real = _real_train(full_train, sets[0], labels_per_class, label_fraction)  # every labelled example
-    # The search validates on the examples the generators learnt from; the check on those they never saw.
-    held = _holdout(sets)
-    seen, holdout = (real, None) if held is None else (real.without(held), full_train.subset(held))
-    syn = {(i, None): _synthetic_arrays(s, full_train, data) for i, s in enumerate(sets)}
-    confidences = CONFIDENCES if all(s.has_confidence for s in sets) else (None,)
-    splits = _stratified_folds(seen.y, folds, seed)
-    search = {
-        "data": data,
-        "synthetic": [str(Path(p)) for p in synthetic],
-        "labels_per_class": labels_per_class,
-        "label_fraction": label_fraction,
-        "real_train_examples": len(real.y),
-        "holdout_examples": 0 if holdout is None else len(holdout.y),
-        "seed": seed,
-        "folds": folds,
-        "steps": steps,
-        "image_size": list(image_size) if image_size else None,
-        "min_confidence_choices": list(confidences),
-        "label_mixing_choices": LABEL_MIXING,
-        "noise_choices": list(NOISE),
-        **({"metric": metric} if metric != "accuracy" else {}),  # searches from before the option: accuracy
-    }
+    search = _Search.load(data, synthetic, labels_per_class, label_fraction, seed, folds, steps, image_size, metric)
+    out, started = Path(out), time.time()
+    with (
+        _quiet(optuna),
+        claim_directory(
+            out, TUNING_LAYOUT, differences=lambda r: differing_keys(r, search.record), overwrite=overwrite
+        ) as same,
+    ):
+        if not same:
+            atomic.write_json(out / TUNING_LAYOUT.record, search.record)
+        completed = _run_trials(search, out / STATE_DIR / JOURNAL, trials, budget_s, started, say)
+        best, confirmation = _confirm(search, completed, say)
+        tuned = _policy(best.params)
+        say(f"tune: tuned {tuned.describe()} (validation {best.value:.4f}); {seeds} test seeds")
+        report = TuningReport(
+            search=search.record,
+            policy=tuned.to_dict(),
+            validation_accuracy=best.value,
+            confirmation=confirmation,
+            trials=len(completed),
+            test=_test_rows(search, tuned, seeds, say),  # the test split is read here, once, after the search
+            seeds=seeds,
+            seconds=time.time() - started,
+            report_version=TUNING_REPORT_VERSION,
+        )
+        report.write(out, tuned, completed)
+    return report
 
-    from genaug.classifier import ClassifierTrainer
 
-    out = Path(out)
-    trainer = ClassifierTrainer(real.x.shape[1:], real.info.num_classes, steps=steps)
+class _Search:
+    """A search's fixed inputs and its scores: the labelled examples (``seen`` by the generators, and the
+    ``holdout`` they were kept from), the synthetic sets, the folds, and the record of it all."""
 
-    def accuracy(policy: Policy, train, held_out, classifier_seed: int) -> float:
+    record: dict  # what the search depends on (``.genaug/search.json``; a rerun with another is refused)
+
+    def __init__(self, data, sets, full_train, real, held, seed, folds, steps, image_size, metric):
+        self.data, self.sets, self.full_train, self.real = data, sets, full_train, real
+        self.seed, self.folds, self.image_size, self.metric = seed, folds, image_size, metric
+        # The search validates on the examples the generators learnt from; the check on those they never saw.
+        self.seen, self.holdout = (real, None) if held is None else (real.without(held), full_train.subset(held))
+        self.syn = {(i, None): synthetic_arrays(s, full_train, data) for i, s in enumerate(sets)}
+        self.confidences = CONFIDENCES if all(s.has_confidence for s in sets) else (None,)
+        self.splits = _stratified_folds(self.seen.y, folds, seed)
+        self.fresh_splits = None
+        if self.holdout is None:  # the check's folds, drawn apart from the search's
+            self.fresh_splits = _stratified_folds(self.seen.y, folds, derived_seed(seed, CONFIRMATION_STREAM))
+        self.steps = steps
+
+    @classmethod
+    def load(cls, data, synthetic, labels_per_class, label_fraction, seed, folds, steps, image_size, metric):
+        sets = [SyntheticDataset.open(path) for path in synthetic]
+        full_train = load_arrays(data, "train", image_size=image_size)
+        real = real_train(full_train, sets[0], labels_per_class, label_fraction)  # every labelled example
+        search = cls(data, sets, full_train, real, _holdout(sets), seed, folds, steps, image_size, metric)
+        search.record = {
+            "data": data,
+            "synthetic": [str(Path(p)) for p in synthetic],
+            "labels_per_class": labels_per_class,
+            "label_fraction": label_fraction,
+            "real_train_examples": len(real.y),
+            "holdout_examples": 0 if search.holdout is None else len(search.holdout.y),
+            "seed": seed,
+            "folds": folds,
+            "steps": steps,
+            "image_size": list(image_size) if image_size else None,
+            "min_confidence_choices": list(search.confidences),
+            "label_mixing_choices": LABEL_MIXING,
+            "noise_choices": list(NOISE),
+            **({"metric": metric} if metric != "accuracy" else {}),  # searches from before the option: accuracy
+        }
+        return search
+
+    def score(self, policy: Policy, train, held_out, classifier_seed: int) -> float:
         """The CNN trained on ``train`` plus synthetic data as ``policy`` says, scored on ``held_out``."""
         key = (policy.synthetic_set, policy.min_confidence)
-        if key not in syn:  # a confidence threshold filters the set as it is read, once per threshold
-            syn[key] = _synthetic_arrays(sets[key[0]], full_train, data, key[1])
-        train_set, synthetic_set = (train.x, train.y), syn[key]
-        predicted = _cnn_predictions(trainer, train_set, synthetic_set, None, classifier_seed, held_out, False, policy)
-        return metrics.score(metric, predicted, held_out.y)
+        if key not in self.syn:  # a confidence threshold filters the set as it is read, once per threshold
+            self.syn[key] = synthetic_arrays(self.sets[key[0]], self.full_train, self.data, key[1])
+        fit = Fit("cnn", (train.x, train.y), self.syn[key], None, classifier_seed, held_out, self.steps, policy=policy)
+        return metrics.score(self.metric, test_predictions(fit), held_out.y)
 
-    def validation_accuracy(policy: Policy, splits=splits, first_seed: int = seed) -> float:
-        scores = [accuracy(policy, seen.subset(t), seen.subset(h), first_seed + k) for k, (t, h) in enumerate(splits)]
-        return float(np.mean(scores))
+    def validation(self, policy: Policy, splits=None, first_seed: int | None = None) -> float:
+        """The mean score over the folds (the search's, by default), classifier seeds from ``first_seed``."""
+        splits, first_seed = splits or self.splits, self.seed if first_seed is None else first_seed
+        seen = self.seen
+        return float(np.mean([self.score(policy, seen.subset(t), seen.subset(h), first_seed + k)
+                              for k, (t, h) in enumerate(splits)]))  # fmt: skip
 
-    fresh_splits = None
-    if holdout is None:  # the check's folds, drawn apart from the search's
-        fresh_splits = _stratified_folds(seen.y, folds, derived_seed(seed, CONFIRMATION_STREAM))
-
-    def check_accuracy(policy: Policy) -> float:
+    def check(self, policy: Policy) -> float:
         """The score that decides between the finalists: on the holdout, with ``folds`` fresh classifier
         seeds; without one, over fresh folds with fresh seeds."""
-        if holdout is None:
-            return validation_accuracy(policy, fresh_splits, seed + folds)
-        return float(np.mean([accuracy(policy, seen, holdout, seed + folds + k) for k in range(folds)]))
+        if self.holdout is None:
+            return self.validation(policy, self.fresh_splits, self.seed + self.folds)
+        seeds = range(self.seed + self.folds, self.seed + 2 * self.folds)
+        return float(np.mean([self.score(policy, self.seen, self.holdout, s) for s in seeds]))
 
-    def objective(trial) -> float:
+    def objective(self, trial) -> float:
         params = {
             "synthetic_ratio": trial.suggest_categorical("synthetic_ratio", RATIOS),
             "synthetic_weight": trial.suggest_float("synthetic_weight", 0.25, 1.0),
             "augmentation": trial.suggest_categorical("augmentation", AUGMENTATION),
-            "synthetic_set": trial.suggest_int("synthetic_set", 0, len(sets) - 1),
+            "synthetic_set": trial.suggest_int("synthetic_set", 0, len(self.sets) - 1),
             "label_mixing": trial.suggest_categorical("label_mixing", tuple(LABEL_MIXING)),
             "noise": trial.suggest_categorical("noise", NOISE),
         }
-        if len(confidences) > 1:
-            params["min_confidence"] = trial.suggest_categorical("min_confidence", confidences)
-        return validation_accuracy(_policy(params))
+        if len(self.confidences) > 1:
+            params["min_confidence"] = trial.suggest_categorical("min_confidence", self.confidences)
+        return self.validation(_policy(params))
 
-    started = time.time()
-    with (
-        _quiet(optuna),
-        claim_directory(
-            out, TUNING_LAYOUT, differences=lambda r: differing_keys(r, search), overwrite=overwrite
-        ) as same,
-    ):
-        if not same:
-            atomic.write_json(out / TUNING_LAYOUT.record, search)
-        journal = optuna.storages.journal.JournalFileBackend(str(out / STATE_DIR / JOURNAL))
-        study = optuna.create_study(
-            study_name="genaug-tune",
-            storage=optuna.storages.JournalStorage(journal),
-            direction="maximize",
-            load_if_exists=True,
-        )
-        states = optuna.trial.TrialState
-        completed = [t for t in study.trials if t.state == states.COMPLETE]
-        queued = [t.params or t.system_attrs.get("fixed_params") for t in study.trials if t.state == states.WAITING]
-        searched = len(confidences) > 1
-        baselines = {name: _params(policy, searched) for name, policy in BASELINES.items()}
-        for params in baselines.values():
-            if not any(t.params == params for t in completed) and params not in queued:
-                study.enqueue_trial(params)
+    @property
+    def baselines(self) -> dict[str, dict]:
+        """The baselines as trial parameters, by name."""
+        return {name: _params(policy, len(self.confidences) > 1) for name, policy in BASELINES.items()}
+
+
+def _run_trials(search: _Search, journal_path: Path, trials: int, budget_s, started: float, say) -> list:
+    """The completed trials after continuing the journal's study up to ``trials`` (or the budget); the
+    baselines are enqueued first."""
+    import optuna
+
+    journal = optuna.storages.journal.JournalFileBackend(str(journal_path))
+    study = optuna.create_study(
+        study_name="genaug-tune", storage=optuna.storages.JournalStorage(journal), direction="maximize",
+        load_if_exists=True,
+    )  # fmt: skip
+    states = optuna.trial.TrialState
+    completed = [t for t in study.trials if t.state == states.COMPLETE]
+    queued = [t.params or t.system_attrs.get("fixed_params") for t in study.trials if t.state == states.WAITING]
+    for params in search.baselines.values():
+        if not any(t.params == params for t in completed) and params not in queued:
+            study.enqueue_trial(params)
+    say(
+        f"tune: {len(search.seen.y)} labelled examples in {search.folds} folds"
+        + (f", {len(search.holdout.y)} held out from the generator" if search.holdout is not None else "")
+        + f"; {len(search.sets)} synthetic sets; {len(completed)} trials"
+    )
+    while len(completed) < trials and (not completed or budget_s is None or time.time() - started < budget_s):
+        # A sampler seeded per trial: a resumed search suggests what an uninterrupted one would have.
+        study.sampler = optuna.samplers.TPESampler(seed=search.seed + len(completed))
+        trial = study.ask()
+        try:
+            value = search.objective(trial)
+        except BaseException:
+            study.tell(trial, state=states.FAIL)  # not left "running" in the journal
+            raise
+        study.tell(trial, value)
+        completed.append(study.trials[trial.number])
         say(
-            f"tune: {len(seen.y)} labelled examples in {folds} folds"
-            + (f", {len(holdout.y)} held out from the generator" if holdout is not None else "")
-            + f"; {len(sets)} synthetic sets; {len(completed)} trials"
+            f"  trial {len(completed) - 1:3d}  validation {value:.4f}  best {max(t.value for t in completed):.4f}  "
+            f"{_policy(trial.params).describe()}  [{time.time() - started:.0f} s]"
         )
-        while len(completed) < trials and (not completed or budget_s is None or time.time() - started < budget_s):
-            # A sampler seeded per trial: a resumed search suggests what an uninterrupted one would have.
-            study.sampler = optuna.samplers.TPESampler(seed=seed + len(completed))
-            trial = study.ask()
-            try:
-                value = objective(trial)
-            except BaseException:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)  # not left "running" in the journal
-                raise
-            study.tell(trial, value)
-            completed.append(study.trials[trial.number])
-            best_value = max(t.value for t in completed)
-            say(
-                f"  trial {len(completed) - 1:3d}  validation {value:.4f}  best {best_value:.4f}  "
-                f"{_policy(trial.params).describe()}  [{time.time() - started:.0f} s]"
-            )
-        best = _best(completed)
-        finalists = {name: _best([t for t in completed if t.params == params]) for name, params in baselines.items()}
-        finalists = {name: t for name, t in finalists.items() if t is not None}
-        confirmation = None
-        searched_best = best.number not in {t.number for t in finalists.values()}
-        if searched_best or holdout is not None:  # see the module docstring
-            if searched_best:
-                finalists["search"] = best
-            scores = {name: check_accuracy(_policy(t.params)) for name, t in finalists.items()}
-            kept = max(scores, key=scores.get)  # ties: the first, the simplest
-            best = finalists[kept]
-            confirmation = {
-                "on": "fresh folds" if holdout is None else "holdout",
-                "examples": len(seen.y) if holdout is None else len(holdout.y),
-                "scores": scores,
-                "policies": {name: _policy(t.params).to_dict() for name, t in finalists.items()},
-                "kept": kept,
-            }
-            say(
-                f"tune: on the {confirmation['on']}: "
-                + ", ".join(f"{name} {score:.4f}" for name, score in scores.items())
-                + f"; keeping {kept}"
-            )
-        tuned = _policy(best.params)
-        tuned.save(out / "policy.json")
-        _write_trials(out / "trials.csv", completed)
-        _plot_objective(out / "objective.png", completed)
-        say(f"tune: tuned {tuned.describe()} (validation {best.value:.4f}); {seeds} test seeds")
-        rows = {}
-        if seeds:  # the test split is read here, once, after the search
-            test = load_arrays(data, "test", image_size=image_size)
-            compared = {name: BASELINES[name] for name in ("real only", "default (50 % synthetic)")} | {"tuned": tuned}
-            for name, policy in compared.items():
-                values = [accuracy(policy, real, test, s) for s in range(seeds)]
-                rows[name] = {"policy": policy.to_dict(), **metrics.mean_interval(values)}
-                say(f"  {name:<26} test accuracy {rows[name]['mean']:.4f}")
-        report = {
-            "search": search,
-            "policy": tuned.to_dict(),
-            "validation_accuracy": best.value,
-            "confirmation": confirmation,
-            "trials": len(completed),
-            "test": rows,
-            "seeds": seeds,
-            "seconds": time.time() - started,
-        }
-        atomic.write_json(out / "report.json", report)
-        atomic.write_bytes(out / "report.md", _markdown(report).encode())
-    return report
+    return completed
+
+
+def _confirm(search: _Search, completed: list, say) -> tuple:
+    """The trial to keep and the record of the check that chose it (``None`` when the search's best is a
+    baseline and there is no holdout): the finalists scored again, the highest kept, ties to the simplest."""
+    best = _best(completed)
+    finalists = {name: _best([t for t in completed if t.params == params]) for name, params in search.baselines.items()}
+    finalists = {name: t for name, t in finalists.items() if t is not None}
+    searched_best = best.number not in {t.number for t in finalists.values()}
+    if not searched_best and search.holdout is None:  # see the module docstring
+        return best, None
+    if searched_best:
+        finalists["search"] = best
+    scores = {name: search.check(_policy(t.params)) for name, t in finalists.items()}
+    kept = max(scores, key=scores.get)  # ties: the first, the simplest
+    confirmation = Confirmation(
+        on="fresh folds" if search.holdout is None else "holdout",
+        examples=len(search.seen.y) if search.holdout is None else len(search.holdout.y),
+        scores=scores,
+        policies={name: _policy(t.params).to_dict() for name, t in finalists.items()},
+        kept=kept,
+    )
+    say(
+        f"tune: on the {confirmation.on}: "
+        + ", ".join(f"{name} {score:.4f}" for name, score in scores.items())
+        + f"; keeping {kept}"
+    )
+    return finalists[kept], confirmation
+
+
+def _test_rows(search: _Search, tuned: Policy, seeds: int, say) -> dict[str, TestRow]:
+    """Real only, the default and the tuned policy on the test split over ``seeds`` classifier seeds."""
+    if not seeds:
+        return {}
+    test = load_arrays(search.data, "test", image_size=search.image_size)
+    compared = {name: BASELINES[name] for name in ("real only", "default (50 % synthetic)")} | {"tuned": tuned}
+    rows = {}
+    for name, policy in compared.items():
+        estimate = Estimate.of([search.score(policy, search.real, test, s) for s in range(seeds)])
+        rows[name] = TestRow(**dataclasses.asdict(estimate), policy=policy.to_dict())
+        say(f"  {name:<26} test {search.metric} {rows[name].mean:.4f}")
+    return rows
 
 
 @contextlib.contextmanager
@@ -357,75 +390,3 @@ def _stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[n
         raise ArgumentError(f"{{}} {folds} is more than the {smallest} labelled examples of the rarest class", "folds")
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(labels)), labels))
-
-
-def _write_trials(path: Path, completed) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    names = sorted(completed[0].params)
-    writer.writerow(["trial", "validation_accuracy", *names])
-    for trial in completed:
-        writer.writerow([trial.number, f"{trial.value:.6f}", *(trial.params[n] for n in names)])
-    atomic.write_bytes(path, buffer.getvalue().encode())
-
-
-def _plot_objective(path: Path, completed) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from genaug.report import _save_figure
-
-    numbers = [t.number for t in completed]
-    values = [t.value for t in completed]
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.plot(numbers, values, "o", label="trial")
-    axis.plot(numbers, np.maximum.accumulate(values), "-", label="best so far")
-    axis.set_xlabel("trial")
-    axis.set_ylabel("validation accuracy (folds of the labelled data)")
-    axis.legend()
-    _save_figure(figure, path)
-
-
-def _markdown(report: dict) -> str:
-    policy, search = Policy.from_dict(report["policy"]), report["search"]
-    lines = [
-        "# genaug tune",
-        "",
-        f"Data: `{search['data']}` ({search['real_train_examples']} labelled training examples, "
-        + (f"{held} of them held out from the generator; " if (held := search.get("holdout_examples")) else "")
-        + f"{search['folds']} folds{' of the rest' if held else ''}); {report['trials']} trials.",
-        "",
-        f"Tuned policy: {policy.describe()} (validation accuracy {report['validation_accuracy']:.4f}).",
-    ]
-    if confirmation := report.get("confirmation"):
-        on = (
-            f"fresh folds ({confirmation['examples']} labelled examples)"
-            if confirmation["on"] == "fresh folds"
-            else f"the holdout ({confirmation['examples']} labelled images the generator never saw)"
-        )
-        scores = "; ".join(
-            f"{name} ({Policy.from_dict(confirmation['policies'][name]).describe()}) {score:.4f}"
-            for name, score in confirmation["scores"].items()
-        )
-        lines += ["", f"Scored again on {on}: {scores}. Kept: {confirmation['kept']}."]
-    if not search.get("holdout_examples"):
-        lines += [
-            "",
-            "The generator learnt from every labelled example, so validation favours synthetic images that "
-            "resemble them; `genaug train --holdout 0.2` keeps some back for an honest check.",
-        ]
-    if not report["test"]:
-        return "\n".join([*lines, "", "No test report was asked for (the test split was not read)."]) + "\n"
-    lines += [
-        "",
-        f"Test accuracy over {report['seeds']} classifier seeds (the test split was read once, after the search):",
-        "",
-        "| policy | accuracy | 95 % interval |",
-        "| --- | --- | --- |",
-    ]
-    for name, row in report["test"].items():
-        low, high = row["ci95"]
-        lines.append(f"| {name} | {row['mean']:.4f} | [{low:.4f}, {high:.4f}] |")
-    return "\n".join(lines) + "\n"

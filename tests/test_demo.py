@@ -1,6 +1,5 @@
 """The demo end to end, with the settings shrunk (the real schedule is measured in README)."""
 
-import json
 import subprocess
 import sys
 import time
@@ -9,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from genaug import demo as demo_module
+from genaug.tuning_report import TuningReport
 
 
 @pytest.mark.slow
@@ -39,8 +39,8 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
     tuned = [line for line in out.splitlines() if line.startswith("10_per_class") and "ratio" in line]
     assert len(tuned) == 2 and "tuned policy (genaug tune" in out  # a CNN and an SVC row
     assert (tmp_path / "demo" / "10_per_class" / "tuned" / "policy.json").is_file()
-    tuning = json.loads((tmp_path / "demo" / "10_per_class" / "tuned" / "report.json").read_text())
-    assert tuning["confirmation"]["on"] == "holdout" and tuning["confirmation"]["examples"] == 20
+    tuning = TuningReport.read(tmp_path / "demo" / "10_per_class" / "tuned")
+    assert tuning.confirmation.on == "holdout" and tuning.confirmation.examples == 20
     assert not (tmp_path / "demo" / "full" / "tuned").exists()
     for setting in ("10_per_class", "full"):
         for path in (

@@ -9,6 +9,7 @@ from conftest import shared_directory
 from genaug import sample
 from genaug.errors import GenaugError
 from genaug.evaluation import evaluate
+from genaug.report import REPORT_VERSION, Report
 
 PREVIOUS_SYNTHETIC = Path(__file__).parent / "fixtures" / "previous_release" / "syn"  # 3 per class, 5 labels
 
@@ -39,25 +40,42 @@ def test_report_has_every_section(synthetic, tmp_path, run_cli):
         "20",
     )
     assert code == 0 and "cnn  mixed_0.5" in out
-    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    report = Report.read(tmp_path / "r")
+    assert report.report_version == REPORT_VERSION
     # The generator trained on 20 labels per class: evaluation uses exactly that subset.
-    assert report["settings"]["real_train_examples"] == 200
+    assert report.settings.real_train_examples == 200
     for kind in ("cnn", "svc"):
-        conditions = report["utility"][kind]["conditions"]
+        conditions = report.utility[kind].conditions
         assert set(conditions) == {"real", "mixed_0.5", "synthetic"}
-        assert len(conditions["real"]["values"]) == 2 and len(conditions["real"]["per_class"]) == 10
-        assert set(report["utility"][kind]["gain"]) == {"0.5"}
+        assert len(conditions["real"].values) == 2 and len(conditions["real"].per_class) == 10
+        assert set(report.utility[kind].gain) == {"0.5"}
         # The smoke run learnt from labelled images only: the classic-augmentation route, no spreading.
-        baselines = report["utility"][kind]["baselines"]
-        assert set(baselines) == {"classic_augmentation"} and len(baselines["classic_augmentation"]["values"]) == 2
-        assert set(baselines["classic_augmentation"]["gain"]) >= {"mean", "ci95"}
-    fidelity = report["fidelity"]["synthetic_vs_real_train"]
-    assert set(fidelity) == {"frechet_distance", "kid", "precision", "recall", "density", "coverage"}
-    assert len(report["fidelity"]["per_class"]) == 10
-    assert {"closer_to_train_share", "near_copies"} <= set(report["memorisation"])
+        baselines = report.utility[kind].baselines
+        assert set(baselines) == {"classic_augmentation"} and len(baselines["classic_augmentation"].values) == 2
+        assert baselines["classic_augmentation"].gain.ci95[0] <= baselines["classic_augmentation"].gain.mean
+    assert 0 <= report.fidelity.synthetic_vs_real_train.precision <= 1
+    assert len(report.fidelity.per_class) == 10
+    assert 0 <= report.memorisation.closer_to_train_share <= 1 and report.memorisation.near_copies >= 0
     for name in ("report.md", "accuracy_vs_fraction.png", "per_class_accuracy.png", "samples_real_vs_synthetic.png"):
         assert (tmp_path / "r" / name).stat().st_size > 0
     assert "## Memorisation" in (tmp_path / "r" / "report.md").read_text()
+    # A report of genaug 0.1 or 0.2 (without what version 2 added) still loads; a damaged field is one line.
+    raw = json.loads((tmp_path / "r" / "report.json").read_text())
+    del raw["report_version"], raw["settings"]["metric"], raw["settings"]["real_train_imbalanced"]
+    for utility in raw["utility"].values():
+        del utility["policy"]
+        for condition in utility["conditions"].values():
+            del condition["balanced_accuracy"]
+        for route in utility["baselines"].values():
+            del route["name"], route["path"], route["policy"]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "report.json").write_text(json.dumps(raw))
+    old = Report.read(tmp_path / "old")
+    assert old.report_version == 1 and old.utility == report.utility and old.settings.metric == "accuracy"
+    raw["utility"]["cnn"]["conditions"]["real"]["mean"] = "high"
+    (tmp_path / "old" / "report.json").write_text(json.dumps(raw))
+    with pytest.raises(GenaugError, match=r"report.json: utility.cnn.conditions.real.mean must be a finite number"):
+        Report.read(tmp_path / "old")
 
 
 @pytest.mark.slow
@@ -69,7 +87,7 @@ def test_the_figures_do_not_depend_on_the_number_of_workers(synthetic, tmp_path)
     for processes in (1, 2):
         with Workers(processes) as workers:
             reports.append(evaluate("digits", synthetic, tmp_path / str(processes), workers=workers, **settings))
-    assert reports[0]["utility"] == reports[1]["utility"]
+    assert reports[0].utility == reports[1].utility
 
 
 def test_fidelity_depends_on_the_data_alone_not_on_what_trained_before():

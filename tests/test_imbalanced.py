@@ -7,6 +7,7 @@ from conftest import smoke_config
 from genaug.data import load_arrays, long_tailed_subset
 from genaug.errors import GenaugError
 from genaug.metrics import is_imbalanced, score
+from genaug.report import Report
 from genaug.sampler import class_counts
 
 
@@ -57,6 +58,6 @@ def test_an_imbalanced_run_is_filled_and_scored_by_balanced_accuracy(tmp_path, r
     args = ("--data", "digits?imbalance=10", "--synthetic", tmp_path / "syn", "--out", tmp_path / "report")
     code, _, err = run_cli("evaluate", *args, "--num-seeds", "1", "--steps", "5", "--metric", "balanced_accuracy")
     assert code == 0, err
-    report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["settings"]["metric"] == "balanced_accuracy" and report["settings"]["real_train_imbalanced"]
+    report = Report.read(tmp_path / "report")
+    assert report.settings.metric == "balanced_accuracy" and report.settings.real_train_imbalanced
     assert "balanced accuracy on the real test split" in (tmp_path / "report" / "report.md").read_text()

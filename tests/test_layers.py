@@ -107,3 +107,14 @@ def test_no_import_circle():
     for module in sorted(graph):
         if module not in state:
             visit(module)
+
+
+def test_no_function_in_the_library_is_longer_than_80_lines():
+    """Long functions are where reordering one step silently breaks another: split them instead."""
+    long = [
+        f"{path.relative_to(ROOT)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in sorted((ROOT / "genaug").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 80
+    ]
+    assert not long, "over 80 lines: " + ", ".join(long)

@@ -98,7 +98,9 @@ def test_evaluate_reports_the_teacher_alone_and_fidelity_learns_from_the_labelle
     report = genaug.evaluate(
         "digits", tmp_path / "syn", tmp_path / "report", seeds=1, fractions=(0.5,), steps=5, progress=False
     )
-    teacher = report["utility"]["cnn"]["baselines"]["teacher"]
-    assert teacher["name"] == "fixmatch" and 0 <= teacher["mean"] <= 1 and "gain" in teacher
-    assert "teacher" not in report["utility"]["svc"].get("baselines", {})
+    teacher = report.utility["cnn"].baselines["teacher"]
+    real = report.utility["cnn"].conditions["real"]
+    assert teacher.name == "fixmatch" and 0 <= teacher.mean <= 1
+    assert teacher.gain.mean == pytest.approx(teacher.mean - real.mean)
+    assert "teacher" not in report.utility["svc"].baselines
     assert trained_on == [100]  # the 10 labels per class, not the 1,347 of the whole split

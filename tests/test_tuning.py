@@ -11,8 +11,10 @@ from genaug.data import labelled_subset, load_arrays
 from genaug.errors import GenaugError
 from genaug.evaluation import evaluate
 from genaug.policy import DEFAULT_POLICY, Policy
+from genaug.report import Report
 from genaug.sampler import sample
 from genaug.synthetic import SyntheticDataset
+from genaug.tuning_report import TuningReport
 
 TINY = {"trials": 3, "folds": 2, "seeds": 1, "steps": 20, "progress": False}
 
@@ -73,9 +75,9 @@ def test_the_search_never_reads_test_labels(synthetic, tmp_path, monkeypatch):
     monkeypatch.setattr(tune_module, "load_arrays", poisoned)
     blind = tune_module.tune("digits", [synthetic], tmp_path / "poisoned", **TINY)
     assert calls == ["train", "test"]  # the test split once, after the search
-    assert blind["policy"] == honest["policy"] and blind["validation_accuracy"] == honest["validation_accuracy"]
+    assert blind.policy == honest.policy and blind.validation_accuracy == honest.validation_accuracy
     assert (tmp_path / "poisoned" / "trials.csv").read_text() == (tmp_path / "honest" / "trials.csv").read_text()
-    assert blind["test"]["tuned"]["mean"] != honest["test"]["tuned"]["mean"]  # the poison did reach the report
+    assert blind.test["tuned"].mean != honest.test["tuned"].mean  # the poison did reach the report
 
 
 def test_a_resumed_search_equals_an_uninterrupted_one(synthetic, tmp_path):
@@ -83,7 +85,7 @@ def test_a_resumed_search_equals_an_uninterrupted_one(synthetic, tmp_path):
     tune_module.tune("digits", [synthetic], tmp_path / "parts", **{**TINY, "trials": 2})
     parts = tune_module.tune("digits", [synthetic], tmp_path / "parts", **{**TINY, "trials": 4})
     assert (tmp_path / "parts" / "trials.csv").read_text() == (tmp_path / "whole" / "trials.csv").read_text()
-    assert parts["policy"] == whole["policy"] and parts["trials"] == 4
+    assert parts.policy == whole.policy and parts.trials == 4
     rows = (tmp_path / "whole" / "trials.csv").read_text().splitlines()[1:4]
     baselines = [  # real only, classic augmentation, the default 50 % mix
         ["0.0", "none", "0.0", "0.0", "0", "1.0"],
@@ -101,25 +103,27 @@ def test_a_resumed_search_equals_an_uninterrupted_one(synthetic, tmp_path):
 def test_the_search_winner_must_beat_the_baselines_on_fresh_folds(synthetic, tmp_path, monkeypatch, holds_up):
     folds = TINY["folds"]
 
-    def lucky(trainer, train, synthetic_set, fraction, classifier_seed, held_out, augment, policy):
+    def lucky(fit):
         """Baselines get half the fold right; other policies all of it in the search (classifier seeds
         below ``folds``) and, unless they hold up, none on the fresh folds."""
-        if policy in tune_module.BASELINES.values():
+        held_out = fit.test
+        if fit.policy in tune_module.BASELINES.values():
             right = np.arange(len(held_out.y)) % 2 == 0
         else:
-            right = np.full(len(held_out.y), holds_up or classifier_seed < folds)
+            right = np.full(len(held_out.y), holds_up or fit.seed < folds)
         return np.where(right, held_out.y, held_out.y + 1)
 
-    monkeypatch.setattr(tune_module, "_cnn_predictions", lucky)
+    monkeypatch.setattr(tune_module, "test_predictions", lucky)
     report = tune_module.tune("digits", [synthetic], tmp_path / "tuned", **{**TINY, "trials": 4, "seeds": 0})
-    confirmation = report["confirmation"]
-    assert confirmation["on"] == "fresh folds" and list(confirmation["scores"]) == [*tune_module.BASELINES, "search"]
-    assert confirmation["scores"]["search"] == (1.0 if holds_up else 0.0)
-    assert confirmation["kept"] == ("search" if holds_up else "real only")  # a tie keeps the simplest
-    assert report["policy"] == confirmation["policies"][confirmation["kept"]]
-    assert report["policy"] == Policy.load(tmp_path / "tuned" / "policy.json").to_dict()
+    assert TuningReport.read(tmp_path / "tuned") == report
+    confirmation = report.confirmation
+    assert confirmation.on == "fresh folds" and list(confirmation.scores) == [*tune_module.BASELINES, "search"]
+    assert confirmation.scores["search"] == (1.0 if holds_up else 0.0)
+    assert confirmation.kept == ("search" if holds_up else "real only")  # a tie keeps the simplest
+    assert report.policy == confirmation.policies[confirmation.kept]
+    assert report.policy == Policy.load(tmp_path / "tuned" / "policy.json").to_dict()
     markdown = (tmp_path / "tuned" / "report.md").read_text()
-    assert f"Kept: {confirmation['kept']}." in markdown and "--holdout" in markdown
+    assert f"Kept: {confirmation.kept}." in markdown and "--holdout" in markdown
 
 
 def test_a_holdout_decides_where_the_generator_leaks(synthetic, tmp_path, monkeypatch):
@@ -141,22 +145,23 @@ def test_a_holdout_decides_where_the_generator_leaks(synthetic, tmp_path, monkey
         tune_module.tune("digits", [tmp_path / "syn", synthetic], tmp_path / "two", **TINY)
     assert not (tmp_path / "two").exists()
 
-    def leaky(trainer, train, synthetic_set, fraction, classifier_seed, held_out, augment, policy):
+    def leaky(fit):
         """Synthetic data gets every image the generator saw right and a quarter of the others;
         without it, half of everything."""
-        if policy.synthetic_ratio > 0:
+        held_out = fit.test
+        if fit.policy.synthetic_ratio > 0:
             right = ~np.isin(held_out.indices, held) | (np.arange(len(held_out.y)) % 4 == 0)
         else:
             right = np.arange(len(held_out.y)) % 2 == 0
         return np.where(right, held_out.y, held_out.y + 1)
 
-    monkeypatch.setattr(tune_module, "_cnn_predictions", leaky)
+    monkeypatch.setattr(tune_module, "test_predictions", leaky)
     report = tune_module.tune("digits", [tmp_path / "syn"], tmp_path / "tuned", **{**TINY, "trials": 4, "seeds": 0})
-    assert report["search"]["real_train_examples"] == 100 and report["search"]["holdout_examples"] == 20
-    confirmation = report["confirmation"]
-    assert confirmation["on"] == "holdout" and confirmation["examples"] == 20
+    assert report.search["real_train_examples"] == 100 and report.search["holdout_examples"] == 20
+    confirmation = report.confirmation
+    assert confirmation.on == "holdout" and confirmation.examples == 20
     assert max(t for t in _validation_scores(tmp_path / "tuned")) == 1.0  # the search was fooled ...
-    assert confirmation["kept"] == "real only" and report["policy"]["synthetic_ratio"] == 0  # ... the check not
+    assert confirmation.kept == "real only" and report.policy["synthetic_ratio"] == 0  # ... the check not
     assert "--holdout" not in (tmp_path / "tuned" / "report.md").read_text()
 
 
@@ -168,8 +173,8 @@ def test_evaluate_applies_a_policy(synthetic, tmp_path):
     policy = Policy(synthetic_ratio=0.5, synthetic_weight=0.5, augmentation=1.0)
     report = evaluate("digits", synthetic, tmp_path / "report", seeds=1, fractions=(0.5,), steps=20, policy=policy)
     for kind in ("cnn", "svc"):
-        entry = report["utility"][kind]["policy"]
-        assert entry["policy"] == policy.to_dict() and 0.0 < entry["mean"] <= 1.0 and "gain" in entry
+        entry = report.utility[kind].policy
+        assert entry.policy == policy.to_dict() and 0.0 < entry.mean <= 1.0 and len(entry.gain.values) == 1
     assert "Trained as the policy says" in (tmp_path / "report" / "report.md").read_text()
 
 
@@ -178,8 +183,8 @@ def test_evaluate_cli_reads_a_policy_file(synthetic, tmp_path, run_cli):
     args = ["--synthetic", synthetic, "--out", tmp_path / "report", "--num-seeds", "1", "--fractions", "0.5"]
     code, _, err = run_cli("evaluate", *args, "--steps", "20", "--policy", tmp_path / "policy.json", "--quiet")
     assert code == 0, err
-    report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["utility"]["cnn"]["policy"]["policy"] == Policy(synthetic_ratio=0.5).to_dict()
+    report = Report.read(tmp_path / "report")
+    assert report.utility["cnn"].policy.policy == Policy(synthetic_ratio=0.5).to_dict()
     code, _, err = run_cli("evaluate", *args, "--policy", tmp_path / "missing.json")
     assert code == 1 and "policy file not found" in err
 
@@ -194,7 +199,7 @@ def test_a_confidence_threshold_is_searched_and_applied_when_the_set_stores_conf
     sample(smoke_runs["cvae"], scored, per_class=10, seed=0, min_confidence=0.0, progress=False)
     report = tune_module.tune("digits", [scored], tmp_path / "tuned", **TINY)
     header = (tmp_path / "tuned" / "trials.csv").read_text().splitlines()[0]
-    assert "min_confidence" in header and "min_confidence" in report["policy"]
+    assert "min_confidence" in header and "min_confidence" in report.policy
     # The Python API filters by each element's confidence as it reads.
     policy = Policy(synthetic_ratio=1.0, min_confidence=0.7)
     zeros = {"image": np.zeros((50, 8, 8, 1), np.uint8), "label": np.zeros(50, np.int64)}
@@ -207,7 +212,7 @@ def test_a_confidence_threshold_is_searched_and_applied_when_the_set_stores_conf
     # evaluate applies it to the set read with that threshold.
     quick = dict(seeds=1, fractions=(0.5,), steps=20, policy=policy)
     applied = evaluate("digits", scored, tmp_path / "scored_report", **quick)
-    assert applied["utility"]["cnn"]["policy"]["policy"]["min_confidence"] == 0.7
+    assert applied.utility["cnn"].policy.policy["min_confidence"] == 0.7
     # A set without stored confidence cannot take such a policy: one line, before any training.
     with pytest.raises(GenaugError, match="stores no oracle confidence"):
         evaluate("digits", synthetic, tmp_path / "report", **quick)

@@ -101,9 +101,9 @@ def test_evaluate_reports_the_route_without_genaug(tmp_path):
         "digits", tmp_path / "syn", tmp_path / "r", seeds=2, fractions=(0.5,), steps=30, progress=False
     )
     for kind in ("cnn", "svc"):
-        baseline = report["utility"][kind]["baselines"]["label_spreading"]
-        real = report["utility"][kind]["conditions"]["real"]["values"]
-        assert len(baseline["values"]) == 2
-        assert baseline["gain"]["mean"] == pytest.approx(np.mean(baseline["values"]) - np.mean(real))
-    assert report["utility"]["svc"]["baselines"]["label_spreading"]["mean"] > 0.9  # 100 labels + spreading
+        baseline = report.utility[kind].baselines["label_spreading"]
+        real = report.utility[kind].conditions["real"].values
+        assert len(baseline.values) == 2
+        assert baseline.gain.mean == pytest.approx(np.mean(baseline.values) - np.mean(real))
+    assert report.utility["svc"].baselines["label_spreading"].mean > 0.9  # 100 labels + spreading
     assert "Without genaug" in (tmp_path / "r" / "report.md").read_text()
