@@ -56,7 +56,7 @@ def test_readme_walkthrough_and_python_snippets_run_as_written(tmp_path, monkeyp
     import genaug
     from genaug.cli import main
 
-    digits = genaug.load_arrays("digits", "train").subset(range(400))
+    digits = genaug.load_arrays("digits", "train").subset(range(200))
     for i, (image, label) in enumerate(zip(digits.x, digits.y, strict=True)):
         folder = tmp_path / "my_images" / f"class_{label}"
         folder.mkdir(parents=True, exist_ok=True)
