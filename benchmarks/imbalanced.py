@@ -73,7 +73,7 @@ def scores(predicted: np.ndarray, test, rarest: np.ndarray) -> dict:
 
 def one_seed(args, seed: int, work: Path) -> dict:
     started = time.time()
-    data = {"data": args.data, "unlabeled": "none"}
+    data = {"data": args.data, "unlabeled": "none", "class_balance": args.generator_balance}
     config = cfg.from_dict({"data": data, "run": {"out": str(work / f"run{seed}"), "seed": seed, "quiet": True}})
     run = genaug.train(config)
     syn = work / f"syn{seed}"
@@ -113,6 +113,10 @@ def main() -> None:
     parser.add_argument("--imbalance", type=int, default=10, help="imbalance ratio R (largest / smallest class)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1 (generator, sampler, classifiers)")
     parser.add_argument("--trials", type=int, default=5, help="tune's trials per seed")
+    parser.add_argument(
+        "--generator-balance", type=float, default=0.0, metavar="B",
+        help="the generator's data.class_balance: class c drawn in proportion to n_c^-B while it trains",
+    )  # fmt: skip
     args = parser.parse_args()
     options = [f"train_size={args.train_size}"] if args.train_size else []
     args.data = f"{args.data}?{'&'.join([*options, f'imbalance={args.imbalance}'])}"

@@ -61,3 +61,37 @@ def test_an_imbalanced_run_is_filled_and_scored_by_balanced_accuracy(tmp_path, r
     report = Report.read(tmp_path / "report")
     assert report.settings.metric == "balanced_accuracy" and report.settings.real_train_imbalanced
     assert "balanced accuracy on the real test split" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_class_balance_gives_the_generator_rare_classes_more_often_and_is_keyed_by_seed_and_epoch():
+    import tensorflow as tf
+
+    from trainers.pipeline import training_dataset
+
+    y = np.repeat(np.arange(3), [80, 15, 5])
+    x = np.arange(100, dtype=np.uint8).reshape(100, 1, 1, 1)  # each image names its example
+
+    def epoch_labels(balance: float, epoch: int, seed: int = 0) -> np.ndarray:
+        clock = tf.Variable(epoch, dtype=tf.int64)
+        dataset, steps = training_dataset(x, y, batch_size=10, seed=seed, epoch=clock, class_balance=balance)
+        assert steps == 10
+        labels = np.concatenate([batch["label"].numpy() for batch in dataset])
+        pixels = np.concatenate([batch["image"].numpy().ravel() for batch in dataset])
+        assert np.array_equal(y[np.round((pixels + 1) * 127.5).astype(int)], labels)  # labels stay with images
+        return labels
+
+    assert np.bincount(epoch_labels(0.0, 0), minlength=3).tolist() == [80, 15, 5]  # an epoch: every example once
+    draws = np.concatenate([epoch_labels(1.0, epoch) for epoch in range(5)])
+    assert np.all(np.abs(np.bincount(draws, minlength=3) / len(draws) - 1 / 3) < 0.1)  # every class alike
+    square_root = np.concatenate([epoch_labels(0.5, epoch) for epoch in range(5)])
+    assert np.bincount(square_root)[2] > 2 * np.bincount(np.concatenate([y] * 5))[2]  # between the two
+    assert np.array_equal(epoch_labels(1.0, 3), epoch_labels(1.0, 3))  # a resumed epoch sees the same
+    assert not np.array_equal(epoch_labels(1.0, 3), epoch_labels(1.0, 4))
+    assert not np.array_equal(epoch_labels(1.0, 3), epoch_labels(1.0, 3, seed=1))
+
+
+def test_class_balance_is_checked():
+    from trainers import config as cfg
+
+    with pytest.raises(GenaugError, match="data.class_balance"):
+        cfg.from_dict({"data": {"class_balance": 2}})

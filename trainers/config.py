@@ -57,8 +57,14 @@ class DataConfig:
     # A seeded, stratified fraction of the labelled examples the generator, its teacher and its oracle
     # never see: labelled images on which ``tune`` can check synthetic data honestly.
     holdout: float = 0.0
+    # How often the generator sees each class: an example of class c is drawn with probability in proportion
+    # to n_c^-class_balance (0: the data as it is; 0.5: square-root balancing; 1: every class equally often),
+    # so that the rare classes of imbalanced data get more of the conditional generator's updates.
+    class_balance: float = 0.0
 
     def __post_init__(self):
+        if not 0 <= self.class_balance <= 1:
+            raise GenaugError(f"config key 'data.class_balance' must be in [0, 1], got {self.class_balance}")
         if not 0 <= self.holdout < 1:
             raise GenaugError(f"config key 'data.holdout' must be in [0, 1), got {self.holdout}")
         if self.teacher not in TEACHERS:

@@ -19,7 +19,7 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
 
 
 def training_dataset(
-    x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int, epoch: tf.Variable
+    x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int, epoch: tf.Variable, class_balance: float = 0.0
 ) -> tuple[tf.data.Dataset, int]:
     """One epoch of batches of ``{"image": float32 [-1, 1], "label": int64}``, finite, of known length.
 
@@ -28,7 +28,9 @@ def training_dataset(
     in this process, so a resumed run sees the same batches. Finite epochs let Keras run
     ``steps_per_execution`` steps at a time whatever the epoch length: the last execution of an epoch
     stops where the epoch ends. The last partial batch is dropped (GAN and BN statistics prefer equal
-    batches). Scaling runs once per batch, vectorised.
+    batches). Scaling runs once per batch, vectorised. With ``class_balance`` b > 0 an epoch is as many
+    draws with replacement, an example of class c drawn with probability in proportion to n_c^-b (keyed by
+    ``(seed, epoch)`` too).
 
     Returns:
         The dataset and the number of steps per epoch.
@@ -37,8 +39,17 @@ def training_dataset(
     steps = steps_per_epoch(n, batch_size)
     images, labels = tf.constant(x), tf.constant(y)
 
+    log_weights = None
+    if class_balance > 0:
+        counts = np.bincount(y)
+        log_weights = tf.constant(-class_balance * np.log(counts[y])[None], tf.float32)
+
     def epoch_order(_):
-        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch.read_value()]))
+        key = tf.stack([seed, epoch.read_value()])
+        if log_weights is None:
+            order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=key)
+        else:
+            order = tf.random.stateless_categorical(log_weights, n, seed=key, dtype=tf.int64)[0]
         return tf.data.Dataset.from_tensor_slices(order[: steps * batch_size])
 
     def gather(index):

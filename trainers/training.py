@@ -315,8 +315,9 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
     training_seconds.resume(start_epoch)
     epoch = tf.Variable(start_epoch, dtype=tf.int64, trainable=False)  # read by the pipeline; not a weight
     dataset, steps = training_dataset(
-        data.x, data.y, batch_size=config.optim.batch_size, seed=config.run.seed, epoch=epoch
-    )
+        data.x, data.y, batch_size=config.optim.batch_size, seed=config.run.seed, epoch=epoch,
+        class_balance=config.data.class_balance,
+    )  # fmt: skip
     execution = min(steps, execution_cap(strategy, config.run.steps_per_execution))
     interval = checkpoint_interval(config.run.checkpoint_every, steps)
     with strategy.scope():
