@@ -303,14 +303,18 @@ def _add_demo(commands) -> None:
     demo = commands.add_parser("demo", help="the main job: train, sample, tune, mix and evaluate on digits")
     demo.add_argument("--out", default="demo", help="output folder (default: demo)")
     demo.add_argument(
-        "--num-seeds", "--seeds", dest="seeds", type=int, default=5, metavar="K", help="classifier seeds 0..K-1"
-    )
+        "--num-seeds", "--seeds", dest="seeds", type=int, metavar="K",
+        help="classifier seeds 0..K-1 in both settings (default: 5 with 10 labels per class, 3 with all; "
+        "--thorough 5)",
+    )  # fmt: skip
     demo.add_argument(
         "--jobs", type=int, default=None, metavar="N", help="worker processes (default: one per core, up to 4)"
     )
     demo.add_argument(
-        "--thorough", action="store_true", help="tune with 20 trials on 3 folds, not 5 on 2 (a few minutes longer)"
-    )
+        "--thorough", action="store_true",
+        help="the longer schedule: teacher auto (also FixMatch), 150 generator epochs, 5 seeds everywhere, "
+        "20 tune trials on 3 folds (a few minutes longer)",
+    )  # fmt: skip
     demo.add_argument("--overwrite", action="store_true", help="replace a previous demo's output")
     _finish(demo, _demo)
 

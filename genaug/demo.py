@@ -2,8 +2,8 @@
 
 For two settings, scarce labels (10 per class, the other 1,247 train images used without labels) and
 the full train split, it trains a conditional VAE, samples 200 labelled images per class, mixes them
-into the real data and evaluates over 5 seeds, beside the routes without genaug (classic augmentation,
-and label spreading when labels are scarce).
+into the real data and evaluates over several seeds, beside the routes without genaug (classic augmentation,
+and label spreading when labels are scarce). ``--thorough`` runs the longer schedule (see SCHEDULES).
 """
 
 from __future__ import annotations
@@ -19,31 +19,36 @@ from genaug.report import Estimate, Report, condition_name, gain_key
 from genaug.startup import single_threaded_tensorflow
 from genaug.workers import Workers
 
-# Per setting: labels per class (None = all), the training schedule that fits the demo's budget, and
-# the synthetic share of the classifiers' training data. With 10 labels per class more synthetic data
-# kept helping up to 90 % (docs/experiments.md, scarce labels); with all labels, half costs nothing.
-# With scarce labels, genaug tune then chooses a policy by validation on the labelled examples alone
-# (a small budget here; --thorough: the benchmark's 20 trials), checked on the fifth of them the generator
-# was kept from (holdout), and evaluate reports it beside the rest.
+# Per setting: labels per class (None = all) and the synthetic share of the classifiers' training data.
+# With 10 labels per class more synthetic data kept helping up to 90 % (docs/experiments.md, scarce labels);
+# with all labels, half costs nothing. With scarce labels, genaug tune then chooses a policy by validation
+# on the labelled examples alone, checked on the fifth of them the generator was kept from (holdout), and
+# evaluate reports it beside the rest.
 SETTINGS = {
-    "10_per_class": {
-        "labels_per_class": 10,
-        "holdout": 0.2,
-        "epochs": 150,
-        "batch_size": 64,
-        "fraction": 0.9,
-        "tune": True,
-    },
-    "full": {"labels_per_class": None, "epochs": 150, "batch_size": 64, "fraction": 0.5},
+    "10_per_class": {"labels_per_class": 10, "holdout": 0.2, "batch_size": 64, "fraction": 0.9, "tune": True},
+    "full": {"labels_per_class": None, "batch_size": 64, "fraction": 0.5},
 }
-TUNING = {"quick": {"trials": 5, "folds": 2}, "thorough": {"trials": 20, "folds": 3}}
+# How long each stage works. The default fits about two minutes of a 2-core CPU: label spreading as the
+# teacher (95 % right on digits' pixels, in seconds), 100 generator epochs, 3 classifier seeds with all
+# labels (where the intervals are narrow anyway). --thorough: the teacher `auto` (also FixMatch, ~80 s),
+# 150 epochs, 5 seeds everywhere and the benchmark's 20 tune trials (docs/performance.md compares them).
+SCHEDULES = {
+    "quick": {
+        "epochs": 100, "teacher": "spreading", "seeds": {"10_per_class": 5, "full": 3},
+        "tuning": {"trials": 5, "folds": 2},
+    },
+    "thorough": {
+        "epochs": 150, "teacher": "auto", "seeds": {"10_per_class": 5, "full": 5},
+        "tuning": {"trials": 20, "folds": 3},
+    },
+}  # fmt: skip
 EVALUATION_STEPS = 600  # evaluate's CNN budget, its default (the test shrinks it)
 
 
 def demo(
     out: str | Path = "demo",
     *,
-    seeds: int = 5,
+    seeds: int | None = None,
     per_class: int = 200,
     overwrite: bool = False,
     jobs: int | None = None,
@@ -53,12 +58,12 @@ def demo(
 
     Args:
         out: folder for ``SETTING/run``, ``SETTING/synthetic`` and ``SETTING/report``.
-        seeds: classifier seeds per condition.
+        seeds: classifier seeds per condition in both settings (default: the schedule's).
         per_class: synthetic images per class.
         overwrite: replace the runs and synthetic sets a previous demo left in ``out``.
         jobs: worker processes, each running one task at a time: a training, a tuning or one classifier fit
             (default: one per CPU core, at most 4). The figures do not depend on it.
-        thorough: tune with 20 trials on 3 folds rather than 5 on 2 (a few minutes longer).
+        thorough: the longer schedule (:data:`SCHEDULES`): a few minutes more.
 
     Returns:
         ``{setting: report}``.
@@ -66,7 +71,7 @@ def demo(
     check_demo(out, seeds)
     jobs = worker_count(jobs)
     out, started = Path(out), time.time()
-    tuning = TUNING["thorough" if thorough else "quick"]
+    schedule = SCHEDULES["thorough" if thorough else "quick"]
 
     def say(name: str, message: str) -> None:
         _say(started, name, message)
@@ -76,14 +81,14 @@ def demo(
     # no core idles while one setting still has work. This process queues them and writes the reports.
     with Workers(jobs) as workers:
         generated = {
-            name: workers.submit(_train_and_sample, name, setting, out / name, per_class, overwrite, started)
+            name: workers.submit(_train_and_sample, name, setting, schedule, out / name, per_class, overwrite, started)
             for name, setting in SETTINGS.items()
         }
         tuned = {}
         for name, setting in SETTINGS.items():
             if setting.get("tune"):
                 generated[name].get()
-                tuned[name] = workers.submit(_tune, name, out / name, overwrite, started, tuning)
+                tuned[name] = workers.submit(_tune, name, out / name, overwrite, started, schedule["tuning"])
         # TensorFlow starts here only now, not to slow the workers' start: evaluate's own share runs here
         # (data, fidelity, memorisation, plots) while the workers train its classifiers.
         single_threaded_tensorflow()
@@ -94,12 +99,13 @@ def demo(
         for name, setting in sorted(SETTINGS.items(), key=lambda item: bool(item[1].get("tune"))):
             generated[name].get()
             policy = Policy.from_dict(tuned[name].get().policy) if name in tuned else None
-            say(name, f"evaluating ({seeds} seeds)")
+            setting_seeds = seeds or schedule["seeds"][name]
+            say(name, f"evaluating ({setting_seeds} seeds)")
             reports[name] = evaluate(
                 "digits",
                 out / name / "synthetic",
                 out / name / "report",
-                seeds=seeds,
+                seeds=setting_seeds,
                 fractions=(setting["fraction"],),
                 steps=EVALUATION_STEPS,
                 policy=policy,
@@ -120,7 +126,7 @@ def demo(
 STAGES = ("run", "synthetic", "tuned", "report")  # what the demo writes in each setting's folder
 
 
-def check_demo(out: str | os.PathLike, seeds: int = 3) -> None:
+def check_demo(out: str | os.PathLike, seeds: int | None = None) -> None:
     """Checks :func:`demo`'s arguments, writing nothing (the CLI calls it before anything starts). An ``out``
     holding anything the demo does not write is refused (each stage's folder then checks its own files as
     it is claimed), so that a demo never writes into, or replaces inside, a user's folder.
@@ -128,7 +134,7 @@ def check_demo(out: str | os.PathLike, seeds: int = 3) -> None:
     Raises:
         ArgumentError: naming ``seeds``, or ``out`` and the first entry the demo did not write.
     """
-    if seeds < 1:
+    if seeds is not None and seeds < 1:
         raise ArgumentError(f"{{}} must be at least 1, got {seeds}", "seeds")
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -160,7 +166,9 @@ def _say(started: float, name: str, message: str) -> None:
     sys.stdout.flush()
 
 
-def _train_and_sample(name: str, setting: dict, base: Path, per_class: int, overwrite: bool, started: float) -> None:
+def _train_and_sample(
+    name: str, setting: dict, schedule: dict, base: Path, per_class: int, overwrite: bool, started: float
+) -> None:
     """A worker's task: train one setting's generator into ``base/run`` and sample ``base/synthetic``."""
     from genaug.sampler import sample
     from trainers import config as cfg
@@ -170,7 +178,8 @@ def _train_and_sample(name: str, setting: dict, base: Path, per_class: int, over
     data = f"{labels} labels per class and the rest unlabelled" if labels else "all 1,347 digits"
     if setting.get("holdout"):
         data += f"; {setting['holdout']:.0%} of the labelled kept for tune's check"
-    _say(started, name, f"training a conditional VAE ({setting['epochs']} epochs on {data})")
+    epochs = schedule["epochs"]
+    _say(started, name, f"training a conditional VAE ({epochs} epochs on {data})")
     config = cfg.from_dict(
         {
             "model": {"kind": "cvae"},
@@ -178,15 +187,15 @@ def _train_and_sample(name: str, setting: dict, base: Path, per_class: int, over
                 "data": "digits",
                 "labels_per_class": labels,
                 "holdout": setting.get("holdout", 0.0),
-                **({"teacher_steps": setting["teacher_steps"]} if "teacher_steps" in setting else {}),
+                "teacher": schedule["teacher"],
             },
-            "optim": {"epochs": setting["epochs"], "batch_size": setting["batch_size"]},
+            "optim": {"epochs": epochs, "batch_size": setting["batch_size"]},
             "run": {
                 "out": str(base / "run"),
                 "quiet": True,
                 "seed": 0,
-                "sample_every": max(1, setting["epochs"] // 4),
-                "checkpoint_every": max(1, setting["epochs"] // 4),
+                "sample_every": max(1, epochs // 4),
+                "checkpoint_every": max(1, epochs // 4),
             },
         }
     )

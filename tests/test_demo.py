@@ -1,4 +1,4 @@
-"""The demo end to end, with the settings shrunk (the real schedule is measured in README)."""
+"""The demo end to end, with its schedule shrunk (the real one is measured in README)."""
 
 import subprocess
 import sys
@@ -13,23 +13,8 @@ from genaug.tuning_report import TuningReport
 
 @pytest.mark.slow
 def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_cli):
-    monkeypatch.setattr(
-        demo_module,
-        "SETTINGS",
-        {
-            "10_per_class": {
-                "labels_per_class": 10,
-                "holdout": 0.2,
-                "teacher_steps": 10,
-                "epochs": 2,
-                "batch_size": 64,
-                "fraction": 0.9,
-                "tune": True,
-            },
-            "full": {"labels_per_class": None, "epochs": 4, "batch_size": 64, "fraction": 0.5},
-        },
-    )
-    monkeypatch.setattr(demo_module, "TUNING", {"quick": {"trials": 3, "folds": 2, "steps": 50}})
+    tiny = {"epochs": 3, "teacher": "spreading", "seeds": {}, "tuning": {"trials": 3, "folds": 2, "steps": 50}}
+    monkeypatch.setattr(demo_module, "SCHEDULES", {"quick": tiny})
     monkeypatch.setattr(demo_module, "EVALUATION_STEPS", 50)
     # One worker process: the queue and the reports are the same; test_evaluation checks several workers.
     code, out, err = run_cli("demo", "--out", tmp_path / "demo", "--seeds", "2", "--jobs", "1")
