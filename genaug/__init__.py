@@ -23,6 +23,8 @@ _LAZY = {
     "tune": "genaug.tuning",
     "Policy": "genaug.policy",
     "Manifest": "genaug.manifest",
+    "Report": "genaug.report",
+    "TuningReport": "genaug.tuning_report",
 }
 
 __all__ = ["GenaugError", "__version__", *_LAZY]
