@@ -49,7 +49,7 @@ def cell(result: dict, sign: str = "") -> str:
 
 
 def one_seed(args, seed: int, work: Path) -> dict:
-    data = {"data": args.data, "holdout": 0.2}
+    data = {"data": args.data, "holdout": 0.2, "teacher_steps": args.teacher_steps, "teacher_flip": args.teacher_flip}
     if args.labels:
         data["labels_per_class"] = args.labels
     config = cfg.from_dict({"data": data, "run": {"out": str(work / f"run{seed}"), "seed": seed, "quiet": True}})
@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=200, help="synthetic images per class")
     parser.add_argument("--trials", type=int, default=5, help="tune's trials per seed")
     parser.add_argument("--classifier-seeds", type=int, default=1, help="classifier seeds per label seed")
+    parser.add_argument("--teacher-steps", type=int, default=2500, help="FixMatch's steps (data.teacher_steps)")
+    parser.add_argument("--teacher-flip", action="store_true", help="FixMatch mirrors images too (clothes)")
     parser.add_argument("--figures", type=Path, help="copy label seed 0's report pictures into this folder")
     args = parser.parse_args()
     if args.train_size:
