@@ -140,6 +140,13 @@ def _add_train(commands) -> None:
         help="FixMatch also mirrors images left-right (right for clothes, wrong for digits)",
     )
     train.add_argument(
+        "--teacher-steps",
+        type=int,
+        metavar="N",
+        help="FixMatch's optimizer steps (default 2500; on 10,000 Fashion-MNIST images 6000 with --teacher-flip "
+        "labelled 81.8 %% right against 77.2 %%, for ~15 more CPU-minutes)",
+    )
+    train.add_argument(
         "--max-steps",
         type=int,
         metavar="N",
@@ -457,6 +464,7 @@ def _train_config(args: argparse.Namespace):
             "holdout": args.holdout,
             "teacher": args.teacher,
             "teacher_flip": args.teacher_flip or None,
+            "teacher_steps": args.teacher_steps,
         },
         "model": {"kind": args.model},
         "optim": {"epochs": args.epochs, "max_steps": args.max_steps, "batch_size": args.batch_size},

@@ -164,3 +164,27 @@ def test_progress_lines_go_to_the_current_stdout_once_and_the_logger_is_restored
         logging.getLogger().removeHandler(root_handler)
     assert first.getvalue() == "one\n" and second.getvalue() == "two\n" and root_lines.getvalue() == ""
     assert logger.propagate and not logger.handlers
+
+
+def test_train_flags_reach_their_config_keys():
+    """Every teacher flag of `genaug train` lands in the config the run records (and only when given)."""
+    from genaug.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--out",
+            "r",
+            "--teacher",
+            "fixmatch",
+            "--teacher-steps",
+            "6000",
+            "--teacher-flip",
+            "--holdout",
+            "0.2",
+        ]
+    )
+    data = _train_config(args).data
+    assert (data.teacher, data.teacher_steps, data.teacher_flip, data.holdout) == ("fixmatch", 6000, True, 0.2)
+    default = _train_config(build_parser().parse_args(["train", "--out", "r"])).data
+    assert (default.teacher_steps, default.teacher_flip) == (2500, False)
