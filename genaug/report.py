@@ -78,6 +78,8 @@ class Utility:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    """What the evaluation ran: seeds, shares, the CNN's budget, the labelled subset, the sizes, the metric."""
+
     seeds: int
     fractions: list[float]
     cnn_steps: int
@@ -106,6 +108,8 @@ class Distances:
 
 @dataclasses.dataclass(frozen=True)
 class Fidelity:
+    """Synthetic and real test images against real train images in ``features``, and per class (by label)."""
+
     synthetic_vs_real_train: Distances
     real_test_vs_real_train: Distances
     per_class: dict[str, dict[str, float]]
