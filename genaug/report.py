@@ -224,7 +224,10 @@ def _accuracy_plot(report: Report, path: Path) -> None:
     axes[0][0].set_ylabel(f"{_metric_name(report)} on {report.data}'s test split")
     handles = {h.get_label(): h for axis in axes[0] for h in axis.get_legend_handles_labels()[0]}
     figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
-    figure.suptitle("Accuracy against the synthetic share; dashed: the other routes (shaded: 95 % intervals)")
+    figure.suptitle(
+        f"{_metric_name(report).capitalize()} against the synthetic share; dashed: the other routes "
+        "(shaded: 95 % intervals)"
+    )
     figure.tight_layout(rect=(0, 0.07, 1, 1))
     save_figure(figure, path)
 
