@@ -28,10 +28,11 @@ SETTINGS = {
     "10_per_class": {"labels_per_class": 10, "holdout": 0.2, "batch_size": 64, "fraction": 0.9, "tune": True},
     "full": {"labels_per_class": None, "batch_size": 64, "fraction": 0.5},
 }
-# How long each stage works. The default fits about two minutes of a 2-core CPU: label spreading as the
-# teacher (95 % right on digits' pixels, in seconds), 100 generator epochs, 3 classifier seeds with all
-# labels (where the intervals are narrow anyway). --thorough: the teacher `auto` (also FixMatch, ~80 s),
-# 150 epochs, 5 seeds everywhere and the benchmark's 20 tune trials (docs/performance.md compares them).
+# How long each stage works. The default takes about three minutes of a 2-core CPU (165-207 s measured):
+# label spreading as the teacher (95 % right on digits' pixels, in seconds), 100 generator epochs, 3
+# classifier seeds with all labels (where the intervals are narrow anyway). --thorough (480 s): the teacher
+# `auto` (also FixMatch, ~80 s), 150 epochs, 5 seeds everywhere and the benchmark's 20 tune trials
+# (docs/performance.md compares them).
 SCHEDULES = {
     "quick": {
         "epochs": 100, "teacher": "spreading", "seeds": {"10_per_class": 5, "full": 3},

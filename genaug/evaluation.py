@@ -234,14 +234,14 @@ def _plan(inputs: _Inputs, conditions: dict[str, float], seeds: int, steps: int,
     return plan
 
 
-def _measure(inputs: _Inputs, say) -> tuple[Fidelity, Route | None, Memorisation]:
-    """Fidelity, the teacher alone (if the run has one) and memorisation."""
+def _measure(inputs: _Inputs, say) -> tuple[Fidelity, tuple[float, str] | None, Memorisation]:
+    """Fidelity, the teacher alone (its test accuracy and file, if the run has one) and memorisation."""
     real, test = inputs.real, inputs.test
     say(f"  fidelity (features of a CNN trained on the {len(real.y)} labelled examples) ...")
     fidelity = _fidelity(real, inputs.full_train, *inputs.syn, test, real.info.num_classes)
     teacher = _teacher_accuracy(inputs.syn_set, test)
     if teacher is not None:
-        say(f"  teacher alone (the run's {teacher.name}) accuracy {teacher.mean:.4f}")
+        say(f"  teacher alone (the run's fixmatch) accuracy {teacher[0]:.4f}")
     say("  memorisation ...")
     return fidelity, teacher, _memorisation(inputs)
 
@@ -263,11 +263,10 @@ class _Scores:
     def route(self, kind: str, name: str, **extra) -> Route:
         """A route's score with its gain over real only, paired by seed."""
         values = self.values(kind, name)
-        gain = Estimate.of(values - self.values(kind, "real"))
-        return Route(**dataclasses.asdict(Estimate.of(values)), gain=gain, **extra)
+        return Route.of(values, gain=Estimate.of(values - self.values(kind, "real")), **extra)
 
 
-def _utility(kind, scores: _Scores, conditions, inputs: _Inputs, teacher: Route | None, policy, say) -> Utility:
+def _utility(kind, scores: _Scores, conditions, inputs: _Inputs, teacher: tuple | None, policy, say) -> Utility:
     """One classifier's conditions, gains, baselines and policy."""
     num_classes, metric = inputs.real.info.num_classes, scores.metric
     balanced_too = metrics.is_imbalanced(inputs.real.y) and metric != "balanced_accuracy"
@@ -277,8 +276,8 @@ def _utility(kind, scores: _Scores, conditions, inputs: _Inputs, teacher: Route 
             metrics.recall_per_class(scores.predicted[kind, name, seed], scores.truth, range(num_classes))
             for seed in range(scores.seeds)
         ]
-        results[name] = Condition(
-            **dataclasses.asdict(Estimate.of(scores.values(kind, name))),
+        results[name] = Condition.of(
+            scores.values(kind, name),
             per_class=np.mean(per_class, axis=0).tolist(),
             balanced_accuracy=Estimate.of(scores.values(kind, name, "balanced_accuracy")) if balanced_too else None,
         )
@@ -293,7 +292,10 @@ def _utility(kind, scores: _Scores, conditions, inputs: _Inputs, teacher: Route 
     for name, route in baselines.items():
         say(f"  {kind:<4} {name:<12} {metric} {route.mean:.4f} (no synthetic data)")
     if teacher is not None and kind == "cnn":  # a CNN itself, trained on the labelled + unlabelled images
-        baselines["teacher"] = dataclasses.replace(teacher, gain=Estimate.of(teacher.mean - real_values))
+        accuracy, path = teacher
+        baselines["teacher"] = Route.of(
+            [accuracy], gain=Estimate.of(accuracy - real_values), name="fixmatch", path=path
+        )
     routed = None
     if policy is not None:
         routed = scores.route(kind, "policy", policy=policy.to_dict())
@@ -357,10 +359,9 @@ def _feature_model(train: LabelledArrays, num_classes: int):
     return _feature_models[key]
 
 
-def _teacher_accuracy(syn_set: SyntheticDataset, test: LabelledArrays) -> Route | None:
-    """The test accuracy of the FixMatch teacher that labelled the generator's unlabelled images (the
-    run's ``teacher.keras``; its gain is set per classifier), or ``None`` when there is none or the run
-    is not where it was."""
+def _teacher_accuracy(syn_set: SyntheticDataset, test: LabelledArrays) -> tuple[float, str] | None:
+    """The test accuracy of the FixMatch teacher that labelled the generator's unlabelled images and its
+    file (the run's ``teacher.keras``), or ``None`` when there is none or the run is not where it was."""
     from genaug.runs import RunDirectory, load_saved_model
     from genaug.teacher import teacher_probabilities
 
@@ -368,8 +369,7 @@ def _teacher_accuracy(syn_set: SyntheticDataset, test: LabelledArrays) -> Route 
     if not path.is_file():
         return None
     accuracy = float(np.mean(teacher_probabilities(load_saved_model(path), test.x).argmax(axis=1) == test.y))
-    alone = Estimate.of([accuracy])
-    return Route(**dataclasses.asdict(alone), gain=alone, name="fixmatch", path=str(path))
+    return accuracy, str(path)
 
 
 def _fidelity(labelled: LabelledArrays, train: LabelledArrays, syn_x, syn_y, test, num_classes) -> Fidelity:

@@ -40,9 +40,10 @@ class Estimate:
     values: list[float]
 
     @classmethod
-    def of(cls, values) -> Estimate:
+    def of(cls, values, **fields):
+        """The estimate of ``values`` (a subclass's own ``fields`` beside it: ``Route.of(values, gain=...)``)."""
         estimate = metrics.mean_interval(values)
-        return cls(estimate["mean"], estimate["std"], tuple(estimate["ci95"]), estimate["values"])
+        return cls(estimate["mean"], estimate["std"], tuple(estimate["ci95"]), estimate["values"], **fields)
 
 
 @dataclasses.dataclass(frozen=True)

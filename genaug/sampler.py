@@ -173,7 +173,8 @@ def sample(
         min_distance=_min_distance(run, min_distance), truncation=truncation, temperature=temperature,
         generator_sha256=generator_fingerprint(run.generator), latent=latent_settings,
     )  # fmt: skip
-    wanted, lock = settings.to_json(), "lock" if num_workers == 1 else f"lock-{worker_index}-of-{num_workers}"
+    wanted = settings.to_json()
+    lock = "lock" if num_workers == 1 else f"lock-{worker_index}-of-{num_workers}"  # workers share `out`
     with claim_directory(
         out, SYNTHETIC_LAYOUT, differences=lambda r: differing_keys(r, wanted), overwrite=overwrite, lock=lock
     ) as same:

@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from genaug import atomic, metrics
-from genaug.data import derived_seed, load_arrays
+from genaug.data import LabelledArrays, derived_seed, load_arrays
 from genaug.errors import ArgumentError
 from genaug.outputs import LOCKS, STATE_DIR, Layout, check_output, claim_directory, differing_keys
 from genaug.policy import CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, Policy
-from genaug.report import Estimate
 from genaug.scoring import Fit, real_train, synthetic_arrays, test_predictions
 from genaug.synthetic import SyntheticDataset
 from genaug.tuning_report import TUNING_REPORT_VERSION, Confirmation, TestRow, TuningReport
@@ -172,48 +171,62 @@ def tune(
     return report
 
 
+@dataclasses.dataclass
 class _Search:
     """A search's fixed inputs and its scores: the labelled examples (``seen`` by the generators, and the
-    ``holdout`` they were kept from), the synthetic sets, the folds, and the record of it all."""
+    ``holdout`` they were kept from), the synthetic sets and their arrays (``syn``: read once per set and
+    confidence threshold), the folds (``fresh_splits``: the check's, without a holdout) and ``record``, what
+    the search depends on (``.genaug/search.json``; a rerun with another is refused)."""
 
-    record: dict  # what the search depends on (``.genaug/search.json``; a rerun with another is refused)
-
-    def __init__(self, data, sets, full_train, real, held, seed, folds, steps, image_size, metric):
-        self.data, self.sets, self.full_train, self.real = data, sets, full_train, real
-        self.seed, self.folds, self.image_size, self.metric = seed, folds, image_size, metric
-        # The search validates on the examples the generators learnt from; the check on those they never saw.
-        self.seen, self.holdout = (real, None) if held is None else (real.without(held), full_train.subset(held))
-        self.syn = {(i, None): synthetic_arrays(s, full_train, data) for i, s in enumerate(sets)}
-        self.confidences = CONFIDENCES if all(s.has_confidence for s in sets) else (None,)
-        self.splits = _stratified_folds(self.seen.y, folds, seed)
-        self.fresh_splits = None
-        if self.holdout is None:  # the check's folds, drawn apart from the search's
-            self.fresh_splits = _stratified_folds(self.seen.y, folds, derived_seed(seed, CONFIRMATION_STREAM))
-        self.steps = steps
+    data: str
+    sets: list[SyntheticDataset]
+    full_train: LabelledArrays
+    real: LabelledArrays
+    seen: LabelledArrays
+    holdout: LabelledArrays | None
+    syn: dict[tuple[int, float | None], tuple[np.ndarray, np.ndarray]]
+    confidences: tuple[float | None, ...]
+    splits: list
+    fresh_splits: list | None
+    seed: int
+    folds: int
+    steps: int
+    image_size: tuple[int, int] | None
+    metric: str
+    record: dict
 
     @classmethod
     def load(cls, data, synthetic, labels_per_class, label_fraction, seed, folds, steps, image_size, metric):
         sets = [SyntheticDataset.open(path) for path in synthetic]
         full_train = load_arrays(data, "train", image_size=image_size)
         real = real_train(full_train, sets[0], labels_per_class, label_fraction)  # every labelled example
-        search = cls(data, sets, full_train, real, _holdout(sets), seed, folds, steps, image_size, metric)
-        search.record = {
+        # The search validates on the examples the generators learnt from; the check on those they never saw.
+        held = _holdout(sets)
+        seen, holdout = (real, None) if held is None else (real.without(held), full_train.subset(held))
+        syn = {(i, None): synthetic_arrays(s, full_train, data) for i, s in enumerate(sets)}
+        confidences = CONFIDENCES if all(s.has_confidence for s in sets) else (None,)
+        splits = _stratified_folds(seen.y, folds, seed)
+        fresh_splits = None
+        if holdout is None:  # the check's folds, drawn apart from the search's
+            fresh_splits = _stratified_folds(seen.y, folds, derived_seed(seed, CONFIRMATION_STREAM))
+        record = {
             "data": data,
             "synthetic": [str(Path(p)) for p in synthetic],
             "labels_per_class": labels_per_class,
             "label_fraction": label_fraction,
             "real_train_examples": len(real.y),
-            "holdout_examples": 0 if search.holdout is None else len(search.holdout.y),
+            "holdout_examples": 0 if holdout is None else len(holdout.y),
             "seed": seed,
             "folds": folds,
             "steps": steps,
             "image_size": list(image_size) if image_size else None,
-            "min_confidence_choices": list(search.confidences),
+            "min_confidence_choices": list(confidences),
             "label_mixing_choices": LABEL_MIXING,
             "noise_choices": list(NOISE),
             **({"metric": metric} if metric != "accuracy" else {}),  # searches from before the option: accuracy
         }
-        return search
+        return cls(data, sets, full_train, real, seen, holdout, syn, confidences, splits, fresh_splits, seed, folds,
+                   steps, image_size, metric, record)  # fmt: skip
 
     def score(self, policy: Policy, train, held_out, classifier_seed: int) -> float:
         """The CNN trained on ``train`` plus synthetic data as ``policy`` says, scored on ``held_out``."""
@@ -332,8 +345,8 @@ def _test_rows(search: _Search, tuned: Policy, seeds: int, say) -> dict[str, Tes
     compared = {name: BASELINES[name] for name in ("real only", "default (50 % synthetic)")} | {"tuned": tuned}
     rows = {}
     for name, policy in compared.items():
-        estimate = Estimate.of([search.score(policy, search.real, test, s) for s in range(seeds)])
-        rows[name] = TestRow(**dataclasses.asdict(estimate), policy=policy.to_dict())
+        values = [search.score(policy, search.real, test, s) for s in range(seeds)]
+        rows[name] = TestRow.of(values, policy=policy.to_dict())
         say(f"  {name:<26} test {search.metric} {rows[name].mean:.4f}")
     return rows
 
