@@ -1,6 +1,8 @@
 """Atomic writes: write to a temporary name beside the target, then rename over it.
 
-A reader never sees a half-written file, and a crash leaves either the old file or the new one.
+A reader never sees a half-written file, and a crash leaves either the old file or the new one. On object
+storage (a URI, :mod:`genaug.storage`) the rename is a copy and a delete, but an object appears whole or not
+at all, so the promise to readers holds there too.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from genaug import storage
 
-def _temporary(path: Path, tag: str) -> Path:
+
+def _temporary(path, tag: str):
     return path.with_name(f".{path.stem}.tmp-{tag}{path.suffix}")
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> None:
     """Deletes temporaries of ``path`` left by a killed writer (call only where no writer is live)."""
-    path = Path(path)
+    path = storage.path(path)
     for stale in path.parent.glob(_temporary(path, "*").name):
         stale.unlink(missing_ok=True)
 
@@ -29,11 +33,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     An OSError while writing (a full disk, a permission) names ``path``, not the temporary or nothing.
     """
-    path = Path(path)
+    path = storage.path(path)
     tmp = _temporary(path, str(os.getpid()))
     try:
         yield tmp
-        os.replace(tmp, path)
+        tmp.replace(path)
     except OSError as err:
         raise OSError(err.errno, err.strerror or str(err), os.fspath(path)) from err
     finally:
@@ -41,10 +45,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if isinstance(tmp, Path):  # a local file: on disk before the rename
+            os.fsync(f.fileno())
 
 
 def save_model(model, path: str | os.PathLike) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
+import tempfile
 from pathlib import Path
 
-from genaug import shard_writer
+from genaug import shard_writer, storage
 from genaug.errors import ArgumentError, GenaugError
 from genaug.outputs import STATE_DIR
 from genaug.runs import RunDirectory
@@ -62,7 +64,9 @@ class WriteShards(beam.DoFn):
 
     def process(self, k: int):
         try:
-            shard_writer.write_shard(Path(self.out), k, self.plan[k], self.filters, self.settings, self.num_classes)
+            shard_writer.write_shard(
+                storage.path(self.out), k, self.plan[k], self.filters, self.settings, self.num_classes
+            )
         except ArgumentError as err:
             raise RuntimeError(_ERROR_MARK + json.dumps([err.template, *err.arguments])) from None
         except GenaugError as err:
@@ -73,13 +77,13 @@ class WriteShards(beam.DoFn):
 def _finish(written: list[int], run: str, out: str, settings) -> None:
     if len(written) != settings.num_shards:  # every element must have passed through the writer
         raise GenaugError(f"beam wrote {len(written)} of {settings.num_shards} shards")
-    shard_writer.finalize(Path(out), run=RunDirectory.open(run), settings=settings)
+    shard_writer.finalize(storage.path(out), run=RunDirectory.open(run), settings=settings)
 
 
 def write_dataset(run: Path, out: Path, settings, num_classes: int, options: str | None) -> None:
     """Runs the pipeline: every shard of ``settings``, then the metadata and manifest."""
     parsed = pipeline_options(options)
-    log = out / STATE_DIR / LOG
+    log = _local_log(out)
     try:
         with stderr_to(log), beam.Pipeline(options=parsed) as pipeline:
             _ = (
@@ -92,6 +96,19 @@ def write_dataset(run: Path, out: Path, settings, num_classes: int, options: str
             )
     except Exception as err:  # a worker's error arrives wrapped in the runner's traceback
         raise _worker_error(err, log) from None
+    finally:
+        if storage.is_remote(out):
+            (out / STATE_DIR / LOG).write_bytes(log.read_bytes())
+
+
+def _local_log(out) -> Path:
+    """Where Beam's stderr goes: ``.genaug/beam.log`` in a local ``out``; for object storage, a new local
+    file (a process's stderr cannot point at an object), copied beside the shards when the pipeline ends."""
+    if not storage.is_remote(out):
+        return out / STATE_DIR / LOG
+    handle, name = tempfile.mkstemp(prefix="genaug-beam-", suffix=".log")
+    os.close(handle)
+    return Path(name)
 
 
 def _worker_error(err: Exception, log: Path) -> GenaugError:

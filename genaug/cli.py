@@ -13,8 +13,8 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
+from genaug import storage
 from genaug.errors import ArgumentError, GenaugError
 from genaug.policy import Policy
 from genaug.startup import start_tensorflow
@@ -556,7 +556,7 @@ def _check_sample(args: argparse.Namespace) -> None:
     from genaug.runs import RunDirectory
     from genaug.sampler import plan_sample
 
-    converted = {"run": RunDirectory.open(args.run), "out": Path(args.out), **_sample_conversions(args)}
+    converted = {"run": RunDirectory.open(args.run), "out": storage.path(args.out), **_sample_conversions(args)}
     plan_sample(**_arguments_for(plan_sample, args, **converted))
 
 
@@ -624,9 +624,17 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
 
 
+def _names_a_uri(args: argparse.Namespace) -> bool:
+    """Whether any argument is a ``tf.io.gfile`` URI (``gs://...``)."""
+    values = [v for value in vars(args).values() for v in (value if isinstance(value, list) else [value])]
+    return any(isinstance(v, str) and storage.is_remote(v) for v in values)
+
+
 def _run(args: argparse.Namespace) -> int:
     """The command ``args`` names, its errors as one line and an exit code."""
     try:
+        if _names_a_uri(args):  # checking a URI's directory reads it through tf.io.gfile: start TensorFlow quietly
+            start_tensorflow(show_native_log=args.debug)
         _check_inputs(args)
         if _needs_tensorflow(args):
             start_tensorflow(show_native_log=args.debug)

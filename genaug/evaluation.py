@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug import metrics
+from genaug import metrics, storage
 from genaug.data import LabelledArrays, load_arrays
 from genaug.errors import ArgumentError, GenaugError
 from genaug.policy import Policy
@@ -98,7 +98,7 @@ def check_evaluate(
         raise ArgumentError(f"{{}} must be at least 1, got {seeds}", "seeds")
     if steps < 1:
         raise ArgumentError(f"{{}} must be at least 1, got {steps}", "steps")
-    if Path(out).exists() and not Path(out).is_dir():
+    if storage.path(out).exists() and not storage.path(out).is_dir():
         raise ArgumentError(f"{{}} {out} is a file, not a directory", "out")
     if any(not 0.0 < f < 1.0 for f in fractions):  # NaN fails too
         raise GenaugError(f"fractions must be in (0, 1), got {list(fractions)}")
@@ -180,7 +180,7 @@ def evaluate(
         report_version=REPORT_VERSION,
     )  # fmt: skip
     report.write(out, real=(real.x, real.y), synthetic=inputs.syn)
-    say(f"  wrote {Path(out) / 'report.md'} in {report.seconds:.0f} s")
+    say(f"  wrote {storage.path(out) / 'report.md'} in {report.seconds:.0f} s")
     return report
 
 
@@ -365,7 +365,7 @@ def _teacher_accuracy(syn_set: SyntheticDataset, test: LabelledArrays) -> tuple[
     from genaug.runs import RunDirectory, load_saved_model
     from genaug.teacher import teacher_probabilities
 
-    path = Path(syn_set.manifest.generator.run) / RunDirectory.TEACHER
+    path = storage.path(syn_set.manifest.generator.run) / RunDirectory.TEACHER
     if not path.is_file():
         return None
     accuracy = float(np.mean(teacher_probabilities(load_saved_model(path), test.x).argmax(axis=1) == test.y))

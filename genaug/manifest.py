@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
-from genaug import atomic
+from genaug import atomic, storage
 from genaug.errors import GenaugError
 from genaug.json_records import from_json, read_json, to_json
 
@@ -97,7 +96,7 @@ class Manifest:
     def read(cls, directory: str | os.PathLike) -> Manifest:
         """The manifest of the synthetic dataset in ``directory``; a missing, corrupt or mistyped one is a
         one-line error naming the file and the field."""
-        path = Path(directory) / MANIFEST
+        path = storage.path(directory) / MANIFEST
         manifest = from_json(cls, read_json(path, "synthetic dataset"), path)
         if len(manifest.counts_per_class) != len(manifest.source.class_names):
             raise GenaugError(f"{path}: counts_per_class has {len(manifest.counts_per_class)} classes, class_names "
@@ -107,7 +106,7 @@ class Manifest:
         return manifest
 
     def write(self, directory: str | os.PathLike) -> None:
-        atomic.write_json(Path(directory) / MANIFEST, self.to_json())
+        atomic.write_json(storage.path(directory) / MANIFEST, self.to_json())
 
     def to_json(self) -> dict:
         return to_json(self)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from genaug import storage
 from genaug.errors import ArgumentError, GenaugError
 
 STATE_DIR = ".genaug"  # genaug's own bookkeeping inside an output directory: locks, per-shard records
@@ -48,7 +49,7 @@ class Layout:
         pending = [(path, "")]
         while pending:
             folder, prefix = pending.pop()
-            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            for entry in sorted(folder.iterdir(), key=lambda e: e.name):
                 relative = prefix + entry.name
                 if entry.is_symlink():
                     found.append(relative)
@@ -56,7 +57,7 @@ class Layout:
                     if not _matches(self.dirs, relative):
                         found.append(relative + "/")
                     elif deep:
-                        pending.append((Path(entry.path), relative + "/"))
+                        pending.append((entry, relative + "/"))
                 elif not _matches(self.files, _written_name(relative)):
                     found.append(relative)
         return sorted(found)
@@ -83,7 +84,8 @@ def differing_keys(record: Path, wanted: dict) -> list[str]:
 
 class DirectoryLock:
     """An advisory lock on a file (``fcntl.flock``): one writer at a time, released by the OS when the
-    process dies, so a killed job never leaves a stale lock."""
+    process dies, so a killed job never leaves a stale lock. Object storage has no such lock: there, one
+    writer per output directory is the caller's contract and this lock is not taken."""
 
     def __init__(self, path: Path, what: str):
         self.path, self.what, self.file = path, what, None
@@ -92,6 +94,8 @@ class DirectoryLock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if storage.is_remote(self.path):
+            return self
         self.file = open(self.path, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -110,7 +114,8 @@ class DirectoryLock:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.file.close()  # closing releases the lock
+        if self.file is not None:
+            self.file.close()  # closing releases the lock
 
 
 def check_output(path: str | os.PathLike, layout: Layout) -> bool:
@@ -121,7 +126,7 @@ def check_output(path: str | os.PathLike, layout: Layout) -> bool:
         ArgumentError: naming ``out``: a file, a directory holding something genaug did not write (a
             symbolic link too: the lock must not be written through one), or no record of the ``layout``.
     """
-    path = Path(path)
+    path = storage.path(path)
     shown = str(path).replace("{", "{{").replace("}", "}}")  # the messages below are templates
     if path.exists() and not path.is_dir():
         raise ArgumentError(f"{shown} is a file, not a directory; choose another {{}}", "out")
@@ -205,15 +210,17 @@ def _empty(path: Path, layout: Layout, keep: Path) -> None:
     """Deletes genaug's files in ``path`` (those ``layout`` names, which :meth:`Layout.foreign` has just
     found to be all there is) and then its empty sub-directories, but not the file ``keep`` (the held
     lock). Nothing is matched by a pattern alone or reached through a symbolic link."""
-    folders = []
-    for root, dirs, files in os.walk(path, topdown=True, followlinks=False):
-        relative = Path(root).relative_to(path).as_posix()
-        prefix = "" if relative == "." else relative + "/"
-        folders += [Path(root, d) for d in dirs]
-        for name in files:
-            file = Path(root, name)
-            if file != keep and not file.is_symlink() and _matches(layout.files, _written_name(prefix + name)):
-                file.unlink()
+    folders, pending = [], [path]
+    while pending:
+        folder = pending.pop()
+        for entry in folder.iterdir():
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                folders.append(entry)
+                pending.append(entry)
+            elif entry != keep and _matches(layout.files, _written_name(entry.relative_to(path).as_posix())):
+                entry.unlink()
     for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
-        if folder != keep.parent and not folder.is_symlink() and not any(folder.iterdir()):
+        if folder != keep.parent and not any(folder.iterdir()):
             folder.rmdir()

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
-from genaug import atomic
+from genaug import atomic, storage
 from genaug.errors import GenaugError
 
 POLICY_VERSION = 2  # 2 added mixup_alpha, cutmix_alpha and noise; version 1 files load with them off
@@ -136,7 +135,7 @@ class Policy:
     def load(cls, path: str | os.PathLike) -> Policy:
         from genaug.json_records import read_json
 
-        path = Path(path)
+        path = storage.path(path)
         if not path.is_file():
             raise GenaugError(f"policy file not found: {path}")
         return cls.from_dict(read_json(path, "policy"), str(path))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug import atomic, metrics
+from genaug import atomic, metrics, storage
 from genaug.grids import default_scale, labelled_grid, save_png
 from genaug.json_records import from_json, read_json, to_json
 
@@ -155,7 +155,7 @@ class Report:
     def read(cls, directory: str | os.PathLike) -> Report:
         """The report in ``directory``; a missing, corrupt or mistyped one is a one-line error naming the
         file and the field."""
-        path = Path(directory) / REPORT
+        path = storage.path(directory) / REPORT
         return from_json(cls, read_json(path, "evaluation report"), path)
 
     def to_json(self) -> dict:
@@ -164,7 +164,7 @@ class Report:
     def write(self, out: str | os.PathLike, *, real, synthetic) -> None:
         """Writes ``report.json``, the plots and ``report.md`` (last) into ``out`` (created if needed);
         ``real`` and ``synthetic`` (images, labels) make the sample grid."""
-        out = Path(out)
+        out = storage.path(out)
         out.mkdir(parents=True, exist_ok=True)
         atomic.write_json(out / REPORT, self.to_json())
         _accuracy_plot(self, out / PLOTS[0])

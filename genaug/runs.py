@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug import atomic
+from genaug import atomic, storage
 from genaug.data import DatasetInfo, LabelledArrays, UnlabeledImages, load_arrays, load_unlabeled
 from genaug.errors import GenaugError
 from genaug.json_records import from_json, read_json, to_json
@@ -92,7 +92,7 @@ class RunDirectory:
     HISTORY = "history.csv"
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        self.path = storage.path(path)
 
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"
@@ -162,7 +162,7 @@ class RunDirectory:
     def write_pseudo_labels(self, labels: np.ndarray, confidence: np.ndarray, teacher: dict | None = None) -> None:
         """The teacher's label and confidence for each unlabelled image, in the order of ``unlabeled``, and
         the teacher's account (what run.json records), so that a resumed run need not teach again."""
-        with atomic.atomic_path(self.path / self.PSEUDO_LABELS) as tmp, open(tmp, "wb") as f:
+        with atomic.atomic_path(self.path / self.PSEUDO_LABELS) as tmp, tmp.open("wb") as f:
             np.savez(f, labels=labels, confidence=confidence, teacher=np.asarray(json.dumps(teacher or {})))
         self.__dict__.pop("_training_images", None)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug import atomic
+from genaug import atomic, storage
 from genaug.errors import ArgumentError, GenaugError
 from genaug.latents import AttentionSettings
 from genaug.manifest import Manifest
@@ -161,7 +161,7 @@ def sample(
     Example:
         >>> manifest = sample("runs/x", "syn/", per_class=200, seed=0)
     """
-    run, out = run if isinstance(run, RunDirectory) else RunDirectory.open(run), Path(out)
+    run, out = run if isinstance(run, RunDirectory) else RunDirectory.open(run), storage.path(out)
     counts, num_shards, latent_settings = plan_sample(
         run, out, per_class=per_class, num=num, class_balance=class_balance, num_shards=num_shards,
         worker_index=worker_index, num_workers=num_workers, min_confidence=min_confidence, min_distance=min_distance,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug import atomic, shards
+from genaug import atomic, shards, storage
 from genaug.errors import ArgumentError, GenaugError
 from genaug.manifest import MANIFEST_VERSION, Filters, GeneratorRef, Manifest, ShardEntry, SourceRef
 from genaug.outputs import STATE_DIR
@@ -230,7 +230,7 @@ def finalize(out: Path, *, run: RunDirectory, settings: SampleSettings):
     if len(scored) > 1:
         raise GenaugError(f"{out}: some shards store the oracle's confidence and some do not; rerun with --overwrite")
     schema = shards.features(dataset.image_shape, dataset.class_names, confidence=scored.pop())
-    num_bytes = sum((out / r["file"]).stat().st_size for r in records)
+    num_bytes = sum(storage.stat(out / r["file"]).size for r in records)
     description = f"Synthetic images sampled by genaug {__version__} from {run.path}"
     shards.write_metadata(out, schema, [r["examples"] for r in records], num_bytes, description)
 

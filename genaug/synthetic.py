@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genaug import storage
 from genaug.checksums import matches_sha256, sha256_file
 from genaug.data import DatasetInfo
 from genaug.errors import GenaugError
@@ -56,7 +57,7 @@ class SyntheticDataset:
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> SyntheticDataset:
-        path = Path(path)
+        path = storage.path(path)
         if not path.is_dir():
             raise GenaugError(f"synthetic dataset not found: {path}")
         manifest = Manifest.read(path)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug import atomic, metrics
+from genaug import atomic, metrics, storage
 from genaug.data import LabelledArrays, derived_seed, load_arrays
 from genaug.errors import ArgumentError
 from genaug.outputs import LOCKS, STATE_DIR, Layout, check_output, claim_directory, differing_keys
@@ -143,7 +143,7 @@ def tune(
     say = log.info if progress else (lambda *_: None)
     check_tune(synthetic, out, trials=trials, budget_s=budget_s, folds=folds, seeds=seeds, steps=steps, metric=metric)
     search = _Search.load(data, synthetic, labels_per_class, label_fraction, seed, folds, steps, image_size, metric)
-    out, started = Path(out), time.time()
+    out, started = storage.path(out), time.time()
     with (
         _quiet(optuna),
         claim_directory(
@@ -211,7 +211,7 @@ class _Search:
             fresh_splits = _stratified_folds(seen.y, folds, derived_seed(seed, CONFIRMATION_STREAM))
         record = {
             "data": data,
-            "synthetic": [str(Path(p)) for p in synthetic],
+            "synthetic": [str(storage.path(p)) for p in synthetic],
             "labels_per_class": labels_per_class,
             "label_fraction": label_fraction,
             "real_train_examples": len(real.y),

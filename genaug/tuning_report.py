@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug import atomic
+from genaug import atomic, storage
 from genaug.json_records import from_json, read_json, to_json
 from genaug.policy import Policy
 from genaug.report import REPORT, Estimate, save_figure
@@ -62,7 +62,7 @@ class TuningReport:
 
     @classmethod
     def read(cls, directory: str | os.PathLike) -> TuningReport:
-        path = Path(directory) / REPORT
+        path = storage.path(directory) / REPORT
         return from_json(cls, read_json(path, "tuning report"), path)
 
     def to_json(self) -> dict:

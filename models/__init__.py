@@ -38,15 +38,18 @@ def load_model(path):
     Raises:
         ValueError: the file is not a complete ``.keras`` archive (e.g. truncated by a full disk).
     """
+    import os
     import zipfile
 
     import keras
+    import tensorflow as tf
 
-    if not zipfile.is_zipfile(path):
-        raise ValueError("not a complete .keras file (truncated or corrupt)")
+    with tf.io.gfile.GFile(os.fspath(path), "rb") as f:  # a local path or any tf.io.gfile URI
+        if not zipfile.is_zipfile(f):
+            raise ValueError("not a complete .keras file (truncated or corrupt)")
     for module in sorted(set(_EXPORTS.values())):
         importlib.import_module(module)  # registers the classes for deserialisation
-    return keras.models.load_model(path, safe_mode=True)
+    return keras.models.load_model(os.fspath(path), safe_mode=True)
 
 
 def __getattr__(name: str):

@@ -21,6 +21,8 @@ BASE = {
     "genaug.grids",
     "genaug.teacher",
     "genaug.startup",  # how a process starts TensorFlow and sizes its tf.data pipelines; imports nothing
+    "genaug.storage",  # local paths and tf.io.gfile URIs (gs://, ram://)
+    "genaug.ram_path",
 }
 APP = {"genaug.cli", "genaug.demo", "genaug.__main__"}
 

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from genaug import atomic
+from genaug import atomic, storage
 from genaug.grids import default_scale, image_grid, labelled_grid, save_png
 
 CHECKPOINT = "last.keras"
@@ -38,7 +38,7 @@ class Checkpoint(keras.callbacks.Callback):
         self, directory: Path, every: int = 1, total_epochs: int | None = None, *, training_seconds=lambda: 0.0
     ):
         super().__init__()
-        self.directory, self.every, self.total = Path(directory), every, total_epochs
+        self.directory, self.every, self.total = storage.path(directory), every, total_epochs
         self.training_seconds = training_seconds  # the training time behind this checkpoint, resumes included
 
     def on_epoch_end(self, epoch, logs=None):
@@ -102,9 +102,9 @@ class SampleGrid(keras.callbacks.Callback):
         self, directory: Path, log_dir: Path, every: int, seed: int, total_epochs: int, class_names: tuple = ()
     ):
         super().__init__()
-        self.directory, self.every, self.seed, self.total = Path(directory), every, seed, total_epochs
+        self.directory, self.every, self.seed, self.total = storage.path(directory), every, seed, total_epochs
         self.class_names = tuple(class_names)
-        self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "samples"))
+        self.writer = tf.summary.create_file_writer(str(storage.path(log_dir) / "samples"))
 
     def on_epoch_end(self, epoch, logs=None):
         if not finite(logs) or ((epoch + 1) % self.every and epoch + 1 != self.total):
@@ -128,3 +128,14 @@ class SampleGrid(keras.callbacks.Callback):
         with self.writer.as_default():
             tf.summary.image("samples", grid[None], step=epoch)
         self.writer.flush()
+
+
+class HistoryLog(keras.callbacks.CSVLogger):
+    """Keras's ``CSVLogger`` (``history.csv``), also on object storage: there ``file_utils.File`` is a
+    ``GFile``, which has no ``closed`` attribute for ``on_train_end`` to ask (Keras 3.15)."""
+
+    def on_train_end(self, logs=None):
+        if self.csv_file is not None:
+            self.csv_file.close()
+            self.csv_file = None
+        self.writer = None

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from genaug import atomic
+from genaug import atomic, storage
 from genaug.data import (
     LabelledArrays,
     UnlabeledImages,
@@ -309,7 +309,7 @@ def _output(config: TrainConfig, strategy, *, overwrite: bool, resume: bool) -> 
 def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, precision, jit, extra_callbacks) -> Run:
     arrays = data.labelled
     out = run.path
-    checkpoints = Path(config.run.out) / RunDirectory.CHECKPOINTS  # the chief's, which every worker resumes from
+    checkpoints = storage.path(config.run.out) / RunDirectory.CHECKPOINTS  # the chief's: every worker resumes from it
     epochs, started, rollbacks = config.optim.epochs, time.time(), 0
     training_seconds = _TrainingClock(checkpoints)
     training_seconds.resume(start_epoch)
@@ -337,7 +337,7 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
         callbacks = [  # the checkpoint comes last, so a saved epoch is always logged too
             cb.EpochClock(epoch, steps),
             guard,
-            keras.callbacks.CSVLogger(str(out / RunDirectory.HISTORY), append=start_epoch > 0),
+            cb.HistoryLog(str(out / RunDirectory.HISTORY), append=start_epoch > 0),
             sample_grid(config, out, epochs, arrays.info.class_names),
             keras.callbacks.TensorBoard(str(out / RunDirectory.LOGS), write_graph=False),
             *extra_callbacks,
@@ -406,7 +406,7 @@ def _fit(config, strategy, run: RunDirectory, data: TrainingData, start_epoch, p
         **_unlabeled_record(run, data),
     )
     run.write_record(record)
-    return Run(directory=Path(config.run.out), config=config, model=model, record=record)
+    return Run(directory=storage.path(config.run.out), config=config, model=model, record=record)
 
 
 def _global_batch_statistics(model: keras.Model, strategy) -> None:
@@ -480,7 +480,10 @@ def _trim_history(path: Path, start_epoch: int) -> None:
         return
     lines = path.read_bytes().splitlines(keepends=True)
     kept = lines[:1] + list(itertools.takewhile(lambda line: int(line.split(b",", 1)[0]) < start_epoch, lines[1:]))
-    os.truncate(path, sum(map(len, kept)))
+    if storage.is_remote(path):  # objects are replaced whole
+        atomic.write_bytes(path, b"".join(kept))
+    else:
+        os.truncate(path, sum(map(len, kept)))
 
 
 def _forget_unsaved_epochs(out: Path) -> None:
@@ -497,7 +500,7 @@ def _forget_unsaved_epochs(out: Path) -> None:
 
 def _roll_back(config, tripped_at, rollbacks, strategy):
     epoch, batches, key = tripped_at
-    checkpoints = Path(config.run.out) / RunDirectory.CHECKPOINTS
+    checkpoints = storage.path(config.run.out) / RunDirectory.CHECKPOINTS
     state_path = checkpoints / cb.STATE
     where = f"non-finite {key} at epoch {epoch}, {batches}"
     if not state_path.exists():

@@ -1,0 +1,61 @@
+"""Where genaug's outputs live: a local path or any ``tf.io.gfile`` URI (``gs://``, ``s3://``, ``ram://``).
+
+:func:`path` is the one way genaug turns a user's path into an object to read and write through: a
+``pathlib.Path`` for a local path, an ``etils.epath.Path`` for a URI (the path type TFDS itself takes, so
+``tfds.builder_from_directory`` reads the same objects). epath knows the cloud schemes; TensorFlow's
+in-memory ``ram://`` file system, which the tests use to run the object-storage code path, is registered
+with epath by :mod:`genaug.ram_path`.
+
+What object storage does not give (see README, "Scaling out"): no atomic rename (a rename is a copy and a
+delete, though every object appears whole or not at all) and no advisory lock, so one writer per output
+directory is the contract there, and every shard is checked against its recorded sha256 after writing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://")
+
+
+def is_remote(location: str | os.PathLike) -> bool:
+    """Whether ``location`` is a URI (``scheme://...``) rather than a local path."""
+    return _SCHEME.match(os.fspath(location)) is not None
+
+
+def path(location: str | os.PathLike) -> pathlib.Path:
+    """``location`` as a path object: ``pathlib.Path`` if local, ``etils.epath.Path`` (a ``PurePath`` with
+    pathlib's I/O methods) if a URI."""
+    if not is_remote(location):
+        return location if isinstance(location, pathlib.Path) else pathlib.Path(location)
+    if isinstance(location, pathlib.PurePath):
+        return location  # already an epath.Path
+    from etils import epath
+
+    from genaug import ram_path  # noqa: F401 (registers ram:// with epath)
+
+    return epath.Path(location)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stat:
+    size: int
+    mtime_ns: int  # 0 where the file system records none (``ram://``)
+
+
+def stat(location: str | os.PathLike) -> Stat:
+    """Size and modification time of a file, local or remote (``os.stat`` and epath's differ)."""
+    if is_remote(location):
+        found = _gfile().stat(os.fspath(location))
+        return Stat(size=found.length, mtime_ns=found.mtime_nsec)
+    found = os.stat(location)
+    return Stat(size=found.st_size, mtime_ns=found.st_mtime_ns)
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
