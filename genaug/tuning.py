@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import logging
 import re
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -152,7 +153,8 @@ def tune(
     ):
         if not same:
             atomic.write_json(out / TUNING_LAYOUT.record, search.record)
-        completed = _run_trials(search, out / STATE_DIR / JOURNAL, trials, budget_s, started, say)
+        with _journal_file(out / STATE_DIR / JOURNAL) as (journal, sync):
+            completed = _run_trials(search, journal, sync, trials, budget_s, started, say)
         best, confirmation = _confirm(search, completed, say)
         tuned = _policy(best.params)
         say(f"tune: tuned {tuned.describe()} (validation {best.value:.4f}); {seeds} test seeds")
@@ -270,9 +272,23 @@ class _Search:
         return {name: _params(policy, len(self.confidences) > 1) for name, policy in BASELINES.items()}
 
 
-def _run_trials(search: _Search, journal_path: Path, trials: int, budget_s, started: float, say) -> list:
+@contextlib.contextmanager
+def _journal_file(path):
+    """Optuna's journal as a local file it can lock, and a function that stores it at ``path``. On object
+    storage the journal is a local copy of ``path``, stored there after every trial, so a rerun resumes."""
+    if not storage.is_remote(path):
+        yield path, lambda: None
+        return
+    with tempfile.TemporaryDirectory(prefix="genaug-tune-") as scratch:
+        local = Path(scratch) / path.name
+        if path.is_file():
+            local.write_bytes(path.read_bytes())
+        yield local, lambda: atomic.write_bytes(path, local.read_bytes())
+
+
+def _run_trials(search: _Search, journal_path: Path, sync, trials: int, budget_s, started: float, say) -> list:
     """The completed trials after continuing the journal's study up to ``trials`` (or the budget); the
-    baselines are enqueued first."""
+    baselines are enqueued first; ``sync()`` after every trial stores the journal."""
     import optuna
 
     journal = optuna.storages.journal.JournalFileBackend(str(journal_path))
@@ -299,8 +315,10 @@ def _run_trials(search: _Search, journal_path: Path, trials: int, budget_s, star
             value = search.objective(trial)
         except BaseException:
             study.tell(trial, state=states.FAIL)  # not left "running" in the journal
+            sync()
             raise
         study.tell(trial, value)
+        sync()
         completed.append(study.trials[trial.number])
         say(
             f"  trial {len(completed) - 1:3d}  validation {value:.4f}  best {max(t.value for t in completed):.4f}  "

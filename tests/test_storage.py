@@ -105,3 +105,17 @@ def test_a_run_trains_resumes_and_samples_on_ram(tmp_path, ram):
     sample(tmp_path / "run", tmp_path / "syn", **settings)
     shards = {name: data for name, data in _files(tmp_path / "syn").items() if ".tfrecord-" in name}
     assert shards and all(_files(f"{ram}/syn")[name] == data for name, data in shards.items())
+
+
+def test_tune_on_ram_resumes_and_chooses_what_it_chooses_locally(smoke_runs, tmp_path, ram):
+    from genaug import Policy, sample, tune
+
+    sample(smoke_runs["cvae"], tmp_path / "syn", per_class=5, seed=1, progress=False)
+    sample(smoke_runs["cvae"], f"{ram}/syn", per_class=5, seed=1, progress=False)
+    tiny = {"folds": 2, "seeds": 0, "steps": 10, "progress": False}
+    here = tune("digits", [tmp_path / "syn"], tmp_path / "tuned", trials=3, **tiny)
+    tune("digits", [f"{ram}/syn"], f"{ram}/tuned", trials=2, **tiny)
+    there = tune("digits", [f"{ram}/syn"], f"{ram}/tuned", trials=3, **tiny)  # resumed from the stored journal
+    assert there.policy == here.policy and there.trials == 3
+    assert _files(f"{ram}/tuned")["trials.csv"] == _files(tmp_path / "tuned")["trials.csv"]
+    assert Policy.load(f"{ram}/tuned/policy.json") == Policy.load(tmp_path / "tuned" / "policy.json")
