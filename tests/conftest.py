@@ -96,3 +96,39 @@ def smoke_runs(tmp_path_factory):
 
     root = shared_directory(tmp_path_factory, "smoke_runs", build)
     return {kind: root / kind for kind in ("cvae", "vae")}
+
+
+_ram_names = __import__("itertools").count()
+
+
+@pytest.fixture
+def ram():
+    """A fresh ``ram://`` directory: TensorFlow's in-memory file system, standing in for ``gs://`` (the same
+    code path: genaug.storage, epath, tf.io.gfile). It lives as long as the process."""
+    return f"ram://genaug-test-{os.getpid()}-{next(_ram_names)}"
+
+
+def all_files(root) -> dict[str, bytes]:
+    """Every file under ``root`` (a local path or a URI) by relative path, except genaug's lock files."""
+    from genaug import storage
+
+    root = storage.path(root)
+    found, pending = {}, [root]
+    while pending:
+        for entry in pending.pop().iterdir():
+            relative = entry.relative_to(root).as_posix()
+            if entry.is_dir():
+                pending.append(entry)
+            elif not relative.startswith(".genaug/lock"):
+                found[relative] = entry.read_bytes()
+    return found
+
+
+def copy_tree(source, target) -> None:
+    """Copies every file under ``source`` to ``target`` (a local path or a URI)."""
+    from genaug import storage
+
+    for relative, data in all_files(source).items():
+        file = storage.path(target) / relative
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(data)

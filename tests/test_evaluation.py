@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import shared_directory
+from conftest import all_files, copy_tree, shared_directory
 
 from genaug import sample
 from genaug.errors import GenaugError
@@ -79,15 +79,18 @@ def test_report_has_every_section(synthetic, tmp_path, run_cli):
 
 
 @pytest.mark.slow
-def test_the_figures_do_not_depend_on_the_number_of_workers(synthetic, tmp_path):
+def test_the_figures_depend_on_neither_the_workers_nor_the_storage(synthetic, tmp_path, ram):
+    """In this process from local disk, and in two worker processes from a copy on ``ram://`` (object
+    storage's code path) with the report written there: the same figures, the same files."""
     from genaug.workers import Workers
 
     settings = {"seeds": 2, "fractions": (0.5,), "steps": 20, "progress": False}
-    reports = []
-    for processes in (1, 2):
-        with Workers(processes) as workers:
-            reports.append(evaluate("digits", synthetic, tmp_path / str(processes), workers=workers, **settings))
-    assert reports[0].utility == reports[1].utility
+    here = evaluate("digits", synthetic, tmp_path / "report", **settings)
+    copy_tree(synthetic, f"{ram}/syn")
+    with Workers(2) as workers:
+        there = evaluate("digits", f"{ram}/syn", f"{ram}/report", workers=workers, **settings)
+    assert there.utility == here.utility and Report.read(f"{ram}/report").utility == here.utility
+    assert set(all_files(f"{ram}/report")) == set(all_files(tmp_path / "report"))
 
 
 def test_fidelity_depends_on_the_data_alone_not_on_what_trained_before():

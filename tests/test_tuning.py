@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import shared_directory, smoke_config
+from conftest import all_files, copy_tree, shared_directory, smoke_config
 
 from genaug import tuning as tune_module
 from genaug.data import labelled_subset, load_arrays
@@ -80,13 +80,17 @@ def test_the_search_never_reads_test_labels(synthetic, tmp_path, monkeypatch):
     assert blind.test["tuned"].mean != honest.test["tuned"].mean  # the poison did reach the report
 
 
-def test_a_resumed_search_equals_an_uninterrupted_one(synthetic, tmp_path):
+def test_a_resumed_search_equals_an_uninterrupted_one(synthetic, tmp_path, ram):
+    """Also on object storage: the interrupted search runs on ``ram://``, where Optuna's journal (a locked
+    local file) lives as a copy stored after every trial."""
     quick = {**TINY, "seeds": 0}  # the search alone: no test rows
     whole = tune_module.tune("digits", [synthetic], tmp_path / "whole", **{**quick, "trials": 4})
-    tune_module.tune("digits", [synthetic], tmp_path / "parts", **{**quick, "trials": 2})
-    parts = tune_module.tune("digits", [synthetic], tmp_path / "parts", **{**quick, "trials": 4})
-    assert (tmp_path / "parts" / "trials.csv").read_text() == (tmp_path / "whole" / "trials.csv").read_text()
+    copy_tree(synthetic, f"{ram}/syn")
+    tune_module.tune("digits", [f"{ram}/syn"], f"{ram}/parts", **{**quick, "trials": 2})
+    parts = tune_module.tune("digits", [f"{ram}/syn"], f"{ram}/parts", **{**quick, "trials": 4})
+    assert all_files(f"{ram}/parts")["trials.csv"] == (tmp_path / "whole" / "trials.csv").read_bytes()
     assert parts.policy == whole.policy and parts.trials == 4
+    assert Policy.load(f"{ram}/parts/policy.json") == Policy.load(tmp_path / "whole" / "policy.json")
     rows = (tmp_path / "whole" / "trials.csv").read_text().splitlines()[1:4]
     baselines = [  # real only, classic augmentation, the default 50 % mix
         ["0.0", "none", "0.0", "0.0", "0", "1.0"],
