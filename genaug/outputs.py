@@ -51,7 +51,7 @@ class Layout:
             folder, prefix = pending.pop()
             for entry in sorted(folder.iterdir(), key=lambda e: e.name):
                 relative = prefix + entry.name
-                if entry.is_symlink():
+                if storage.is_symlink(entry):
                     found.append(relative)
                 elif entry.is_dir():
                     if not _matches(self.dirs, relative):
@@ -214,7 +214,7 @@ def _empty(path: Path, layout: Layout, keep: Path) -> None:
     while pending:
         folder = pending.pop()
         for entry in folder.iterdir():
-            if entry.is_symlink():
+            if storage.is_symlink(entry):
                 continue
             if entry.is_dir():
                 folders.append(entry)

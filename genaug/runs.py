@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 import json
 import os
 import re
@@ -162,8 +163,9 @@ class RunDirectory:
     def write_pseudo_labels(self, labels: np.ndarray, confidence: np.ndarray, teacher: dict | None = None) -> None:
         """The teacher's label and confidence for each unlabelled image, in the order of ``unlabeled``, and
         the teacher's account (what run.json records), so that a resumed run need not teach again."""
-        with atomic.atomic_path(self.path / self.PSEUDO_LABELS) as tmp, tmp.open("wb") as f:
-            np.savez(f, labels=labels, confidence=confidence, teacher=np.asarray(json.dumps(teacher or {})))
+        buffer = io.BytesIO()  # np.savez asks the file where it is, which an object on a bucket cannot say
+        np.savez(buffer, labels=labels, confidence=confidence, teacher=np.asarray(json.dumps(teacher or {})))
+        atomic.write_bytes(self.path / self.PSEUDO_LABELS, buffer.getvalue())
         self.__dict__.pop("_training_images", None)
 
     def read_pseudo_labels(self) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -171,7 +173,7 @@ class RunDirectory:
         genaug 0.3 and before have no account: ``{}``)."""
         path = self.path / self.PSEUDO_LABELS
         try:
-            with np.load(path, allow_pickle=False) as pseudo:
+            with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as pseudo:
                 teacher = json.loads(str(pseudo["teacher"])) if "teacher" in pseudo.files else {}
                 return pseudo["labels"], pseudo["confidence"], teacher
         except (OSError, ValueError, KeyError) as err:

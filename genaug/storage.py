@@ -40,6 +40,11 @@ def path(location: str | os.PathLike) -> pathlib.Path:
     return epath.Path(location)
 
 
+def is_symlink(location: pathlib.Path) -> bool:
+    """Whether ``location`` is a symbolic link (never, on object storage: epath's paths have no such test)."""
+    return isinstance(location, pathlib.Path) and location.is_symlink()
+
+
 @dataclasses.dataclass(frozen=True)
 class Stat:
     size: int

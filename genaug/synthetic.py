@@ -93,7 +93,7 @@ class SyntheticDataset:
             raise GenaugError(f"{self.path}: dataset_info.json and {MANIFEST} disagree on the shards")
         for entry in listed:
             file = self.path / entry.file
-            if file.is_symlink() or not file.is_file():
+            if storage.is_symlink(file) or not file.is_file():
                 raise GenaugError(f"{self.path}: shard {entry.file} is missing")
             if not matches_sha256(file, entry.sha256, rehash=rehash):
                 raise GenaugError(f"{self.path}: shard {entry.file} is corrupt (sha256 mismatch)")
@@ -118,7 +118,7 @@ class SyntheticDataset:
             file = self.path / name
             if name not in recorded:
                 raise GenaugError(f"{self.path}: {name} is not in {MANIFEST}'s metadata")
-            if file.is_symlink() or not file.is_file():
+            if storage.is_symlink(file) or not file.is_file():
                 raise GenaugError(f"{self.path}: {name} is missing")
             if sha256_file(file) != recorded[name]:
                 raise GenaugError(f"{self.path}: {name} was changed after sampling (sha256 mismatch)")

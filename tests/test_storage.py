@@ -52,15 +52,17 @@ def test_a_run_trains_resumes_and_samples_on_ram(tmp_path, ram):
     from genaug.sampler import generator_fingerprint
     from trainers import train
 
+    taught = {"unlabeled": "auto", "teacher": "spreading"}  # pseudo_labels.npz, written and read on resume
     for out in (tmp_path / "run", f"{ram}/run"):
-        train(smoke_config(out, model={"kind": "cvae"}, optim={"epochs": 1}))
-        train(smoke_config(out, model={"kind": "cvae"}, optim={"epochs": 2}))  # resumed
+        train(smoke_config(out, model={"kind": "cvae"}, data=taught, optim={"epochs": 1}))
+        train(smoke_config(out, model={"kind": "cvae"}, data=taught, optim={"epochs": 2}))  # resumed
     here, there = all_files(tmp_path / "run"), all_files(f"{ram}/run")
 
     def named(files):  # TensorBoard names its event files by time, host and process
         return {name.rsplit("/events.out.", 1)[0] for name in files}
 
-    assert named(there) == named(here) >= {"logs/train", "samples/epoch_0002.png", "checkpoints/state.json"}
+    assert named(there) == named(here) >= {"logs/train", "samples/epoch_0002.png", "pseudo_labels.npz"}
+    assert there["pseudo_labels.npz"] == here["pseudo_labels.npz"]
     assert there["history.csv"] == here["history.csv"] and there["history.csv"].count(b"\n") == 3
     fingerprints = {generator_fingerprint(RunDirectory.open(out).generator) for out in (tmp_path / "run", f"{ram}/run")}
     assert len(fingerprints) == 1  # .keras files differ only in their zip timestamps
