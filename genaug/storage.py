@@ -13,10 +13,14 @@ directory is the contract there, and every shard is checked against its recorded
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import os
 import pathlib
 import re
+import sys
+from collections.abc import Iterator
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://")
 
@@ -58,6 +62,27 @@ def stat(location: str | os.PathLike) -> Stat:
         return Stat(size=found.length, mtime_ns=found.mtime_nsec)
     found = os.stat(location)
     return Stat(size=found.st_size, mtime_ns=found.st_mtime_ns)
+
+
+@contextlib.contextmanager
+def file_errors_as_os_errors() -> Iterator[None]:
+    """TensorFlow's file errors (``tf.io.gfile``, ``TFRecordWriter``: a full disk is a ResourceExhaustedError, a
+    bucket's refusal a PermissionDeniedError) as OSError, which :func:`genaug.atomic.atomic_path` and the CLI
+    report as one line naming the file."""
+    try:
+        yield
+    except Exception as err:
+        tf = sys.modules.get("tensorflow")
+        if tf is None or not isinstance(err, tf.errors.OpError):
+            raise
+        message = str(err.message).splitlines()[0] if err.message else type(err).__name__
+        if "space" in message.lower():
+            code = errno.ENOSPC
+        else:
+            code = {tf.errors.NotFoundError: errno.ENOENT, tf.errors.PermissionDeniedError: errno.EACCES}.get(
+                type(err), errno.EIO
+            )
+        raise OSError(code, message) from err
 
 
 def _gfile():

@@ -75,14 +75,12 @@ def test_genaug_reader_serves_what_tfds_reads_in_shard_order(smoke_runs, tmp_pat
 
 def test_a_full_disk_while_writing_a_shard_names_the_shard(tmp_path):
     from genaug import atomic
-    from genaug.shards import _writes_as_os_errors
 
     target = tmp_path / "genaug_synthetic-train.tfrecord-00000-of-00001"
     full = tf.errors.ResourceExhaustedError(None, None, "write failed: No space left on device")
     with (
         pytest.raises(OSError, match="No space left") as caught,
         atomic.atomic_path(target) as tmp,
-        _writes_as_os_errors(),
     ):
         tmp.write_bytes(b"partial")
         raise full
