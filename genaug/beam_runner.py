@@ -95,15 +95,18 @@ def write_dataset(run: Path, out: Path, settings, num_classes: int, options: str
                 | "write metadata" >> beam.Map(_finish, str(run), str(out), settings)
             )
     except Exception as err:  # a worker's error arrives wrapped in the runner's traceback
-        raise _worker_error(err, log) from None
+        raise _worker_error(err, log) from None  # names the local log, which stays
     finally:
         if storage.is_remote(out):
             (out / STATE_DIR / LOG).write_bytes(log.read_bytes())
+    if storage.is_remote(out):
+        log.unlink()  # copied beside the shards
 
 
 def _local_log(out) -> Path:
     """Where Beam's stderr goes: ``.genaug/beam.log`` in a local ``out``; for object storage, a new local
-    file (a process's stderr cannot point at an object), copied beside the shards when the pipeline ends."""
+    file (a process's stderr cannot point at an object), copied beside the shards when the pipeline ends and
+    removed if it succeeded."""
     if not storage.is_remote(out):
         return out / STATE_DIR / LOG
     handle, name = tempfile.mkstemp(prefix="genaug-beam-", suffix=".log")

@@ -40,9 +40,6 @@ class RamPath(epath.Path):
     def is_dir(self) -> bool:
         return _gfile().isdir(str(self))
 
-    def is_file(self) -> bool:
-        return self.exists() and not self.is_dir()
-
     def iterdir(self):
         return (self / name.rstrip("/") for name in _gfile().listdir(str(self)))
 

@@ -8,7 +8,7 @@ with epath by :mod:`genaug.ram_path`.
 
 What object storage does not give (see README, "Scaling out"): no atomic rename (a rename is a copy and a
 delete, though every object appears whole or not at all) and no advisory lock, so one writer per output
-directory is the contract there, and every shard is checked against its recorded sha256 after writing.
+directory is the contract there; ``genaug verify`` rehashes every shard against the manifest, as anywhere.
 """
 
 from __future__ import annotations
