@@ -258,13 +258,7 @@ def _add_evaluate(commands) -> None:
         metavar="auto|none|SOURCE",
         help="images the label-spreading baseline learns from without labels (default: as the generator did)",
     )
-    evaluate.add_argument(
-        "--jobs",
-        type=int,
-        metavar="N",
-        help="train the classifiers side by side in N single-threaded worker processes (one per core is "
-        "fastest; default: one after another in this process)",
-    )
+    _add_jobs(evaluate)
     _add_image_size(evaluate)
     _add_label_options(evaluate)
     evaluate.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -300,9 +294,20 @@ def _add_tune(commands) -> None:
     _add_metric(tune)
     _add_image_size(tune)
     _add_label_options(tune)
+    _add_jobs(tune)
     tune.add_argument("--overwrite", action="store_true", help="replace a different search in --out")
     tune.add_argument("--quiet", action="store_true", help="no progress lines")
     _finish(tune, _tune)
+
+
+def _add_jobs(command) -> None:
+    command.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="train the classifiers side by side in N single-threaded worker processes (one per core is "
+        "fastest; default: one after another in this process)",
+    )
 
 
 def _add_demo(commands) -> None:
@@ -311,7 +316,7 @@ def _add_demo(commands) -> None:
     demo.add_argument("--out", default="demo", help="output folder (default: demo)")
     demo.add_argument(
         "--num-seeds", "--seeds", dest="seeds", type=int, metavar="K",
-        help="classifier seeds 0..K-1 in both settings (default: 5 with 10 labels per class, 3 with all; "
+        help="classifier seeds 0..K-1 in both settings (default: 4 with 10 labels per class, 3 with all; "
         "--thorough 5)",
     )  # fmt: skip
     demo.add_argument(
@@ -344,15 +349,19 @@ def _needs_tensorflow(args: argparse.Namespace) -> bool:
 def _evaluate(args: argparse.Namespace) -> int:
     from genaug.evaluation import evaluate
 
-    arguments = _arguments_for(evaluate, args, fractions=_fractions(args.fractions), progress=not args.quiet)
-    if args.jobs is None:
-        evaluate(**arguments)
-        return 0
+    _with_jobs(args.jobs, evaluate, **_arguments_for(evaluate, args, fractions=_fractions(args.fractions),
+                                                     progress=not args.quiet))  # fmt: skip
+    return 0
+
+
+def _with_jobs(jobs: int | None, function, **arguments):
+    """``function(**arguments)``, with ``workers=`` a pool of ``jobs`` processes when ``jobs`` is given."""
+    if jobs is None:
+        return function(**arguments)
     from genaug.workers import Workers
 
-    with Workers(args.jobs) as workers:
-        evaluate(**arguments, workers=workers)
-    return 0
+    with Workers(jobs) as workers:
+        return function(**arguments, workers=workers)
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -365,7 +374,7 @@ def _fractions(text: str) -> tuple[float, ...]:
 def _tune(args: argparse.Namespace) -> int:
     from genaug.tuning import tune
 
-    report = tune(**_arguments_for(tune, args, progress=not args.quiet))
+    report = _with_jobs(args.jobs, tune, **_arguments_for(tune, args, progress=not args.quiet))
     print(f"wrote {args.out}/policy.json and {args.out}/report.md (tuned: {report.test['tuned'].mean:.4f})")
     return 0
 

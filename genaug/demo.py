@@ -28,15 +28,16 @@ SETTINGS = {
     "10_per_class": {"labels_per_class": 10, "holdout": 0.2, "batch_size": 64, "fraction": 0.9, "tune": True},
     "full": {"labels_per_class": None, "batch_size": 64, "fraction": 0.5},
 }
-# How long each stage works. The default takes about three minutes of a 2-core CPU (165-207 s measured):
-# label spreading as the teacher (95 % right on digits' pixels, in seconds), 100 generator epochs, 3
-# classifier seeds with all labels (where the intervals are narrow anyway). --thorough (480 s): the teacher
-# `auto` (also FixMatch, ~80 s), 150 epochs, 5 seeds everywhere and the benchmark's 20 tune trials
-# (docs/performance.md compares them).
+# How long each stage works. The default takes under two minutes of a 2-core CPU (109-111 s measured, 210
+# CPU-s, nearly all of it the CNN fits): label spreading as the teacher (95 % right on digits' pixels, in
+# seconds), 40 generator epochs, 4 classifier seeds with 10 labels per class and 3 with all (the intervals of
+# the 10-labels table as wide as with 5), 4 tune trials (the 3 baselines and one searched policy) on 2 folds.
+# --thorough (480 s before tune shared the workers): the teacher `auto` (also FixMatch, ~80 s), 150
+# epochs, 5 seeds everywhere and the benchmark's 20 tune trials (docs/performance.md compares them).
 SCHEDULES = {
     "quick": {
-        "epochs": 100, "teacher": "spreading", "seeds": {"10_per_class": 5, "full": 3},
-        "tuning": {"trials": 5, "folds": 2},
+        "epochs": 40, "teacher": "spreading", "seeds": {"10_per_class": 4, "full": 3},
+        "tuning": {"trials": 4, "folds": 2},
     },
     "thorough": {
         "epochs": 150, "teacher": "auto", "seeds": {"10_per_class": 5, "full": 5},
@@ -77,29 +78,27 @@ def demo(
     def say(name: str, message: str) -> None:
         _say(started, name, message)
 
-    # The work is a queue of tasks for the worker processes (Workers: TensorFlow on one thread each):
-    # each setting's training and sampling, the tuning, and every classifier fit of every evaluation, so
-    # no core idles while one setting still has work. This process queues them and writes the reports.
+    # The work is a queue of tasks for the worker processes (Workers: TensorFlow on one thread each): the
+    # settings' trainings side by side, then every classifier fit of the tuning and of each evaluation, so
+    # that no core idles. This process queues them, runs the search and writes the reports.
     with Workers(jobs) as workers:
         generated = {
             name: workers.submit(_train_and_sample, name, setting, schedule, out / name, per_class, overwrite, started)
             for name, setting in SETTINGS.items()
         }
-        tuned = {}
-        for name, setting in SETTINGS.items():
-            if setting.get("tune"):
-                generated[name].get()
-                tuned[name] = workers.submit(_tune, name, out / name, overwrite, started, schedule["tuning"])
-        # TensorFlow starts here only now, not to slow the workers' start: evaluate's own share runs here
-        # (data, fidelity, memorisation, plots) while the workers train its classifiers.
+        # TensorFlow starts here once the workers are on their way: the search and evaluate's own share
+        # (data, fidelity, memorisation, plots) run here while the workers train the classifiers.
         single_threaded_tensorflow()
         from genaug.evaluation import evaluate
 
+        policies = {}
+        for name, setting in SETTINGS.items():
+            if setting.get("tune"):
+                generated[name].get()
+                policies[name] = _tune(name, out / name, overwrite, started, schedule["tuning"], workers)
         reports = {}
-        # Settings without tuning first: their classifiers train while the tuning runs.
-        for name, setting in sorted(SETTINGS.items(), key=lambda item: bool(item[1].get("tune"))):
+        for name, setting in SETTINGS.items():
             generated[name].get()
-            policy = Policy.from_dict(tuned[name].get().policy) if name in tuned else None
             setting_seeds = seeds or schedule["seeds"][name]
             say(name, f"evaluating ({setting_seeds} seeds)")
             reports[name] = evaluate(
@@ -109,12 +108,11 @@ def demo(
                 seeds=setting_seeds,
                 fractions=(setting["fraction"],),
                 steps=EVALUATION_STEPS,
-                policy=policy,
+                policy=policies.get(name),
                 workers=workers,
                 progress=False,
             )
             say(name, "done")
-    reports = {name: reports[name] for name in SETTINGS}
     print()
     print(summary_table(reports))
     print(
@@ -205,13 +203,17 @@ def _train_and_sample(
     sample(run.directory, base / "synthetic", per_class=per_class, seed=0, overwrite=overwrite, progress=False)
 
 
-def _tune(name: str, base: Path, overwrite: bool, started: float, tuning: dict) -> dict:
-    """A worker's task: ``genaug tune`` on ``base/synthetic`` into ``base/tuned``; returns its report."""
+def _tune(name: str, base: Path, overwrite: bool, started: float, tuning: dict, workers: Workers) -> Policy:
+    """``genaug tune`` on ``base/synthetic`` into ``base/tuned``, its fits in ``workers``; the policy."""
     from genaug.tuning import tune
 
     trials = tuning["trials"]
     _say(started, name, f"tuning how to use the synthetic data ({trials} trials on the labelled examples only)")
-    return tune("digits", [base / "synthetic"], base / "tuned", seeds=0, overwrite=overwrite, progress=False, **tuning)
+    report = tune(
+        "digits", [base / "synthetic"], base / "tuned", seeds=0, overwrite=overwrite, workers=workers,
+        progress=False, **tuning,
+    )  # fmt: skip
+    return Policy.from_dict(report.policy)
 
 
 def _cell(result: Estimate) -> str:

@@ -37,6 +37,7 @@ from genaug.policy import CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, Polic
 from genaug.scoring import Fit, real_train, synthetic_arrays, test_predictions
 from genaug.synthetic import SyntheticDataset
 from genaug.tuning_report import TUNING_REPORT_VERSION, Confirmation, TestRow, TuningReport
+from genaug.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def tune(
     image_size: tuple[int, int] | None = None,
     metric: str = "accuracy",
     overwrite: bool = False,
+    workers: Workers | None = None,
     progress: bool = True,
 ) -> TuningReport:
     """Searches a policy for using ``synthetic`` with ``data`` and writes ``policy.json``, ``trials.csv``,
@@ -133,6 +135,7 @@ def tune(
         image_size: resize real images (as at training).
         metric: what validation and the test report score: ``accuracy`` or ``balanced_accuracy``.
         overwrite: replace a different search in ``out``.
+        workers: train the classifiers side by side in these processes (:class:`~genaug.workers.Workers`).
         progress: log a line per trial (logger ``genaug.tuning``, INFO; the CLI shows it).
 
     Returns:
@@ -143,7 +146,9 @@ def tune(
 
     say = log.info if progress else (lambda *_: None)
     check_tune(synthetic, out, trials=trials, budget_s=budget_s, folds=folds, seeds=seeds, steps=steps, metric=metric)
-    search = _Search.load(data, synthetic, labels_per_class, label_fraction, seed, folds, steps, image_size, metric)
+    search = _Search.load(
+        data, synthetic, labels_per_class, label_fraction, seed, folds, steps, image_size, metric, workers
+    )
     out, started = storage.path(out), time.time()
     with (
         _quiet(optuna),
@@ -177,8 +182,9 @@ def tune(
 class _Search:
     """A search's fixed inputs and its scores: the labelled examples (``seen`` by the generators, and the
     ``holdout`` they were kept from), the synthetic sets and their arrays (``syn``: read once per set and
-    confidence threshold), the folds (``fresh_splits``: the check's, without a holdout) and ``record``, what
-    the search depends on (``.genaug/search.json``; a rerun with another is refused)."""
+    confidence threshold), the folds (``fresh_splits``: the check's, without a holdout), ``record``, what
+    the search depends on (``.genaug/search.json``; a rerun with another is refused), and the worker
+    processes that train the classifiers, if any."""
 
     data: str
     sets: list[SyntheticDataset]
@@ -196,9 +202,10 @@ class _Search:
     image_size: tuple[int, int] | None
     metric: str
     record: dict
+    workers: Workers | None
 
     @classmethod
-    def load(cls, data, synthetic, labels_per_class, label_fraction, seed, folds, steps, image_size, metric):
+    def load(cls, data, synthetic, labels_per_class, label_fraction, seed, folds, steps, image_size, metric, workers):
         sets = [SyntheticDataset.open(path) for path in synthetic]
         full_train = load_arrays(data, "train", image_size=image_size)
         real = real_train(full_train, sets[0], labels_per_class, label_fraction)  # every labelled example
@@ -228,22 +235,27 @@ class _Search:
             **({"metric": metric} if metric != "accuracy" else {}),  # searches from before the option: accuracy
         }
         return cls(data, sets, full_train, real, seen, holdout, syn, confidences, splits, fresh_splits, seed, folds,
-                   steps, image_size, metric, record)  # fmt: skip
+                   steps, image_size, metric, record, workers)  # fmt: skip
 
-    def score(self, policy: Policy, train, held_out, classifier_seed: int) -> float:
-        """The CNN trained on ``train`` plus synthetic data as ``policy`` says, scored on ``held_out``."""
+    def scores(self, policy: Policy, fits: Sequence[tuple[LabelledArrays, LabelledArrays, int]]) -> list[float]:
+        """The CNN trained on each ``(train, held_out, classifier_seed)`` plus synthetic data as ``policy``
+        says, scored on ``held_out``; the fits run side by side when there are workers."""
         key = (policy.synthetic_set, policy.min_confidence)
         if key not in self.syn:  # a confidence threshold filters the set as it is read, once per threshold
             self.syn[key] = synthetic_arrays(self.sets[key[0]], self.full_train, self.data, key[1])
-        fit = Fit("cnn", (train.x, train.y), self.syn[key], None, classifier_seed, held_out, self.steps, policy=policy)
-        return metrics.score(self.metric, test_predictions(fit), held_out.y)
+        planned = [
+            Fit("cnn", (train.x, train.y), self.syn[key], None, seed, held_out, self.steps, policy=policy)
+            for train, held_out, seed in fits
+        ]
+        predicted = self.workers.imap(test_predictions, planned) if self.workers else map(test_predictions, planned)
+        return [metrics.score(self.metric, p, fit.test.y) for fit, p in zip(planned, predicted, strict=True)]
 
     def validation(self, policy: Policy, splits=None, first_seed: int | None = None) -> float:
         """The mean score over the folds (the search's, by default), classifier seeds from ``first_seed``."""
         splits, first_seed = splits or self.splits, self.seed if first_seed is None else first_seed
         seen = self.seen
-        return float(np.mean([self.score(policy, seen.subset(t), seen.subset(h), first_seed + k)
-                              for k, (t, h) in enumerate(splits)]))  # fmt: skip
+        return float(np.mean(self.scores(policy, [(seen.subset(t), seen.subset(h), first_seed + k)
+                                                  for k, (t, h) in enumerate(splits)])))  # fmt: skip
 
     def check(self, policy: Policy) -> float:
         """The score that decides between the finalists: on the holdout, with ``folds`` fresh classifier
@@ -251,7 +263,7 @@ class _Search:
         if self.holdout is None:
             return self.validation(policy, self.fresh_splits, self.seed + self.folds)
         seeds = range(self.seed + self.folds, self.seed + 2 * self.folds)
-        return float(np.mean([self.score(policy, self.seen, self.holdout, s) for s in seeds]))
+        return float(np.mean(self.scores(policy, [(self.seen, self.holdout, s) for s in seeds])))
 
     def objective(self, trial) -> float:
         params = {
@@ -363,7 +375,7 @@ def _test_rows(search: _Search, tuned: Policy, seeds: int, say) -> dict[str, Tes
     compared = {name: BASELINES[name] for name in ("real only", "default (50 % synthetic)")} | {"tuned": tuned}
     rows = {}
     for name, policy in compared.items():
-        values = [search.score(policy, search.real, test, s) for s in range(seeds)]
+        values = search.scores(policy, [(search.real, test, s) for s in range(seeds)])
         rows[name] = TestRow.of(values, policy=policy.to_dict())
         say(f"  {name:<26} test {search.metric} {rows[name].mean:.4f}")
     return rows

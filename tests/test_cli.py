@@ -85,6 +85,7 @@ def test_bad_paths_and_configs_report_before_tensorflow_starts(tmp_path):
         (["demo", "--jobs", "0", "--out", str(tmp_path / "d")], "--jobs must be at least 1"),
         (["evaluate", "--synthetic", str(PREVIOUS_SYNTHETIC), "--out", str(tmp_path / "e"), "--jobs", "0"], "--jobs"),
         (["tune", "--synthetic", "/nope", "--out", str(tmp_path / "t")], "not found: /nope"),
+        (["tune", "--synthetic", str(PREVIOUS_SYNTHETIC), "--out", str(tmp_path / "t"), "--jobs", "0"], "--jobs"),
     ]
     for args, message in cases:
         result, started = _genaug_in_a_fresh_process(*args)
@@ -122,7 +123,7 @@ def test_a_normal_run_prints_no_tensorflow_log_lines_or_warnings(tmp_path):
             {"quiet", "attention_k", "attention_temperature", "attention_extrapolation"},
         ),
         ("evaluate", "genaug.evaluation:evaluate", {"jobs", "quiet"}),
-        ("tune", "genaug.tuning:tune", {"quiet"}),
+        ("tune", "genaug.tuning:tune", {"jobs", "quiet"}),
         ("demo", "genaug.demo:demo", set()),
     ],
 )
