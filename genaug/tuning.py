@@ -146,9 +146,8 @@ def tune(
 
     say = log.info if progress else (lambda *_: None)
     check_tune(synthetic, out, trials=trials, budget_s=budget_s, folds=folds, seeds=seeds, steps=steps, metric=metric)
-    search = _Search.load(
-        data, synthetic, labels_per_class, label_fraction, seed, folds, steps, image_size, metric, workers
-    )
+    choices = (labels_per_class, label_fraction, seed, folds, steps, image_size, metric)
+    search = _Search.load(data, synthetic, *choices, workers)
     out, started = storage.path(out), time.time()
     with (
         _quiet(optuna),
