@@ -375,7 +375,9 @@ def _tune(args: argparse.Namespace) -> int:
     from genaug.tuning import tune
 
     report = _with_jobs(args.jobs, tune, **_arguments_for(tune, args, progress=not args.quiet))
-    print(f"wrote {args.out}/policy.json and {args.out}/report.md (tuned: {report.test['tuned'].mean:.4f})")
+    tuned = report.test.get("tuned")  # none with --num-seeds 0: the test split is not read
+    scored = f"test {tuned.mean:.4f}" if tuned else f"validation {report.validation_accuracy:.4f}"
+    print(f"wrote {args.out}/policy.json and {args.out}/report.md (tuned: {scored})")
     return 0
 
 

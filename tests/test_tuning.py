@@ -186,7 +186,10 @@ def test_evaluate_applies_a_policy(synthetic, tmp_path):
     assert "Trained as the policy says" in (tmp_path / "report" / "report.md").read_text()
 
 
-def test_evaluate_cli_reads_a_policy_file(synthetic, tmp_path, run_cli):
+def test_the_cli_tunes_without_test_seeds_and_evaluate_reads_a_policy_file(synthetic, tmp_path, run_cli):
+    code, out, err = run_cli("tune", "--synthetic", synthetic, "--out", tmp_path / "t", "--trials", "1", "--folds", "2",
+                             "--num-seeds", "0", "--steps", "5", "--quiet")  # fmt: skip
+    assert code == 0 and "(tuned: validation " in out, err
     Policy(synthetic_ratio=0.5).save(tmp_path / "policy.json")
     args = ["--synthetic", synthetic, "--out", tmp_path / "report", "--num-seeds", "1", "--fractions", "0.5"]
     code, _, err = run_cli("evaluate", *args, "--steps", "20", "--policy", tmp_path / "policy.json", "--quiet")
