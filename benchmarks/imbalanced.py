@@ -15,10 +15,12 @@ Run:
   python benchmarks/imbalanced.py --imbalance 10 --seeds 3                   # digits
   python benchmarks/imbalanced.py --data idx:/usr/share/datasets/fashion-mnist --train-size 10000 \\
       --imbalance 100 --seeds 3                                               # Fashion-MNIST, n_max 1,000
-(last line: one JSON object with every figure)
+(last line: one JSON object with every figure). ``--jobs 2`` trains tune's and the routes' classifiers side by
+side in one-thread worker processes; ``--rows FILE`` keeps each seed's row, so that a rerun continues.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -33,6 +35,7 @@ start_tensorflow(show_native_log=False)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from seed_rows import SeedRows  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
 import genaug  # noqa: E402
@@ -40,6 +43,7 @@ from genaug.classifier import ClassifierTrainer, arrays_dataset, predict_proba  
 from genaug.metrics import mean_interval, recall_per_class, score  # noqa: E402
 from genaug.scoring import Fit, test_predictions  # noqa: E402
 from genaug.synthetic import SyntheticDataset  # noqa: E402
+from genaug.workers import Workers  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
 STEPS = 600
@@ -71,7 +75,7 @@ def scores(predicted: np.ndarray, test, rarest: np.ndarray) -> dict:
     }
 
 
-def one_seed(args, seed: int, work: Path) -> dict:
+def one_seed(args, seed: int, work: Path, workers: Workers | None) -> dict:
     started = time.time()
     data = {"data": args.data, "unlabeled": "none", "class_balance": args.generator_balance}
     config = cfg.from_dict({"data": data, "run": {"out": str(work / f"run{seed}"), "seed": seed, "quiet": True}})
@@ -80,7 +84,7 @@ def one_seed(args, seed: int, work: Path) -> dict:
     genaug.sample(run.directory, syn, class_balance="fill", seed=seed, progress=False)
     tuned = genaug.tune(
         args.data, [syn], work / f"tune{seed}", seed=seed, trials=args.trials, seeds=0, metric="balanced_accuracy",
-        progress=False,
+        workers=workers, progress=False,
     )  # fmt: skip
     policy = genaug.Policy.from_dict(tuned.policy)
     real, test = genaug.load_arrays(args.data, "train"), genaug.load_arrays(args.data, "test")
@@ -89,17 +93,18 @@ def one_seed(args, seed: int, work: Path) -> dict:
     over = oversampled(real.x, real.y, seed)
 
     def cnn(train, fraction=0.0, augment=False, route_policy=None):
-        fit = Fit("cnn", train, (syn_x, syn_y), fraction, seed, test, STEPS, augment, route_policy)
-        return test_predictions(fit)
+        return Fit("cnn", train, (syn_x, syn_y), fraction, seed, test, STEPS, augment, route_policy)
 
-    predicted = {
+    fits = {
         "real": cnn((real.x, real.y)),
-        "class_weighted": class_weighted(real.x, real.y, test, seed),
         "oversampled": cnn(over),
         "classic_oversampled": cnn(over, augment=True),
         "genaug": cnn((real.x, real.y), fraction=None, route_policy=policy),
         "fill_half": cnn((real.x, real.y), fraction=0.5),
     }
+    running = workers.imap(test_predictions, fits.values()) if workers else map(test_predictions, fits.values())
+    weighted = class_weighted(real.x, real.y, test, seed)  # here, while the workers (if any) train the rest
+    predicted = dict(zip(fits, running, strict=True)) | {"class_weighted": weighted}
     row = {route: scores(p, test, rarest) for route, p in predicted.items()}
     row["policy"] = tuned.policy
     row["seconds"] = round(time.time() - started)
@@ -117,13 +122,16 @@ def main() -> None:
         "--generator-balance", type=float, default=0.0, metavar="B",
         help="the generator's data.class_balance: class c drawn in proportion to n_c^-B while it trains",
     )  # fmt: skip
+    parser.add_argument("--jobs", type=int, help="worker processes for the classifier fits (default: none)")
+    parser.add_argument("--rows", type=Path, help="keep each seed's row in this JSON file; a rerun continues")
     args = parser.parse_args()
     options = [f"train_size={args.train_size}"] if args.train_size else []
     args.data = f"{args.data}?{'&'.join([*options, f'imbalance={args.imbalance}'])}"
+    stored = SeedRows(args.rows, {k: v for k, v in vars(args).items() if k not in ("seeds", "rows")})
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Workers(args.jobs) if args.jobs else contextlib.nullcontext() as pool:
         for seed in range(args.seeds):
-            rows.append(one_seed(args, seed, Path(tmp)))
+            rows.append(stored.get(seed, lambda s: one_seed(args, s, Path(tmp), pool)))
             print(f"seed {seed}: {json.dumps(rows[-1])}", flush=True)
     summary = {}
     for measure in ("balanced_accuracy", "macro_f1", "rarest_recall"):
@@ -135,7 +143,7 @@ def main() -> None:
         for name, result in summary[measure].items():
             low, high = result["ci95"]
             print(f"  {name:<32} {100 * result['mean']:6.1f} [{100 * low:6.1f}, {100 * high:6.1f}]")
-    print(json.dumps({"args": vars(args), "rows": rows, "summary": summary}))
+    print(json.dumps({"args": vars(args) | {"rows": args.rows and str(args.rows)}, "rows": rows, "summary": summary}))
 
 
 if __name__ == "__main__":

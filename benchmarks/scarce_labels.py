@@ -15,10 +15,12 @@ Run:
   python benchmarks/scarce_labels.py --data idx:/usr/share/datasets/fashion-mnist --train-size 10000 \\
       --labels 10 --seeds 3                                # Fashion-MNIST (apt-get install dataset-fashion-mnist)
   ... --seeds 1 --figures docs/figures/fashion_mnist     # README's Fashion-MNIST pictures
-(last line: one JSON object with every figure)
+(last line: one JSON object with every figure). ``--jobs 2`` trains tune's and evaluate's classifiers side by
+side in one-thread worker processes; ``--rows FILE`` keeps each seed's row, so that a rerun continues.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -33,9 +35,11 @@ from genaug.startup import start_tensorflow  # noqa: E402
 start_tensorflow(show_native_log=False)  # before anything imports TensorFlow: no oneDNN/CUDA lines
 
 import numpy as np  # noqa: E402
+from seed_rows import SeedRows  # noqa: E402
 
 import genaug  # noqa: E402
 from genaug.metrics import mean_interval  # noqa: E402
+from genaug.workers import Workers  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
 FIGURES = ("accuracy_vs_fraction.png", "samples_real_vs_synthetic.png")
@@ -48,7 +52,7 @@ def cell(result: dict, sign: str = "") -> str:
     return f"{100 * result['mean']:{sign}5.1f} [{100 * low:{sign}5.1f}, {100 * high:{sign}5.1f}]"
 
 
-def one_seed(args, seed: int, work: Path) -> dict:
+def one_seed(args, seed: int, work: Path, workers: Workers | None) -> dict:
     data = {"data": args.data, "holdout": 0.2, "teacher_steps": args.teacher_steps, "teacher_flip": args.teacher_flip}
     if args.labels:
         data["labels_per_class"] = args.labels
@@ -60,12 +64,14 @@ def one_seed(args, seed: int, work: Path) -> dict:
     syn = work / f"syn{seed}"
     genaug.sample(run.directory, syn, per_class=args.per_class, seed=seed, progress=False)
     times["sample"] = time.time() - started - times["train"]
-    tuned = genaug.tune(args.data, [syn], work / f"tune{seed}", seed=seed, trials=args.trials, seeds=0, progress=False)
+    tuned = genaug.tune(
+        args.data, [syn], work / f"tune{seed}", seed=seed, trials=args.trials, seeds=0, workers=workers, progress=False
+    )
     times["tune"] = time.time() - started - times["train"] - times["sample"]
     policy = genaug.Policy.from_dict(tuned.policy)
     report = genaug.evaluate(
         args.data, syn, work / f"report{seed}", seeds=args.classifier_seeds, fractions=(0.5,), policy=policy,
-        progress=False,
+        workers=workers, progress=False,
     )  # fmt: skip
     times["evaluate"] = time.time() - started - sum(times.values())
     row = {}
@@ -103,15 +109,19 @@ def main() -> None:
     parser.add_argument("--teacher-steps", type=int, default=2500, help="FixMatch's steps (data.teacher_steps)")
     parser.add_argument("--teacher-flip", action="store_true", help="FixMatch mirrors images too (clothes)")
     parser.add_argument("--figures", type=Path, help="copy label seed 0's report pictures into this folder")
+    parser.add_argument("--jobs", type=int, help="worker processes for the classifier fits (default: none)")
+    parser.add_argument("--rows", type=Path, help="keep each seed's row in this JSON file; a rerun continues")
     args = parser.parse_args()
     if args.train_size:
         args.data = f"{args.data}?train_size={args.train_size}"
+    unchanging = ("seeds", "rows", "figures")  # what does not change a seed's row
+    stored = SeedRows(args.rows, {k: v for k, v in vars(args).items() if k not in unchanging})
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Workers(args.jobs) if args.jobs else contextlib.nullcontext() as pool:
         for seed in range(args.seeds):
-            rows.append(one_seed(args, seed, Path(tmp)))
+            rows.append(stored.get(seed, lambda s: one_seed(args, s, Path(tmp), pool)))
             print(f"seed {seed}: {json.dumps(rows[-1])}", flush=True)
-            if seed == 0 and args.figures:
+            if seed == 0 and args.figures and (Path(tmp) / "report0").is_dir():  # measured now, not read back
                 args.figures.mkdir(parents=True, exist_ok=True)
                 for name in FIGURES:
                     shutil.copyfile(Path(tmp) / "report0" / name, args.figures / name)
