@@ -43,7 +43,7 @@ from genaug.classifier import ClassifierTrainer, arrays_dataset, predict_proba  
 from genaug.metrics import mean_interval, recall_per_class, score  # noqa: E402
 from genaug.scoring import Fit, test_predictions  # noqa: E402
 from genaug.synthetic import SyntheticDataset  # noqa: E402
-from genaug.workers import Workers  # noqa: E402
+from genaug.workers import Workers, in_order  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
 STEPS = 600
@@ -102,7 +102,7 @@ def one_seed(args, seed: int, work: Path, workers: Workers | None) -> dict:
         "genaug": cnn((real.x, real.y), fraction=None, route_policy=policy),
         "fill_half": cnn((real.x, real.y), fraction=0.5),
     }
-    running = workers.imap(test_predictions, fits.values()) if workers else map(test_predictions, fits.values())
+    running = in_order(test_predictions, fits.values(), workers)
     weighted = class_weighted(real.x, real.y, test, seed)  # here, while the workers (if any) train the rest
     predicted = dict(zip(fits, running, strict=True)) | {"class_weighted": weighted}
     row = {route: scores(p, test, rarest) for route, p in predicted.items()}

@@ -41,7 +41,7 @@ from genaug.report import (
 from genaug.scoring import BATCH_SIZE, SVC_MAX_PIXELS, Fit, real_train, synthetic_arrays, test_predictions
 from genaug.synthetic import SyntheticDataset
 from genaug.version import __version__
-from genaug.workers import Workers
+from genaug.workers import Workers, in_order
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def evaluate(
     say(f"evaluate: {len(real.y)} real train, {len(inputs.syn[1])} synthetic, {len(test.y)} real test examples")
     conditions = {condition_name(f): f for f in (0.0, *fractions, 1.0)}
     plan = _plan(inputs, conditions, seeds, steps, policy)
-    running = workers.imap(test_predictions, plan.values()) if workers else map(test_predictions, plan.values())
+    running = in_order(test_predictions, plan.values(), workers)
 
     fidelity, teacher, memorisation = _measure(inputs, say)  # while the workers (if any) train the classifiers
     predicted = dict(zip(plan, running, strict=True))

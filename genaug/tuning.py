@@ -37,7 +37,7 @@ from genaug.policy import CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, Polic
 from genaug.scoring import Fit, real_train, synthetic_arrays, test_predictions
 from genaug.synthetic import SyntheticDataset
 from genaug.tuning_report import TUNING_REPORT_VERSION, Confirmation, TestRow, TuningReport
-from genaug.workers import Workers
+from genaug.workers import Workers, in_order
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ class _Search:
             Fit("cnn", (train.x, train.y), self.syn[key], None, seed, held_out, self.steps, policy=policy)
             for train, held_out, seed in fits
         ]
-        predicted = self.workers.imap(test_predictions, planned) if self.workers else map(test_predictions, planned)
+        predicted = in_order(test_predictions, planned, self.workers)
         return [metrics.score(self.metric, p, fit.test.y) for fit, p in zip(planned, predicted, strict=True)]
 
     def validation(self, policy: Policy, splits=None, first_seed: int | None = None) -> float:

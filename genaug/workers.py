@@ -46,3 +46,9 @@ class Workers:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def in_order(function: Callable, items: Iterable, workers: Workers | None = None) -> Iterator:
+    """``function`` over ``items``, side by side in ``workers`` when given, else here one after another; the
+    results in ``items``' order either way."""
+    return workers.imap(function, items) if workers else map(function, items)
