@@ -350,7 +350,8 @@ def _feature_model(train: LabelledArrays, num_classes: int):
 
     key = (train.fingerprint(), train.x.shape, num_classes)
     if key not in _feature_models:
-        steps = min(1000, max(600, 30 * len(train.y) // 64))  # 30 epochs of digits; features, not a contest
+        # 30 epochs, within 200-1000 steps (100 labelled images: 128 epochs); features, not a contest.
+        steps = min(1000, max(200, 30 * len(train.y) // 64))
         model = train_classifier(
             arrays_dataset(train.x, train.y, seed=0), train.x.shape[1:], num_classes, seed=0, steps=steps
         )

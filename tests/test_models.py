@@ -2,12 +2,12 @@
 
 import subprocess
 import sys
-import textwrap
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import shared_directory
 
 import models
 from models import DCGAN, VAE, ConditionalDCGAN, ConditionalVAE, SyntheticGenerator, losses
@@ -227,32 +227,42 @@ def test_xla_jit_compile_step(model_cls):
     assert _finite(model.fit(_data(), epochs=1, shuffle=False, verbose=0))
 
 
-def _run_isolated(code: str) -> str:
-    """Runs ``code`` in a fresh interpreter (global precision policy, logical devices)."""
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
-COMMON = """
+# One fresh interpreter for the tests that change process-wide state (two logical CPUs, which must be
+# declared before TensorFlow starts, and the global precision policy): one TensorFlow start, not two.
+ISOLATED = """
 import numpy as np, keras, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from models import ConditionalDCGAN, ConditionalVAE
 def data():
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (16, 8, 8, 1)).astype("float32")
     return tf.data.Dataset.from_tensor_slices({"image": x, "label": np.arange(16) % 3}).batch(16)
-def update_norm(model, build_and_compile):
+def update_norm(model):
     before = [w.numpy().copy() for w in model.trainable_weights]
     model.fit(data(), epochs=1, shuffle=False, verbose=0)
     return float(np.sqrt(sum(((w.numpy() - b) ** 2).sum() for w, b in zip(model.trainable_weights, before))))
-"""
 
+# Mirrored over two replicas against one: the loss is scaled by the global batch.
+norms = {}
+for name, strategy in (("one", tf.distribute.get_strategy()),
+                       ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        gan = ConditionalDCGAN((8, 8, 1), num_classes=3, latent_dim=4, g_filters=8, d_filters=8, ema_decay=0.5)
+        gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+        keras.utils.set_random_seed(0)
+        vae = ConditionalVAE((8, 8, 1), num_classes=3, latent_dim=4, base_filters=8)
+        vae.compile(optimizer=keras.optimizers.SGD(0.01))
+    assert strategy.num_replicas_in_sync == (2 if name == "mirrored" else 1)
+    d_before = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
+    update_norm(gan)  # also runs the EMA update in replica context
+    d_step = np.sqrt(sum(((w.numpy() - b) ** 2).sum()
+                         for w, b in zip(gan.discriminator.trainable_weights, d_before)))
+    norms[name] = (update_norm(vae), d_step)
+print("mirrored", norms["mirrored"][0] / norms["one"][0], norms["mirrored"][1] / norms["one"][1])
 
-@pytest.mark.slow  # a subprocess: keeps the fast loop under 90 s
-def test_mixed_precision_step_is_loss_scaled():
-    out = _run_isolated(
-        COMMON
-        + """
+# float32 against mixed_float16: the loss is scaled and the gradients unscaled.
 norms = {}
 for policy in ("float32", "mixed_float16"):
     keras.mixed_precision.set_global_policy(policy)
@@ -260,53 +270,43 @@ for policy in ("float32", "mixed_float16"):
     gan = ConditionalDCGAN((8, 8, 1), num_classes=3, latent_dim=4, g_filters=8, d_filters=8)
     gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
     assert gan(([np.zeros((1, 4)), np.zeros(1)])).dtype == "float32"
-    norms[policy] = update_norm(gan, None)
+    norms[policy] = update_norm(gan)
     if policy == "mixed_float16":
         assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
         vae = ConditionalVAE((8, 8, 1), num_classes=3, latent_dim=4, base_filters=8)
         vae.compile(optimizer=keras.optimizers.SGD(0.01))
         assert isinstance(vae.optimizer, keras.optimizers.LossScaleOptimizer)
         assert np.isfinite(vae.fit(data(), epochs=1, shuffle=False, verbose=0).history["loss"][-1])
-print(norms["mixed_float16"] / norms["float32"])
+print("mixed", norms["mixed_float16"] / norms["float32"])
 """
-    )
-    # Without scale_loss/unscaling, updates would be ~32768x off (or skipped); float16 rounding moves them a little.
-    assert 0.9 < float(out.split()[-1]) < 1.1
+
+
+@pytest.fixture(scope="session")
+def isolated(tmp_path_factory) -> dict[str, list[float]]:
+    """The ratios :data:`ISOLATED` prints, by name (run once, whichever workers ask)."""
+
+    def build(directory):
+        result = subprocess.run([sys.executable, "-c", ISOLATED], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        (directory / "stdout.txt").write_text(result.stdout)
+
+    stdout = (shared_directory(tmp_path_factory, "isolated_models", build) / "stdout.txt").read_text()
+    lines = [line.split() for line in stdout.splitlines() if line]
+    return {name: [float(v) for v in values] for name, *values in lines}
 
 
 @pytest.mark.slow  # a subprocess: keeps the fast loop under 90 s
-def test_mirrored_strategy_scales_loss_by_global_batch():
-    out = _run_isolated(
-        """
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-"""
-        + COMMON
-        + """
-norms = {}
-for name, strategy in (("one", tf.distribute.get_strategy()),
-                       ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-    with strategy.scope():
-        keras.utils.set_random_seed(0)
-        gan = ConditionalDCGAN((8, 8, 1), num_classes=3, latent_dim=4, g_filters=8, d_filters=8,
-                               ema_decay=0.5)
-        gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
-        keras.utils.set_random_seed(0)
-        vae = ConditionalVAE((8, 8, 1), num_classes=3, latent_dim=4, base_filters=8)
-        vae.compile(optimizer=keras.optimizers.SGD(0.01))
-    assert strategy.num_replicas_in_sync == (2 if name == "mirrored" else 1)
-    d_before = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
-    update_norm(gan, None)  # also runs the EMA update in replica context
-    d_step = np.sqrt(sum(((w.numpy() - b) ** 2).sum()
-                         for w, b in zip(gan.discriminator.trainable_weights, d_before)))
-    norms[name] = (update_norm(vae, None), d_step)
-print(norms["mirrored"][0] / norms["one"][0], norms["mirrored"][1] / norms["one"][1])
-"""
-    )
+def test_mixed_precision_step_is_loss_scaled(isolated):
+    # Without scale_loss/unscaling, updates would be ~32768x off (or skipped); float16 rounding moves them a little.
+    (ratio,) = isolated["mixed"]
+    assert 0.9 < ratio < 1.1
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_scales_loss_by_global_batch(isolated):
     # Summing two replicas' unscaled gradients would double the update. (G is left out of the
     # comparison: its batch norm sees per-replica batches, which legitimately changes its gradient.)
-    vae_ratio, d_ratio = (float(v) for v in out.split()[-2:])
+    vae_ratio, d_ratio = isolated["mirrored"]
     assert 0.8 < vae_ratio < 1.25 and 0.8 < d_ratio < 1.25
 
 

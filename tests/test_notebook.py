@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "quickstart.ipynb"
-SMALLER = "epochs, classifier_epochs, seeds, evaluation_steps = 20, 30, 1, 150"
+SMALLER = "epochs, classifier_epochs, seeds, evaluation_steps = 10, 20, 1, 50"
 
 
 @pytest.mark.slow

@@ -201,11 +201,10 @@ def test_generator_disagreeing_with_the_dataset(smoke_runs, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigkill_and_resume_gives_the_uninterrupted_result(smoke_runs, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "genaug",
+def test_sigkill_and_resume_gives_the_uninterrupted_result(smoke_runs, tmp_path, run_cli):
+    """Only the run that is killed runs in a process of its own; the uninterrupted one and the resume run
+    here (a shard is a pure function of generator, seed, index and settings, whichever process writes it)."""
+    arguments = [
         "sample",
         str(smoke_runs["cvae"]),
         "--per-class",
@@ -219,8 +218,9 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(smoke_runs, tmp_path)
         "--quiet",
         "--out",
     ]
-    subprocess.run(command + [str(tmp_path / "whole")], check=True, capture_output=True, timeout=600)
-    process = subprocess.Popen(command + [str(tmp_path / "cut")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert run_cli(*arguments, tmp_path / "whole")[0] == 0
+    command = [sys.executable, "-m", "genaug", *arguments, str(tmp_path / "cut")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = tmp_path / "cut" / ".genaug"
     deadline = time.time() + 300
     while time.time() < deadline and len(list(state.glob("shard-*.json"))) < 5:
@@ -228,7 +228,8 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(smoke_runs, tmp_path)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not (tmp_path / "cut" / "manifest.json").exists(), "the kill must land mid-run"
-    subprocess.run(command + [str(tmp_path / "cut")], check=True, capture_output=True, timeout=600)
+    code, _, err = run_cli(*arguments, tmp_path / "cut")
+    assert code == 0, err
     assert _bytes(tmp_path / "cut") == _bytes(tmp_path / "whole")
     whole = json.loads((tmp_path / "whole" / "manifest.json").read_text())
     cut = json.loads((tmp_path / "cut" / "manifest.json").read_text())

@@ -263,11 +263,8 @@ def test_nan_rollback_resumes_at_lower_learning_rate(tmp_path, caplog):
 # ---- crash safety ------------------------------------------------------------------------------
 
 
-def _train_cli(out, epochs):
+def _train_arguments(out, epochs):
     return [
-        sys.executable,
-        "-m",
-        "genaug",
         "train",
         "--preset",
         "smoke",
@@ -284,12 +281,15 @@ def _train_cli(out, epochs):
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, run_cli):
+    """Only the run that is killed runs in a process of its own; the uninterrupted one and the resume run here."""
     epochs = 12
-    subprocess.run(_train_cli(tmp_path / "whole", epochs), check=True, capture_output=True, timeout=600)
+    assert run_cli(*_train_arguments(tmp_path / "whole", epochs))[0] == 0
     state = tmp_path / "cut" / "checkpoints" / "state.json"
     process = subprocess.Popen(
-        _train_cli(tmp_path / "cut", epochs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "genaug", *_train_arguments(tmp_path / "cut", epochs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
     while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["epoch"] >= 3):
@@ -298,10 +298,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     process.wait()
     killed_at = json.loads(state.read_text())["epoch"]
     assert 3 <= killed_at < epochs, "the kill must land mid-run"
-    result = subprocess.run(
-        _train_cli(tmp_path / "cut", epochs) + ["--resume"], capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    code, _, err = run_cli(*_train_arguments(tmp_path / "cut", epochs), "--resume")
+    assert code == 0, err
     with open(tmp_path / "cut" / "history.csv") as f:
         epochs_logged = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs_logged == list(range(epochs))
