@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-EPOCHS = 12
+EPOCHS = 8
 STEPS_PER_EPOCH = 200 // 32  # 20 digits per class, global batch 32
 RUN_FILES = {
     ".genaug",

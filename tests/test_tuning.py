@@ -15,7 +15,6 @@ from genaug.report import Report
 from genaug.sampler import sample
 from genaug.synthetic import SyntheticDataset
 from genaug.tuning_report import TuningReport
-from genaug.workers import Workers
 
 TINY = {"trials": 3, "folds": 2, "seeds": 1, "steps": 20, "progress": False}
 
@@ -83,11 +82,10 @@ def test_the_search_never_reads_test_labels(synthetic, tmp_path, monkeypatch):
 
 def test_a_resumed_search_equals_an_uninterrupted_one(synthetic, tmp_path, ram):
     """Also on object storage: the interrupted search runs on ``ram://``, where Optuna's journal (a locked
-    local file) lives as a copy stored after every trial. The uninterrupted one trains its classifiers in two
-    worker processes: the scores do not depend on where they train."""
+    local file) lives as a copy stored after every trial. (That scores do not depend on where the classifiers
+    train, here or in worker processes, test_evaluation checks for the scoring tune and evaluate share.)"""
     quick = {**TINY, "seeds": 0}  # the search alone: no test rows
-    with Workers(2) as workers:
-        whole = tune_module.tune("digits", [synthetic], tmp_path / "whole", **{**quick, "trials": 4}, workers=workers)
+    whole = tune_module.tune("digits", [synthetic], tmp_path / "whole", **{**quick, "trials": 4})
     copy_tree(synthetic, f"{ram}/syn")
     tune_module.tune("digits", [f"{ram}/syn"], f"{ram}/parts", **{**quick, "trials": 2})
     parts = tune_module.tune("digits", [f"{ram}/syn"], f"{ram}/parts", **{**quick, "trials": 4})
