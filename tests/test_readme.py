@@ -48,7 +48,9 @@ def test_readme_config_example_is_a_valid_config(tmp_path):
 
 
 @pytest.mark.slow
-def test_readme_walkthrough_and_python_snippets_run_as_written(tmp_path, monkeypatch, capsys):
+def test_readme_walkthrough_and_python_snippets_run_as_written(tmp_path, monkeypatch, capsys, caplog):
+    import logging
+    import runpy
     import warnings
 
     from PIL import Image
@@ -76,12 +78,19 @@ def test_readme_walkthrough_and_python_snippets_run_as_written(tmp_path, monkeyp
     for line in _cli_lines():
         assert main(line.split()[1:]) == 0, f"{line}\n{capsys.readouterr().err[-2000:]}"
     assert (tmp_path / "report" / "report.md").is_file()
+    script = tmp_path / "readme_snippets.py"  # a file, as a user runs them (AutoGraph reads lambdas' source)
+    script.write_text("\n".join(_blocks("python")))
     capsys.readouterr()
+    caplog.clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")  # Python's own defaults, as a user running the snippets sees them
         for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
             warnings.simplefilter("ignore", hidden)
-        exec(compile("\n".join(_blocks("python")), "README.md", "exec"), {"__name__": "__readme__"})
+        warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")  # the script's own
+        runpy.run_path(str(script), run_name="__main__")
     assert not caught, [str(w.message) for w in caught]  # e.g. Keras's on fit(dataset, shuffle=True)
     assert "Warning" not in capsys.readouterr().err
+    # TensorFlow's and absl's warnings (e.g. tf.function retracing) are log records in this process, not stderr.
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not logged, logged
     assert (tmp_path / "gan.keras").is_file()
