@@ -218,7 +218,8 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(smoke_runs, tmp_path,
         "--quiet",
         "--out",
     ]
-    assert run_cli(*arguments, tmp_path / "whole")[0] == 0
+    code, _, err = run_cli(*arguments, tmp_path / "whole")
+    assert code == 0, err
     command = [sys.executable, "-m", "genaug", *arguments, str(tmp_path / "cut")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = tmp_path / "cut" / ".genaug"
