@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from genaug.startup import input_pipeline_options
+from genaug.startup import input_pipeline_options, set_random_seed
 
 FEATURES_LAYER = "features"
 # Tiny models are dominated by per-step dispatch; running 50 steps per call made training ~4x faster.
@@ -85,7 +85,7 @@ class ClassifierTrainer:
             seed: seeds initialisation and dropout (shuffling is the dataset's).
         """
         model, fresh_optimizer = self._model(soft_labels=train.element_spec[1].shape.rank == 2)
-        keras.utils.set_random_seed(seed)
+        set_random_seed(seed)
         fresh = _network(self.image_shape, self.num_classes)  # only its initial weights are used
         for variable, value in zip(model.variables, fresh.variables, strict=True):
             variable.assign(value)

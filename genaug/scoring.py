@@ -66,16 +66,16 @@ def _trainer(image_shape: tuple[int, ...], num_classes: int, steps: int):
 
 
 def _cnn_predictions(trainer, fit: Fit) -> np.ndarray:
-    import keras
     import tensorflow as tf
 
     from genaug.augment import augment_batches
     from genaug.classifier import predict_proba
     from genaug.mixing import as_supervised, mix
+    from genaug.startup import set_random_seed
 
     # tf.data's seeded ops also read the global seed: set it first, so that this result depends on ``seed``
     # alone and not on which fit ran before (a resumed tune would otherwise score a policy differently).
-    keras.utils.set_random_seed(fit.seed)
+    set_random_seed(fit.seed)
     real_ds = tf.data.Dataset.from_tensor_slices({"image": fit.real[0], "label": fit.real[1]})
     syn_ds = tf.data.Dataset.from_tensor_slices({"image": fit.synthetic[0], "label": fit.synthetic[1]})
     if fit.policy is not None:

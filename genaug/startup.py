@@ -76,6 +76,28 @@ def single_threaded_tensorflow() -> None:
         pass
 
 
+def set_random_seed(seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)`` (Python's, NumPy's, Keras's and TensorFlow's global seeds) without
+    the clearing of TensorFlow's caches that ``tf.random.set_seed`` adds, so that a compiled training step
+    stays instantiated for the next seed.
+
+    Clearing them made each classifier fit instantiate and optimise its step again: 0.3 s per fit, more than
+    the 50 steps of a test's fit (docs/performance.md). The cache holds no random state genaug relies on:
+    Keras draws stateless from its own seeds, and tf.data's ops take TensorFlow's global seed when they are
+    built, so the same seeds give the same weights, order and figures. A concurrent clear in another thread
+    during the call is skipped, nothing more.
+    """
+    import keras
+    from tensorflow.python import pywrap_tfe
+
+    clear = pywrap_tfe.TFE_ContextClearCaches
+    pywrap_tfe.TFE_ContextClearCaches = lambda handle: None
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        pywrap_tfe.TFE_ContextClearCaches = clear
+
+
 def input_pipeline_options():
     """``tf.data.Options`` within this process's thread budget: after :func:`single_threaded_tensorflow`
     (a worker beside others, one per core), one thread and no autotuning; otherwise tf.data's defaults.

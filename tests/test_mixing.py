@@ -170,3 +170,46 @@ def test_the_classifier_trains_exactly_its_step_budget(steps):
     trainer = ClassifierTrainer((4, 4, 1), 2, steps=steps)
     for seed in (0, 1):  # a second fit starts from a fresh optimizer, so it counts from zero again
         assert int(trainer.fit(arrays_dataset(x, y, batch_size=4, seed=seed), seed=seed).optimizer.iterations) == steps
+
+
+def test_seeding_keeps_the_compiled_step_and_seeds_as_keras_does(monkeypatch):
+    """genaug's seeding gives the draws, weights and order Keras's own gives, without clearing TensorFlow's
+    caches (which made every fit instantiate its compiled step again)."""
+    import random
+
+    import keras
+    from tensorflow.python import pywrap_tfe
+
+    from genaug import classifier
+    from genaug.classifier import ClassifierTrainer, arrays_dataset
+    from genaug.startup import set_random_seed
+
+    def draws():
+        order = list(tf.data.Dataset.range(20).shuffle(20, seed=1).as_numpy_iterator())
+        weights = keras.initializers.GlorotUniform()((3, 3)).numpy().tolist()
+        return order, weights, keras.random.uniform((2,)).numpy().tolist(), np.random.random(), random.random()
+
+    keras.utils.set_random_seed(3)
+    expected = draws()
+    set_random_seed(7)
+    set_random_seed(3)
+    assert draws() == expected
+
+    x, y = np.random.default_rng(0).integers(0, 256, (40, 4, 4, 1), np.uint8), np.arange(40) % 2
+    trainer = ClassifierTrainer((4, 4, 1), 2, steps=5)
+
+    def weights_after(seed, seeding):
+        seeding(seed)  # as evaluate's fits do, before their pipeline reads the global seed
+        model = trainer.fit(arrays_dataset(x, y, batch_size=8, seed=seed).shuffle(8, seed=seed), seed=seed)
+        return [w.numpy() for w in model.weights]
+
+    cleared = []
+    monkeypatch.setattr(pywrap_tfe, "TFE_ContextClearCaches", lambda handle: cleared.append(handle))
+    ours = [weights_after(seed, set_random_seed) for seed in (1, 2)]
+    assert not cleared
+    monkeypatch.setattr(classifier, "set_random_seed", keras.utils.set_random_seed)
+    theirs = [weights_after(seed, keras.utils.set_random_seed) for seed in (1, 2)]
+    assert cleared  # Keras's seeding clears them: the check above would have seen it
+    for a, b in zip(ours, theirs, strict=True):
+        for wa, wb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(wa, wb)
