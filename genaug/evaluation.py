@@ -339,6 +339,8 @@ def _settings(inputs: _Inputs, seeds, fractions, steps, labels_per_class, label_
     )
 
 
+# The feature CNN's budget, least and most steps: features, not a contest (100 labelled images: 128 epochs).
+FEATURE_STEPS = (200, 1000)
 _feature_models: dict[tuple, object] = {}  # the last one trained in this process, by its data
 
 
@@ -350,8 +352,8 @@ def _feature_model(train: LabelledArrays, num_classes: int):
 
     key = (train.fingerprint(), train.x.shape, num_classes)
     if key not in _feature_models:
-        # 30 epochs, within 200-1000 steps (100 labelled images: 128 epochs); features, not a contest.
-        steps = min(1000, max(200, 30 * len(train.y) // 64))
+        least, most = FEATURE_STEPS
+        steps = min(most, max(least, 30 * len(train.y) // 64))  # 30 epochs (batch 64), within FEATURE_STEPS
         model = train_classifier(
             arrays_dataset(train.x, train.y, seed=0), train.x.shape[1:], num_classes, seed=0, steps=steps
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from genaug import demo as demo_module
+from genaug import evaluation
 from genaug.tuning_report import TuningReport
 
 
@@ -16,8 +17,9 @@ def test_demo_prints_the_table_and_writes_everything(tmp_path, monkeypatch, run_
     tiny = {"epochs": 3, "teacher": "spreading", "seeds": {}, "tuning": {"trials": 3, "folds": 2, "steps": 50}}
     monkeypatch.setattr(demo_module, "SCHEDULES", {"quick": tiny})
     monkeypatch.setattr(demo_module, "EVALUATION_STEPS", 50)
+    monkeypatch.setattr(evaluation, "FEATURE_STEPS", (50, 50))
     # One worker process: the queue and the reports are the same; test_evaluation checks several workers.
-    code, out, err = run_cli("demo", "--out", tmp_path / "demo", "--seeds", "2", "--jobs", "1")
+    code, out, err = run_cli("demo", "--out", tmp_path / "demo", "--seeds", "1", "--jobs", "1")
     assert code == 0, err
     assert "real only" in out and "synthetic only" in out and "closer-to-train" in out
     assert "+ classic aug." in out and "label spreading" in out and "(90%)" in out and "(50%)" in out

@@ -84,7 +84,7 @@ def test_the_figures_depend_on_neither_the_workers_nor_the_storage(synthetic, tm
     storage's code path) with the report written there: the same figures, the same files."""
     from genaug.workers import Workers
 
-    settings = {"seeds": 2, "fractions": (0.5,), "steps": 20, "progress": False}
+    settings = {"seeds": 1, "fractions": (0.5,), "steps": 20, "progress": False}
     here = evaluate("digits", synthetic, tmp_path / "report", **settings)
     copy_tree(synthetic, f"{ram}/syn")
     with Workers(2) as workers:

@@ -56,7 +56,8 @@ def test_readme_walkthrough_and_python_snippets_run_as_written(tmp_path, monkeyp
     from PIL import Image
 
     import genaug
-    from genaug import classifier
+    import models
+    from genaug import classifier, evaluation
     from genaug.cli import main
 
     digits = genaug.load_arrays("digits", "train").subset(range(200))
@@ -74,6 +75,8 @@ def test_readme_walkthrough_and_python_snippets_run_as_written(tmp_path, monkeyp
         "__init__",
         lambda self, *args, steps, **kwargs: trainer_init(self, *args, steps=min(steps, 60), **kwargs),
     )
+    monkeypatch.setitem(models.ConditionalVAE.TRAINING_DEFAULTS, "epochs", 30)  # the generator's (150)
+    monkeypatch.setattr(evaluation, "FEATURE_STEPS", (60, 60))  # fidelity's feature CNN (200-1000)
     monkeypatch.chdir(tmp_path)
     for line in _cli_lines():
         assert main(line.split()[1:]) == 0, f"{line}\n{capsys.readouterr().err[-2000:]}"
