@@ -113,6 +113,15 @@ def ram():
     return f"ram://genaug-test-{os.getpid()}-{next(_ram_names)}"
 
 
+def is_lock_file(relative: str) -> bool:
+    """Whether ``relative`` (a path under any folder) is one of genaug's lock files (``genaug.outputs.LOCKS``)."""
+    import re
+
+    from genaug.outputs import LOCKS
+
+    return re.fullmatch(f"(.+/)?{LOCKS}", relative) is not None
+
+
 def all_files(root) -> dict[str, bytes]:
     """Every file under ``root`` (a local path or a URI) by relative path, except genaug's lock files."""
     from genaug import storage
@@ -124,7 +133,7 @@ def all_files(root) -> dict[str, bytes]:
             relative = entry.relative_to(root).as_posix()
             if entry.is_dir():
                 pending.append(entry)
-            elif not relative.startswith(".genaug/lock"):
+            elif not is_lock_file(relative):
                 found[relative] = entry.read_bytes()
     return found
 

@@ -29,10 +29,10 @@ def _snapshot(root: Path) -> dict:
     """Every file's bytes, but only the existence of a lock file: its line names the last process that held it
     (for a concurrent writer's error), and a refused command holds the lock while it checks."""
 
-    def content(path: Path) -> bytes:
-        return b"" if path.parent.name == ".genaug" and path.name.startswith("lock") else path.read_bytes()
+    from conftest import is_lock_file
 
-    return {p.relative_to(root).as_posix(): content(p) for p in sorted(root.rglob("*")) if p.is_file()}
+    files = {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+    return {relative: b"" if is_lock_file(relative) else p.read_bytes() for relative, p in files.items()}
 
 
 @pytest.fixture
