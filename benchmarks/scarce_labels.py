@@ -7,8 +7,9 @@ a policy by validation on the labelled examples, and ``genaug evaluate`` it (CNN
 real test split beside the routes without genaug. ``--labels 0``: every label (no unlabelled images).
 
 Rows (accuracy, mean over label seeds with a 95 % t-interval; gains paired by label seed): real only,
-classic augmentation, label spreading, the teacher alone (the run's FixMatch CNN, when it was chosen),
-real + synthetic as the tuned policy says, synthetic only.
+classic augmentation, label spreading, the teacher alone (the run's FixMatch CNN, when it was chosen), the
+teacher's labels (the classifier on the labelled images and the teacher's confident labels: self-training,
+no generator), real + synthetic as the tuned policy says, synthetic only.
 
 Run:
   python benchmarks/scarce_labels.py                       # digits, 10 labels per class, 5 seeds
@@ -16,7 +17,8 @@ Run:
       --labels 10 --seeds 3                                # Fashion-MNIST (apt-get install dataset-fashion-mnist)
   ... --seeds 1 --figures docs/figures/fashion_mnist     # README's Fashion-MNIST pictures
 (last line: one JSON object with every figure). ``--jobs 2`` trains tune's and evaluate's classifiers side by
-side in one-thread worker processes; ``--rows FILE`` keeps each seed's row, so that a rerun continues.
+side in one-thread worker processes; ``--rows FILE`` keeps each seed's row, so that a rerun continues;
+``--runs DIR`` trains into DIR/run{seed} and takes a finished run found there instead of training again.
 """
 
 import argparse
@@ -39,11 +41,12 @@ from seed_rows import SeedRows  # noqa: E402
 
 import genaug  # noqa: E402
 from genaug.metrics import mean_interval  # noqa: E402
+from genaug.runs import RunDirectory  # noqa: E402
 from genaug.workers import Workers  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
 FIGURES = ("accuracy_vs_fraction.png", "samples_real_vs_synthetic.png")
-ROWS = ("real", "classic_augmentation", "label_spreading", "teacher", "policy", "synthetic")
+ROWS = ("real", "classic_augmentation", "label_spreading", "teacher", "teacher_labels", "policy", "synthetic")
 
 
 def cell(result: dict, sign: str = "") -> str:
@@ -56,13 +59,16 @@ def one_seed(args, seed: int, work: Path, workers: Workers | None) -> dict:
     data = {"data": args.data, "holdout": 0.2, "teacher_steps": args.teacher_steps, "teacher_flip": args.teacher_flip}
     if args.labels:
         data["labels_per_class"] = args.labels
-    config = cfg.from_dict({"data": data, "run": {"out": str(work / f"run{seed}"), "seed": seed, "quiet": True}})
+    out = (args.runs or work) / f"run{seed}"
+    config = cfg.from_dict({"data": data, "run": {"out": str(out), "seed": seed, "quiet": True}})
     times = {}
     started = time.time()
-    run = genaug.train(config)
+    if args.runs is None or not (out / RunDirectory.RECORD).is_file():  # else --runs holds it, finished
+        genaug.train(config)
+    run = RunDirectory.open(out)
     times["train"] = time.time() - started
     syn = work / f"syn{seed}"
-    genaug.sample(run.directory, syn, per_class=args.per_class, seed=seed, progress=False)
+    genaug.sample(out, syn, per_class=args.per_class, seed=seed, progress=False)
     times["sample"] = time.time() - started - times["train"]
     tuned = genaug.tune(
         args.data, [syn], work / f"tune{seed}", seed=seed, trials=args.trials, seeds=0, workers=workers, progress=False
@@ -90,7 +96,7 @@ def summarise(rows: list[dict], kind: str) -> dict:
     names = [name for name in ROWS if all(name in r[kind] for r in rows)]
     summary = {name: mean_interval([r[kind][name] for r in rows]) for name in names}
     paired = {}
-    for base in ("real", "classic_augmentation", "teacher"):
+    for base in ("real", "classic_augmentation", "teacher", "teacher_labels"):
         if base in names:
             values = np.array([r[kind]["policy"] - r[kind][base] for r in rows])
             paired[f"policy - {base}"] = mean_interval(values.tolist())
@@ -111,10 +117,11 @@ def main() -> None:
     parser.add_argument("--figures", type=Path, help="copy label seed 0's report pictures into this folder")
     parser.add_argument("--jobs", type=int, help="worker processes for the classifier fits (default: none)")
     parser.add_argument("--rows", type=Path, help="keep each seed's row in this JSON file; a rerun continues")
+    parser.add_argument("--runs", type=Path, help="train into DIR/run{seed}, or take the finished run there")
     args = parser.parse_args()
     if args.train_size:
         args.data = f"{args.data}?train_size={args.train_size}"
-    unchanging = ("seeds", "rows", "figures")  # what does not change a seed's row
+    unchanging = ("seeds", "rows", "figures", "runs")  # what does not change a seed's row
     stored = SeedRows(args.rows, {k: v for k, v in vars(args).items() if k not in unchanging})
     rows = []
     with tempfile.TemporaryDirectory() as tmp, Workers(args.jobs) if args.jobs else contextlib.nullcontext() as pool:

@@ -23,7 +23,7 @@ import numpy as np
 from genaug import metrics, storage
 from genaug.data import LabelledArrays, load_arrays
 from genaug.errors import ArgumentError, GenaugError
-from genaug.policy import Policy
+from genaug.policy import TEACHER_LABELS, Policy
 from genaug.report import (
     REPORT_VERSION,
     Condition,
@@ -38,7 +38,17 @@ from genaug.report import (
     condition_name,
     gain_key,
 )
-from genaug.scoring import BATCH_SIZE, SVC_MAX_PIXELS, Fit, real_train, synthetic_arrays, test_predictions
+from genaug.scoring import (
+    BATCH_SIZE,
+    SVC_MAX_PIXELS,
+    Fit,
+    pseudo_labelled,
+    real_train,
+    synthetic_arrays,
+    teacher_file,
+    test_predictions,
+    with_pseudo_labels,
+)
 from genaug.synthetic import SyntheticDataset
 from genaug.version import __version__
 from genaug.workers import Workers, in_order
@@ -188,7 +198,8 @@ def evaluate(
 class _Inputs:
     """What an evaluation reads: the real splits, the labelled examples, the synthetic set and its arrays
     (``policy_syn``: as the policy's confidence threshold reads them), the classifiers that apply and the
-    baselines' training sets (name -> ((images, labels), classic augmentation))."""
+    baselines' training sets (name -> ((images, labels), classic augmentation)); ``policy_real``: the real
+    examples the policy trains on (with the teacher's labels, if it asks for them)."""
 
     full_train: LabelledArrays
     test: LabelledArrays
@@ -196,6 +207,7 @@ class _Inputs:
     syn_set: SyntheticDataset
     syn: tuple[np.ndarray, np.ndarray]
     policy_syn: tuple[np.ndarray, np.ndarray]
+    policy_real: tuple[np.ndarray, np.ndarray]
     kinds: tuple[str, ...]
     baselines: dict[str, tuple[tuple[np.ndarray, np.ndarray], bool]]
 
@@ -216,7 +228,13 @@ class _Inputs:
         unlabeled_images = _unlabeled_images(unlabeled, syn_set, full_train, real, image_size)
         if unlabeled_images is not None:
             baselines["label_spreading"] = (_label_spreading_set(real, unlabeled_images), False)
-        return cls(full_train, test, real, syn_set, syn, policy_syn, kinds, baselines)
+        # The FixMatch teacher's labels without a generator: self-training, the route synthetic data must beat.
+        wanted = policy is not None and policy.pseudo_labels
+        pseudo = pseudo_labelled(syn_set) if wanted or teacher_file(syn_set) is not None else None
+        if pseudo is not None and teacher_file(syn_set) is not None:
+            baselines["teacher_labels"] = (with_pseudo_labels((real.x, real.y), pseudo, TEACHER_LABELS), False)
+        policy_real = with_pseudo_labels((real.x, real.y), pseudo, policy)
+        return cls(full_train, test, real, syn_set, syn, policy_syn, policy_real, kinds, baselines)
 
 
 def _plan(inputs: _Inputs, conditions: dict[str, float], seeds: int, steps: int, policy) -> dict[tuple, Fit]:
@@ -230,7 +248,8 @@ def _plan(inputs: _Inputs, conditions: dict[str, float], seeds: int, steps: int,
         for name, (train_set, augment) in inputs.baselines.items():
             plan[kind, name, seed] = Fit(kind, train_set, syn, 0.0, seed, test, steps, augment)
         if policy is not None:
-            plan[kind, "policy", seed] = Fit(kind, real, inputs.policy_syn, None, seed, test, steps, False, policy)
+            policy_real, policy_syn = inputs.policy_real, inputs.policy_syn
+            plan[kind, "policy", seed] = Fit(kind, policy_real, policy_syn, None, seed, test, steps, False, policy)
     return plan
 
 
@@ -365,11 +384,11 @@ def _feature_model(train: LabelledArrays, num_classes: int):
 def _teacher_accuracy(syn_set: SyntheticDataset, test: LabelledArrays) -> tuple[float, str] | None:
     """The test accuracy of the FixMatch teacher that labelled the generator's unlabelled images and its
     file (the run's ``teacher.keras``), or ``None`` when there is none or the run is not where it was."""
-    from genaug.runs import RunDirectory, load_saved_model
+    from genaug.runs import load_saved_model
     from genaug.teacher import teacher_probabilities
 
-    path = storage.path(syn_set.manifest.generator.run) / RunDirectory.TEACHER
-    if not path.is_file():
+    path = teacher_file(syn_set)
+    if path is None:
         return None
     accuracy = float(np.mean(teacher_probabilities(load_saved_model(path), test.x).argmax(axis=1) == test.y))
     return accuracy, str(path)

@@ -9,8 +9,9 @@ import os
 from genaug import atomic, storage
 from genaug.errors import GenaugError
 
-POLICY_VERSION = 2  # 2 added mixup_alpha, cutmix_alpha and noise; version 1 files load with them off
-READABLE_VERSIONS = (1, 2)
+# 2 added mixup_alpha, cutmix_alpha and noise, 3 pseudo_labels; older files load with them off
+POLICY_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MAX_RATIO = 3.0  # beyond ~3 synthetic per real image, generated data hurt in the literature (issue 19)
 MAX_AUGMENTATION = 2.0
 MAX_ALPHA = 2.0  # Beta(a, a) beyond 2 mixes nearly half-and-half every time
@@ -36,6 +37,8 @@ class Policy:
             0 is off; at most one of mixup and cutmix.
         noise: standard deviation of Gaussian pixel noise added to every training image, as a fraction
             of the pixel range (0 is off).
+        pseudo_labels: the real stream also holds the unlabelled images the generator's teacher labelled
+            confidently enough to train the generator on, with those labels (scarce-label runs only).
 
     Example:
         >>> policy = Policy.load("tuned/policy.json")
@@ -50,6 +53,7 @@ class Policy:
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
     noise: float = 0.0
+    pseudo_labels: bool = False
 
     def __post_init__(self):
         ranges = {
@@ -72,6 +76,8 @@ class Policy:
             if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
                 raise GenaugError(f"policy min_confidence must be null or a number in [0, 1], got {confidence!r}")
             object.__setattr__(self, "min_confidence", float(confidence))
+        if not isinstance(self.pseudo_labels, bool):
+            raise GenaugError(f"policy pseudo_labels must be true or false, got {self.pseudo_labels!r}")
         if self.mixup_alpha and self.cutmix_alpha:
             raise GenaugError("policy: give mixup_alpha or cutmix_alpha, not both")
 
@@ -92,6 +98,7 @@ class Policy:
             f"mixup {self.mixup_alpha:g}" if self.mixup_alpha else "",
             f"cutmix {self.cutmix_alpha:g}" if self.cutmix_alpha else "",
             f"noise {self.noise:g}" if self.noise else "",
+            "pseudo-labels" if self.pseudo_labels else "",
         ]
         return " ".join(
             [
@@ -149,3 +156,5 @@ DEFAULT_POLICY = Policy()
 REAL_ONLY = Policy(synthetic_ratio=0.0)
 #: The route without a generator that ``evaluate`` reports beside genaug: real data, classic augmentation.
 CLASSIC_AUGMENTATION = Policy(synthetic_ratio=0.0, augmentation=1.0)
+#: Self-training without a generator: the labelled examples and the teacher's confident labels, nothing synthetic.
+TEACHER_LABELS = Policy(synthetic_ratio=0.0, pseudo_labels=True)

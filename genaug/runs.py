@@ -185,6 +185,13 @@ class RunDirectory:
         checked once per instance (the sampler's oracle, guard and attention latents all need them)."""
         return self._training_images
 
+    def pseudo_labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        """The unlabelled images the teacher labelled confidently enough for the generator to train on, with
+        those labels (none for a run that learnt from labels alone)."""
+        x, y = self.training_images()
+        labelled = len(self.labelled_examples().y)
+        return x[labelled:], y[labelled:]
+
     @functools.cached_property
     def _training_images(self) -> tuple[np.ndarray, np.ndarray]:
         labelled = self.labelled_examples()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 
 import numpy as np
 
+from genaug import storage
 from genaug.data import LabelledArrays, labelled_subset
 from genaug.errors import ArgumentError, GenaugError
 from genaug.manifest import MANIFEST
@@ -136,6 +138,40 @@ def real_train(full: LabelledArrays, synthetic: SyntheticDataset, labels_per_cla
     elif labels_per_class is not None or label_fraction is not None:
         indices = labelled_subset(full.y, labels_per_class=labels_per_class, label_fraction=label_fraction)
     return full if indices is None else full.at_recorded(indices, f"{synthetic.path / MANIFEST}: source.train_indices")
+
+
+def pseudo_labelled(synthetic: SyntheticDataset) -> tuple[np.ndarray, np.ndarray] | None:
+    """The unlabelled images the teacher of ``synthetic``'s generator labelled confidently enough to train
+    the generator on, with those labels (a policy's ``pseudo_labels``), read from the generator's run;
+    ``None`` when the generator learnt from labels alone."""
+    from genaug.runs import RunDirectory
+
+    if synthetic.manifest.source.unlabeled is None:
+        return None
+    run = synthetic.manifest.generator.run
+    if not (storage.path(run) / RunDirectory.RECORD).is_file():
+        raise GenaugError(f"{synthetic.path}: its generator's run {run} is gone, and with it the teacher's labels")
+    return RunDirectory.open(run).pseudo_labelled()
+
+
+def teacher_file(synthetic: SyntheticDataset) -> Path | None:
+    """The ``teacher.keras`` of ``synthetic``'s generator's run (a FixMatch teacher labelled the images it learnt
+    from without labels), or ``None``: no such teacher, or the run is not where it was."""
+    from genaug.runs import RunDirectory
+
+    path = storage.path(synthetic.manifest.generator.run) / RunDirectory.TEACHER
+    return path if path.is_file() else None
+
+
+def with_pseudo_labels(
+    real: tuple[np.ndarray, np.ndarray], pseudo: tuple[np.ndarray, np.ndarray] | None, policy: Policy | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The real examples a ``policy`` trains on: ``real``, plus ``pseudo`` when it asks for the teacher's labels."""
+    if policy is None or not policy.pseudo_labels:
+        return real
+    if pseudo is None:
+        raise GenaugError("policy pseudo_labels: the synthetic set's generator learnt from labels alone")
+    return np.concatenate([real[0], pseudo[0]]), np.concatenate([real[1], pseudo[1]])
 
 
 def synthetic_arrays(

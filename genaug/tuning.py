@@ -33,8 +33,16 @@ from genaug import atomic, metrics, storage
 from genaug.data import LabelledArrays, derived_seed, load_arrays
 from genaug.errors import ArgumentError
 from genaug.outputs import LOCKS, STATE_DIR, Layout, check_output, claim_directory, differing_keys
-from genaug.policy import CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, Policy
-from genaug.scoring import Fit, real_train, synthetic_arrays, test_predictions
+from genaug.policy import CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, TEACHER_LABELS, Policy
+from genaug.scoring import (
+    Fit,
+    pseudo_labelled,
+    real_train,
+    synthetic_arrays,
+    teacher_file,
+    test_predictions,
+    with_pseudo_labels,
+)
 from genaug.synthetic import SyntheticDataset
 from genaug.tuning_report import TUNING_REPORT_VERSION, Confirmation, TestRow, TuningReport
 from genaug.workers import Workers, in_order
@@ -64,6 +72,8 @@ BASELINES = {
     "classic augmentation": CLASSIC_AUGMENTATION,
     "default (50 % synthetic)": DEFAULT_POLICY,
 }
+# Also enqueued when the generators' runs kept a FixMatch teacher: its labels, nothing synthetic (self-training).
+TEACHER_BASELINE = {"teacher's labels": TEACHER_LABELS}
 
 
 def check_tune(
@@ -181,9 +191,10 @@ def tune(
 class _Search:
     """A search's fixed inputs and its scores: the labelled examples (``seen`` by the generators, and the
     ``holdout`` they were kept from), the synthetic sets and their arrays (``syn``: read once per set and
-    confidence threshold), the folds (``fresh_splits``: the check's, without a holdout), ``record``, what
-    the search depends on (``.genaug/search.json``; a rerun with another is refused), and the worker
-    processes that train the classifiers, if any."""
+    confidence threshold), per set the unlabelled images its generator's FixMatch teacher labelled
+    (``pseudo``; searched as ``pseudo_labels`` when every set has them), the folds (``fresh_splits``: the
+    check's, without a holdout), ``record``, what the search depends on (``.genaug/search.json``; a rerun
+    with another is refused), and the worker processes that train the classifiers, if any."""
 
     data: str
     sets: list[SyntheticDataset]
@@ -193,6 +204,7 @@ class _Search:
     holdout: LabelledArrays | None
     syn: dict[tuple[int, float | None], tuple[np.ndarray, np.ndarray]]
     confidences: tuple[float | None, ...]
+    pseudo: dict[int, tuple[np.ndarray, np.ndarray]]
     splits: list
     fresh_splits: list | None
     seed: int
@@ -213,6 +225,9 @@ class _Search:
         seen, holdout = (real, None) if held is None else (real.without(held), full_train.subset(held))
         syn = {(i, None): synthetic_arrays(s, full_train, data) for i, s in enumerate(sets)}
         confidences = CONFIDENCES if all(s.has_confidence for s in sets) else (None,)
+        pseudo = {}
+        if all(teacher_file(s) is not None for s in sets):
+            pseudo = {i: pseudo_labelled(s) for i, s in enumerate(sets)}
         splits = _stratified_folds(seen.y, folds, seed)
         fresh_splits = None
         if holdout is None:  # the check's folds, drawn apart from the search's
@@ -231,10 +246,11 @@ class _Search:
             "min_confidence_choices": list(confidences),
             "label_mixing_choices": LABEL_MIXING,
             "noise_choices": list(NOISE),
+            **({"pseudo_labels_choices": [False, True]} if pseudo else {}),  # searches before it: none
             **({"metric": metric} if metric != "accuracy" else {}),  # searches from before the option: accuracy
         }
-        return cls(data, sets, full_train, real, seen, holdout, syn, confidences, splits, fresh_splits, seed, folds,
-                   steps, image_size, metric, record, workers)  # fmt: skip
+        return cls(data, sets, full_train, real, seen, holdout, syn, confidences, pseudo, splits, fresh_splits, seed,
+                   folds, steps, image_size, metric, record, workers)  # fmt: skip
 
     def scores(self, policy: Policy, fits: Sequence[tuple[LabelledArrays, LabelledArrays, int]]) -> list[float]:
         """The CNN trained on each ``(train, held_out, classifier_seed)`` plus synthetic data as ``policy``
@@ -242,10 +258,12 @@ class _Search:
         key = (policy.synthetic_set, policy.min_confidence)
         if key not in self.syn:  # a confidence threshold filters the set as it is read, once per threshold
             self.syn[key] = synthetic_arrays(self.sets[key[0]], self.full_train, self.data, key[1])
+        pseudo = self.pseudo.get(policy.synthetic_set)
         planned = [
-            Fit("cnn", (train.x, train.y), self.syn[key], None, seed, held_out, self.steps, policy=policy)
+            Fit("cnn", with_pseudo_labels((train.x, train.y), pseudo, policy), self.syn[key], None, seed, held_out,
+                self.steps, policy=policy)
             for train, held_out, seed in fits
-        ]
+        ]  # fmt: skip
         predicted = in_order(test_predictions, planned, self.workers)
         return [metrics.score(self.metric, p, fit.test.y) for fit, p in zip(planned, predicted, strict=True)]
 
@@ -275,12 +293,16 @@ class _Search:
         }
         if len(self.confidences) > 1:
             params["min_confidence"] = trial.suggest_categorical("min_confidence", self.confidences)
+        if self.pseudo:
+            params["pseudo_labels"] = trial.suggest_categorical("pseudo_labels", (False, True))
         return self.validation(_policy(params))
 
     @property
     def baselines(self) -> dict[str, dict]:
         """The baselines as trial parameters, by name."""
-        return {name: _params(policy, len(self.confidences) > 1) for name, policy in BASELINES.items()}
+        baselines = BASELINES | (TEACHER_BASELINE if self.pseudo else {})
+        searched = len(self.confidences) > 1, bool(self.pseudo)
+        return {name: _params(policy, *searched) for name, policy in baselines.items()}
 
 
 @contextlib.contextmanager
@@ -391,13 +413,15 @@ def _quiet(optuna):
         optuna.logging.set_verbosity(verbosity)
 
 
-def _params(policy: Policy, confidence_searched: bool) -> dict:
-    """The policy as a trial's parameters (``min_confidence`` only where the search has that dimension;
-    mixup and cutmix as one ``label_mixing`` choice)."""
+def _params(policy: Policy, confidence_searched: bool, pseudo_searched: bool) -> dict:
+    """The policy as a trial's parameters (``min_confidence`` and ``pseudo_labels`` only where the search has
+    that dimension; mixup and cutmix as one ``label_mixing`` choice)."""
     params = policy.to_dict()
     del params["version"]
     if not confidence_searched:
         del params["min_confidence"]
+    if not pseudo_searched:
+        del params["pseudo_labels"]
     mixing = {k: v for k in ("mixup_alpha", "cutmix_alpha") if (v := params.pop(k))}
     params["label_mixing"] = next(name for name, choice in LABEL_MIXING.items() if choice == mixing)
     return params

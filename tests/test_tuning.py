@@ -39,7 +39,8 @@ def test_policy_round_trip_and_bad_files(tmp_path):
     assert Policy.load(tmp_path / "old.json") == Policy(synthetic_ratio=2.0, augmentation=1.0)  # genaug 0.2 files
     cases = [
         ({"version": 1, "ratio": 1}, "unknown policy key 'ratio'"),
-        ({"version": 3}, "policy version 3"),
+        ({"version": 4}, "policy version 4"),
+        ({"version": 3, "pseudo_labels": "yes"}, "pseudo_labels must be true or false, got 'yes'"),
         ({"version": 2, "mixup_alpha": 0.2, "cutmix_alpha": 1}, "mixup_alpha or cutmix_alpha, not both"),
         ({"version": 2, "noise": 0.5}, "noise must be a number in [0, 0.2], got 0.5"),
         ({"version": 2, "mixup_alpha": -1}, "mixup_alpha must be a number in [0, 2]"),
