@@ -229,9 +229,9 @@ class _Inputs:
         if unlabeled_images is not None:
             baselines["label_spreading"] = (_label_spreading_set(real, unlabeled_images), False)
         # The FixMatch teacher's labels without a generator: self-training, the route synthetic data must beat.
-        wanted = policy is not None and policy.pseudo_labels
-        pseudo = pseudo_labelled(syn_set) if wanted or teacher_file(syn_set) is not None else None
-        if pseudo is not None and teacher_file(syn_set) is not None:
+        taught = teacher_file(syn_set) is not None
+        pseudo = pseudo_labelled(syn_set) if taught or (policy is not None and policy.pseudo_labels) else None
+        if taught:
             baselines["teacher_labels"] = (with_pseudo_labels((real.x, real.y), pseudo, TEACHER_LABELS), False)
         policy_real = with_pseudo_labels((real.x, real.y), pseudo, policy)
         return cls(full_train, test, real, syn_set, syn, policy_syn, policy_real, kinds, baselines)
