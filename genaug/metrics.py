@@ -152,6 +152,41 @@ def score(metric: str, predicted: np.ndarray, truth: np.ndarray) -> float:
     raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
 
 
+def paired_interval(
+    metric: str,
+    truth: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    examples: np.ndarray,
+    seed: int,
+    resamples: int = 2000,
+) -> tuple[float, float]:
+    """The 95 % interval of ``score(second) - score(first)`` by a paired bootstrap over the examples: both
+    predictions of ``truth`` are scored on the same resampled examples. ``examples`` names the example of
+    each prediction, so the predictions of one example by several classifier seeds are resampled together."""
+    _, example = np.unique(examples, return_inverse=True)
+    count = int(example.max()) + 1
+    draws = np.random.default_rng(seed).multinomial(count, np.full(count, 1 / count), size=resamples)
+    weights = draws[:, example].astype(np.float64)
+    differences = _weighted_scores(metric, weights, second == truth, truth) - _weighted_scores(
+        metric, weights, first == truth, truth
+    )
+    low, high = np.percentile(differences, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _weighted_scores(metric: str, weights: np.ndarray, correct: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``metric`` once per row of ``weights`` (how often each prediction was drawn); :func:`score` for unit weights."""
+    if metric == "accuracy":
+        return weights @ correct / weights.sum(axis=1)
+    if metric == "balanced_accuracy":  # the mean recall over the classes drawn
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recalls = [weights[:, truth == c] @ correct[truth == c] / weights[:, truth == c].sum(axis=1)
+                       for c in np.unique(truth)]  # fmt: skip
+        return np.nanmean(recalls, axis=0)
+    raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
+
+
 def recall_per_class(predicted: np.ndarray, truth: np.ndarray, classes) -> np.ndarray:
     """For each class in ``classes``, the share of its examples in ``truth`` predicted as it."""
     return np.array([np.mean(predicted[truth == c] == c) for c in classes], np.float64)

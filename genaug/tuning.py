@@ -10,9 +10,12 @@ default half-synthetic mix.
 Two things flatter the search's best: it is the best of many noisy scores (the winner's curse), and its
 folds are images the generator learnt from, so synthetic images that echo them raise the score without
 carrying anything that generalises. So the finalists (the baselines and the search's best) are scored
-again and the highest is kept, ties to the simplest ("genaug never makes it worse"): on the labelled
-examples the generator was kept from (``genaug train --holdout``), or without such a holdout on fresh
-folds with fresh classifier seeds, which answers the first only. The test split is read once, at the end,
+again. Without a holdout, on fresh folds with fresh classifier seeds, which answers the first only: the
+highest is kept, ties to the simplest ("genaug never makes it worse"). With the labelled examples the
+generator was kept from (``genaug train --holdout``), on those: a holdout of 20 images cannot tell two
+policies apart by one or two images, so the search's choice stands unless a finalist beats it beyond the
+holdout's noise (a paired bootstrap interval over the held-out images, above zero); a generator that echoes
+its training images loses by more than that. The test split is read once, at the end,
 to report real only, the default and the tuned policy over several seeds.
 """
 
@@ -187,6 +190,17 @@ def tune(
     return report
 
 
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """A finalist's check: its score, and its predictions pooled over the check's fits with their truth and
+    the example each is of (what the paired interval between two finalists resamples)."""
+
+    score: float
+    predicted: np.ndarray
+    truth: np.ndarray
+    examples: np.ndarray
+
+
 @dataclasses.dataclass
 class _Search:
     """A search's fixed inputs and its scores: the labelled examples (``seen`` by the generators, and the
@@ -252,9 +266,9 @@ class _Search:
         return cls(data, sets, full_train, real, seen, holdout, syn, confidences, pseudo, splits, fresh_splits, seed,
                    folds, steps, image_size, metric, record, workers)  # fmt: skip
 
-    def scores(self, policy: Policy, fits: Sequence[tuple[LabelledArrays, LabelledArrays, int]]) -> list[float]:
+    def predictions(self, policy: Policy, fits: Sequence[tuple[LabelledArrays, LabelledArrays, int]]) -> list:
         """The CNN trained on each ``(train, held_out, classifier_seed)`` plus synthetic data as ``policy``
-        says, scored on ``held_out``; the fits run side by side when there are workers."""
+        says: its predictions of ``held_out``, per fit; the fits run side by side when there are workers."""
         key = (policy.synthetic_set, policy.min_confidence)
         if key not in self.syn:  # a confidence threshold filters the set as it is read, once per threshold
             self.syn[key] = synthetic_arrays(self.sets[key[0]], self.full_train, self.data, key[1])
@@ -264,23 +278,33 @@ class _Search:
                 self.steps, policy=policy)
             for train, held_out, seed in fits
         ]  # fmt: skip
-        predicted = in_order(test_predictions, planned, self.workers)
-        return [metrics.score(self.metric, p, fit.test.y) for fit, p in zip(planned, predicted, strict=True)]
+        return list(in_order(test_predictions, planned, self.workers))
 
-    def validation(self, policy: Policy, splits=None, first_seed: int | None = None) -> float:
-        """The mean score over the folds (the search's, by default), classifier seeds from ``first_seed``."""
-        splits, first_seed = splits or self.splits, self.seed if first_seed is None else first_seed
-        seen = self.seen
-        return float(np.mean(self.scores(policy, [(seen.subset(t), seen.subset(h), first_seed + k)
-                                                  for k, (t, h) in enumerate(splits)])))  # fmt: skip
+    def scores(self, policy: Policy, fits: Sequence[tuple[LabelledArrays, LabelledArrays, int]]) -> list[float]:
+        """The score of each of :meth:`predictions`."""
+        predicted = self.predictions(policy, fits)
+        return [metrics.score(self.metric, p, held_out.y) for p, (_, held_out, _) in zip(predicted, fits, strict=True)]
 
-    def check(self, policy: Policy) -> float:
-        """The score that decides between the finalists: on the holdout, with ``folds`` fresh classifier
+    def validation(self, policy: Policy) -> float:
+        """The mean score over the search's folds."""
+        return float(np.mean(self.scores(policy, self._fold_fits(self.splits, self.seed))))
+
+    def _fold_fits(self, splits, first_seed: int) -> list:
+        """``(train, held_out, classifier_seed)`` per fold of the seen examples, seeds from ``first_seed``."""
+        return [(self.seen.subset(t), self.seen.subset(h), first_seed + k) for k, (t, h) in enumerate(splits)]
+
+    def check(self, policy: Policy) -> Checked:
+        """What decides between the finalists: the CNN scored on the holdout, with ``folds`` fresh classifier
         seeds; without one, over fresh folds with fresh seeds."""
         if self.holdout is None:
-            return self.validation(policy, self.fresh_splits, self.seed + self.folds)
-        seeds = range(self.seed + self.folds, self.seed + 2 * self.folds)
-        return float(np.mean(self.scores(policy, [(self.seen, self.holdout, s) for s in seeds])))
+            fits = self._fold_fits(self.fresh_splits, self.seed + self.folds)
+        else:
+            fits = [(self.seen, self.holdout, s) for s in range(self.seed + self.folds, self.seed + 2 * self.folds)]
+        predicted = self.predictions(policy, fits)
+        held_out = [h for _, h, _ in fits]
+        score = np.mean([metrics.score(self.metric, p, h.y) for p, h in zip(predicted, held_out, strict=True)])
+        truth, examples = np.concatenate([h.y for h in held_out]), np.concatenate([h.indices for h in held_out])
+        return Checked(float(score), np.concatenate(predicted), truth, examples)
 
     def objective(self, trial) -> float:
         params = {
@@ -362,7 +386,9 @@ def _run_trials(search: _Search, journal_path: Path, sync, trials: int, budget_s
 
 def _confirm(search: _Search, completed: list, say) -> tuple:
     """The trial to keep and the record of the check that chose it (``None`` when the search's best is a
-    baseline and there is no holdout): the finalists scored again, the highest kept, ties to the simplest."""
+    baseline and there is no holdout): the finalists scored again. On fresh folds (the winner's curse) the
+    highest is kept, ties to the simplest; on the holdout the search's choice stands unless a finalist beats
+    it beyond the holdout's noise (the paired 95 % interval of the difference above zero)."""
     best = _best(completed)
     finalists = {name: _best([t for t in completed if t.params == params]) for name, params in search.baselines.items()}
     finalists = {name: t for name, t in finalists.items() if t is not None}
@@ -371,20 +397,28 @@ def _confirm(search: _Search, completed: list, say) -> tuple:
         return best, None
     if searched_best:
         finalists["search"] = best
-    scores = {name: search.check(_policy(t.params)) for name, t in finalists.items()}
-    kept = max(scores, key=scores.get)  # ties: the first, the simplest
+    choice = next(name for name, t in finalists.items() if t.number == best.number)
+    checked = {name: search.check(_policy(t.params)) for name, t in finalists.items()}
+    scores = {name: c.score for name, c in checked.items()}
+    intervals = {
+        name: metrics.paired_interval(search.metric, c.truth, checked[choice].predicted, c.predicted, c.examples,
+                                      search.seed)
+        for name, c in checked.items() if name != choice
+    }  # fmt: skip
+    if search.holdout is None:
+        kept = max(scores, key=scores.get)  # ties: the first, the simplest
+    else:
+        kept = max((name for name, (low, _) in intervals.items() if low > 0), key=scores.get, default=choice)
     confirmation = Confirmation(
         on="fresh folds" if search.holdout is None else "holdout",
         examples=len(search.seen.y) if search.holdout is None else len(search.holdout.y),
         scores=scores,
         policies={name: _policy(t.params).to_dict() for name, t in finalists.items()},
         kept=kept,
+        choice=choice,
+        intervals=intervals,
     )
-    say(
-        f"tune: on the {confirmation.on}: "
-        + ", ".join(f"{name} {score:.4f}" for name, score in scores.items())
-        + f"; keeping {kept}"
-    )
+    say(f"tune: on the {confirmation.on}: {confirmation.describe_scores()}; keeping {kept}")
     return finalists[kept], confirmation
 
 

@@ -1,7 +1,8 @@
 """What ``genaug tune`` writes: the typed record of a search (``report.json``), ``report.md``, ``trials.csv``
 and ``objective.png``.
 
-Versions: 1 (genaug 0.2, no version field), 2 (``report_version``). Every version still loads.
+Versions: 1 (genaug 0.2, no version field), 2 (``report_version``), 3 (the confirmation's ``choice`` and
+``intervals``). Every version still loads.
 """
 
 from __future__ import annotations
@@ -19,19 +20,33 @@ from genaug.json_records import from_json, read_json, to_json
 from genaug.policy import Policy
 from genaug.report import REPORT, Estimate, save_figure
 
-TUNING_REPORT_VERSION = 2
+TUNING_REPORT_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
 class Confirmation:
     """The finalists scored again ``on`` the holdout or on fresh folds (of ``examples`` labelled examples):
-    their scores and policies by name, and the one ``kept``."""
+    their scores and policies by name, the search's ``choice`` (its best by validation), each other
+    finalist's paired 95 % interval of its score minus the choice's (``intervals``), and the one ``kept``."""
 
     on: str
     examples: int
     scores: dict[str, float]
     policies: dict[str, dict]
     kept: str
+    choice: str = ""  # reports before version 3: not recorded
+    intervals: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+
+    def describe_scores(self) -> str:
+        """``"real only 0.8500 [-0.0500, +0.1000], ..."``: each score, with its interval against the choice."""
+        parts = []
+        for name, score in self.scores.items():
+            if name in self.intervals:
+                low, high = self.intervals[name]
+                parts.append(f"{name} {score:.4f} [{low:+.4f}, {high:+.4f}]")
+            else:
+                parts.append(f"{name} {score:.4f}" + (" (the search's choice)" if name == self.choice else ""))
+        return ", ".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +142,17 @@ def _markdown(report: TuningReport) -> str:
             for name, score in confirmation.scores.items()
         )
         lines += ["", f"Scored again on {on}: {scores}. Kept: {confirmation.kept}."]
+        if confirmation.intervals:
+            rule = (
+                "the highest is kept"
+                if confirmation.on == "fresh folds"
+                else "the search's choice stands unless another beats it beyond that noise (interval above zero)"
+            )
+            lines += [
+                "",
+                f"Against the search's choice ({confirmation.choice}), paired 95 % intervals over the examples: "
+                f"{confirmation.describe_scores()}; {rule}.",
+            ]
     if not search.get("holdout_examples"):
         lines += [
             "",

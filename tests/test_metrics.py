@@ -1,6 +1,7 @@
 """Metrics on small known inputs."""
 
 import numpy as np
+import pytest
 
 from genaug import metrics
 
@@ -52,3 +53,26 @@ def test_memorisation_guard_default_threshold_and_copies():
     assert threshold > 0
     distances = metrics.nearest_distances(np.concatenate([train[:3], test[:3]]), train)
     assert np.allclose(distances[:3], 0) and (distances[3:] > 0).all()
+
+
+def test_the_paired_interval_resamples_examples_together_and_scores_as_the_metric_does():
+    truth = np.arange(40) % 4
+    first = truth.copy()
+    second = np.where(np.arange(40) < 10, truth + 1, truth)  # 10 of 40 wrong: score(second) - score(first) = -0.25
+    examples = np.arange(40) % 20  # two seeds' predictions of 20 examples
+    for metric in metrics.METRICS:
+        low, high = metrics.paired_interval(metric, truth, first, second, examples, seed=0)
+        assert (
+            low < high < 0 and low < metrics.score(metric, second, truth) - metrics.score(metric, first, truth) < high
+        )
+        assert metrics.paired_interval(metric, truth, first, first, examples, seed=0) == (0.0, 0.0)
+        assert metrics.paired_interval(metric, truth, first, second, examples, seed=0) == (low, high)  # seeded
+    # One example of twenty apart is inside the noise.
+    one = np.where(np.arange(40) == 0, truth + 1, truth)
+    low, high = metrics.paired_interval("accuracy", truth, one, first, examples, seed=0)
+    assert low == 0 < high
+    # Unit weights give the metric itself.
+    weights = np.ones((1, 40))
+    for metric in metrics.METRICS:
+        scored = metrics._weighted_scores(metric, weights, second == truth, truth)[0]
+        assert scored == pytest.approx(metrics.score(metric, second, truth))

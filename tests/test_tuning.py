@@ -169,7 +169,27 @@ def test_a_holdout_decides_where_the_generator_leaks(synthetic, tmp_path, monkey
     assert confirmation.on == "holdout" and confirmation.examples == 20
     assert max(t for t in _validation_scores(tmp_path / "tuned")) == 1.0  # the search was fooled ...
     assert confirmation.kept == "real only" and report.policy["synthetic_ratio"] == 0  # ... the check not
+    assert confirmation.choice != "real only" and confirmation.intervals["real only"][0] > 0  # beyond its noise
     assert "--holdout" not in (tmp_path / "tuned" / "report.md").read_text()
+
+    def one_image_apart(fit):
+        """Synthetic data gets the folds right and all but two held-out images; without it, half of the
+        folds and all but one held-out image: on the holdout real only is ahead by one image of twenty."""
+        held_out, synthetic = fit.test, fit.policy.synthetic_ratio > 0
+        if np.isin(held_out.indices, held).all():
+            right = np.arange(len(held_out.y)) >= (2 if synthetic else 1)
+        else:
+            right = np.full(len(held_out.y), True) if synthetic else np.arange(len(held_out.y)) % 2 == 0
+        return np.where(right, held_out.y, held_out.y + 1)
+
+    monkeypatch.setattr(tune_module, "test_predictions", one_image_apart)
+    report = tune_module.tune("digits", [tmp_path / "syn"], tmp_path / "close", **{**TINY, "trials": 4, "seeds": 0})
+    confirmation = report.confirmation
+    assert confirmation.scores["real only"] - confirmation.scores[confirmation.choice] == pytest.approx(0.05)
+    low, high = confirmation.intervals["real only"]
+    assert low <= 0 < high  # inside the holdout's noise: the search's choice stands
+    assert confirmation.kept == confirmation.choice and report.policy["synthetic_ratio"] > 0
+    assert "paired 95 % intervals" in (tmp_path / "close" / "report.md").read_text()
 
 
 def _validation_scores(out):
