@@ -10,6 +10,7 @@ split's unlabelled rest, label spreading's pseudo-labels for that rest.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import logging
@@ -179,7 +180,7 @@ def evaluate(
     running = in_order(test_predictions, plan.values(), workers)
 
     fidelity, teacher, memorisation = _measure(inputs, say)  # while the workers (if any) train the classifiers
-    predicted = dict(zip(plan, running, strict=True))
+    predicted = _collect(plan, running, seeds, started, say)
     scores = _Scores(predicted, test.y, seeds, metric)
     utility = {kind: _utility(kind, scores, conditions, inputs, teacher, policy, say) for kind in inputs.kinds}
     report = Report(
@@ -251,6 +252,19 @@ def _plan(inputs: _Inputs, conditions: dict[str, float], seeds: int, steps: int,
             policy_real, policy_syn = inputs.policy_real, inputs.policy_syn
             plan[kind, "policy", seed] = Fit(kind, policy_real, policy_syn, None, seed, test, steps, False, policy)
     return plan
+
+
+def _collect(plan: dict[tuple, Fit], running, seeds: int, started: float, say) -> dict[tuple, np.ndarray]:
+    """The fits' test predictions by key as they arrive, with a progress line as each classifier's seed finishes."""
+    say(f"  classifiers: {len(plan)} fits ...")
+    left = collections.Counter((kind, seed) for kind, _, seed in plan)
+    predicted = {}
+    for (kind, name, seed), result in zip(plan, running, strict=True):
+        predicted[kind, name, seed] = result
+        left[kind, seed] -= 1
+        if not left[kind, seed]:
+            say(f"  {kind:<4} seed {seed + 1} of {seeds} trained [{time.time() - started:.0f} s]")
+    return predicted
 
 
 def _measure(inputs: _Inputs, say) -> tuple[Fidelity, tuple[float, str] | None, Memorisation]:

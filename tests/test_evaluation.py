@@ -1,6 +1,7 @@
 """End-to-end evaluate on a smoke run's synthetic set (tiny step budget)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,9 @@ def test_report_has_every_section(synthetic, tmp_path, run_cli):
         "20",
     )
     assert code == 0 and "cnn  mixed_0.5" in out
+    # Progress while the classifiers train: each classifier's seeds as they finish.
+    assert "classifiers: 16 fits ..." in out  # two classifiers, two seeds, three shares and classic augmentation
+    assert re.search(r"cnn  seed 1 of 2 trained \[\d+ s\]", out) and re.search(r"svc  seed 2 of 2 trained", out)
     report = Report.read(tmp_path / "r")
     assert report.report_version == REPORT_VERSION
     # The generator trained on 20 labels per class: evaluation uses exactly that subset.
