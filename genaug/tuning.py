@@ -191,7 +191,7 @@ def tune(
 
 
 @dataclasses.dataclass(frozen=True)
-class Checked:
+class _Checked:
     """A finalist's check: its score, and its predictions pooled over the check's fits with their truth and
     the example each is of (what the paired interval between two finalists resamples)."""
 
@@ -282,7 +282,9 @@ class _Search:
 
     def scores(self, policy: Policy, fits: Sequence[tuple[LabelledArrays, LabelledArrays, int]]) -> list[float]:
         """The score of each of :meth:`predictions`."""
-        predicted = self.predictions(policy, fits)
+        return self._scored(self.predictions(policy, fits), fits)
+
+    def _scored(self, predicted: list, fits: Sequence[tuple[LabelledArrays, LabelledArrays, int]]) -> list[float]:
         return [metrics.score(self.metric, p, held_out.y) for p, (_, held_out, _) in zip(predicted, fits, strict=True)]
 
     def validation(self, policy: Policy) -> float:
@@ -293,7 +295,7 @@ class _Search:
         """``(train, held_out, classifier_seed)`` per fold of the seen examples, seeds from ``first_seed``."""
         return [(self.seen.subset(t), self.seen.subset(h), first_seed + k) for k, (t, h) in enumerate(splits)]
 
-    def check(self, policy: Policy) -> Checked:
+    def check(self, policy: Policy) -> _Checked:
         """What decides between the finalists: the CNN scored on the holdout, with ``folds`` fresh classifier
         seeds; without one, over fresh folds with fresh seeds."""
         if self.holdout is None:
@@ -302,9 +304,8 @@ class _Search:
             fits = [(self.seen, self.holdout, s) for s in range(self.seed + self.folds, self.seed + 2 * self.folds)]
         predicted = self.predictions(policy, fits)
         held_out = [h for _, h, _ in fits]
-        score = np.mean([metrics.score(self.metric, p, h.y) for p, h in zip(predicted, held_out, strict=True)])
         truth, examples = np.concatenate([h.y for h in held_out]), np.concatenate([h.indices for h in held_out])
-        return Checked(float(score), np.concatenate(predicted), truth, examples)
+        return _Checked(float(np.mean(self._scored(predicted, fits))), np.concatenate(predicted), truth, examples)
 
     def objective(self, trial) -> float:
         params = {

@@ -39,14 +39,15 @@ class Confirmation:
 
     def describe_scores(self) -> str:
         """``"real only 0.8500 [-0.0500, +0.1000], ..."``: each score, with its interval against the choice."""
-        parts = []
-        for name, score in self.scores.items():
-            if name in self.intervals:
-                low, high = self.intervals[name]
-                parts.append(f"{name} {score:.4f} [{low:+.4f}, {high:+.4f}]")
-            else:
-                parts.append(f"{name} {score:.4f}" + (" (the search's choice)" if name == self.choice else ""))
-        return ", ".join(parts)
+        return ", ".join(
+            f"{name} {score:.4f}{self.interval(name)}" + (" (the search's choice)" if name == self.choice else "")
+            for name, score in self.scores.items()
+        )
+
+    def interval(self, name: str) -> str:
+        """``" [-0.0500, +0.1000]"``: finalist ``name``'s interval against the choice ("" for the choice itself)."""
+        low, high = self.intervals.get(name, (None, None))
+        return "" if low is None else f" [{low:+.4f}, {high:+.4f}]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +140,7 @@ def _markdown(report: TuningReport) -> str:
         )
         scores = "; ".join(
             f"{name} ({Policy.from_dict(confirmation.policies[name]).describe()}) {score:.4f}"
+            + confirmation.interval(name)
             for name, score in confirmation.scores.items()
         )
         lines += ["", f"Scored again on {on}: {scores}. Kept: {confirmation.kept}."]
@@ -150,8 +152,8 @@ def _markdown(report: TuningReport) -> str:
             )
             lines += [
                 "",
-                f"Against the search's choice ({confirmation.choice}), paired 95 % intervals over the examples: "
-                f"{confirmation.describe_scores()}; {rule}.",
+                f"In brackets: paired 95 % intervals over the examples of each score minus the search's choice's "
+                f"({confirmation.choice}); {rule}.",
             ]
     if not search.get("holdout_examples"):
         lines += [
