@@ -23,6 +23,8 @@ import numpy as np  # noqa: E402
 
 from genaug.data import holdout_subset, labelled_subset, load_arrays, unlabeled_rest  # noqa: E402
 from genaug.teacher import teach, teacher_probabilities  # noqa: E402
+from trainers.config import PRECISIONS  # noqa: E402
+from trainers.runtime import resolve_teacher_precision  # noqa: E402
 
 
 def main() -> None:
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--teacher", default="fixmatch", choices=("fixmatch", "spreading"))
     parser.add_argument("--steps", type=int, default=2500, help="FixMatch's steps")
     parser.add_argument("--flip", action="store_true", help="FixMatch mirrors images too")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="FixMatch's dtype policy")
     args = parser.parse_args()
     spec = f"{args.data}?train_size={args.train_size}" if args.train_size else args.data
     full, test = load_arrays(spec, "train"), load_arrays(spec, "test")
@@ -44,7 +47,14 @@ def main() -> None:
     truth = full.y[np.searchsorted(full.indices, unlabeled.indices)]
     started = time.time()
     teaching = teach(
-        labelled, unlabeled, teacher=args.teacher, heldout=heldout, steps=args.steps, flip=args.flip, seed=args.seed
+        labelled,
+        unlabeled,
+        teacher=args.teacher,
+        heldout=heldout,
+        steps=args.steps,
+        flip=args.flip,
+        precision=resolve_teacher_precision(args.precision),
+        seed=args.seed,
     )
     confident = teaching.confidence >= 0.9
     result = {
@@ -53,6 +63,7 @@ def main() -> None:
         "confident_share": float(confident.mean()),
         "confident_accuracy": float((teaching.labels[confident] == truth[confident]).mean()),
         "heldout_accuracy": teaching.heldout_accuracy,
+        "precision": teaching.precision,
         "seconds": round(time.time() - started),
     }
     if teaching.model is not None:

@@ -43,6 +43,7 @@ class Teaching:
             without held-out examples).
         model: the trained FixMatch model when it labelled, else ``None``.
         seconds: how long teaching took.
+        precision: the dtype policy the teacher trained in.
     """
 
     teacher: str
@@ -51,6 +52,7 @@ class Teaching:
     heldout_accuracy: dict[str, float | None]
     model: object | None
     seconds: float
+    precision: str = "float32"
 
     @classmethod
     def from_record(cls, labels: np.ndarray, confidence: np.ndarray, record: dict) -> Teaching:
@@ -62,6 +64,7 @@ class Teaching:
             record.get("heldout_accuracy", {}),
             None,
             record.get("seconds", 0.0),
+            record.get("precision", "float32"),
         )
 
     def record(self) -> dict:
@@ -70,7 +73,7 @@ class Teaching:
             "name": self.teacher,
             "heldout_accuracy": self.heldout_accuracy,
             "seconds": round(self.seconds, 1),
-            **({"neighbours": NEIGHBOURS} if self.teacher == "spreading" else {}),
+            **({"neighbours": NEIGHBOURS} if self.teacher == "spreading" else {"precision": self.precision}),
         }
 
 
@@ -82,6 +85,7 @@ def teach(
     heldout: LabelledArrays | None = None,
     steps: int = FIXMATCH_STEPS,
     flip: bool = False,
+    precision: str = "float32",
     seed: int = 0,
 ) -> Teaching:
     """Pseudo-labels ``unlabeled`` with the teacher asked for.
@@ -94,6 +98,7 @@ def teach(
         heldout: labelled examples the teacher never learns from, to score it.
         steps: FixMatch's optimizer steps.
         flip: FixMatch also mirrors images left-right (for data whose classes look the same mirrored).
+        precision: the Keras dtype policy FixMatch trains in (``float32``, ``mixed_bfloat16``, ...).
         seed: seeds FixMatch's initialisation, augmentations and batches.
 
     Raises:
@@ -109,7 +114,9 @@ def teach(
     tried = {}
     for name in ("spreading", "fixmatch") if teacher == "auto" else (teacher,):
         log.info("teacher %s: labelling %d images from %d labels", name, len(unlabeled.x), len(labelled.y))
-        tried[name] = _TEACHERS[name](labelled, unlabeled, heldout, steps=steps, flip=flip, seed=seed)
+        tried[name] = _TEACHERS[name](
+            labelled, unlabeled, heldout, steps=steps, flip=flip, precision=precision, seed=seed
+        )
     scores = {name: _accuracy(result[2], heldout) for name, result in tried.items()}
     chosen = max(tried, key=lambda name: (scores[name] or 0.0, name == "fixmatch"))
     labels, confidence, _, model = tried[chosen]
@@ -119,14 +126,15 @@ def teach(
             chosen,
             ", ".join(f"{name} {score:.3f}" for name, score in scores.items()),
         )
-    return Teaching(chosen, labels, confidence, scores, model, time.time() - started)
+    precision = precision if chosen == "fixmatch" else "float32"
+    return Teaching(chosen, labels, confidence, scores, model, time.time() - started, precision)
 
 
 def _accuracy(predicted: np.ndarray | None, heldout: LabelledArrays | None) -> float | None:
     return None if heldout is None or not len(heldout.y) else float(np.mean(predicted == heldout.y))
 
 
-def _spreading(labelled, unlabeled, heldout, *, steps, flip, seed):
+def _spreading(labelled, unlabeled, heldout, *, steps, flip, precision, seed):
     """Label spreading over the labelled, unlabelled and held-out images (the held-out ones unlabelled)."""
     extra = heldout.x if heldout is not None else unlabeled.x[:0]
     labels, confidence = pseudo_labels(labelled, UnlabeledImages(np.concatenate([unlabeled.x, extra]), "", None))
@@ -134,8 +142,8 @@ def _spreading(labelled, unlabeled, heldout, *, steps, flip, seed):
     return labels[:n], confidence[:n], labels[n:], None
 
 
-def _fixmatch(labelled, unlabeled, heldout, *, steps, flip, seed):
-    model = train_fixmatch(labelled, unlabeled.x, steps=steps, flip=flip, seed=seed)
+def _fixmatch(labelled, unlabeled, heldout, *, steps, flip, precision, seed):
+    model = train_fixmatch(labelled, unlabeled.x, steps=steps, flip=flip, precision=precision, seed=seed)
     probabilities = teacher_probabilities(model, unlabeled.x)
     predicted = None if heldout is None else teacher_probabilities(model, heldout.x).argmax(axis=1)
     return probabilities.argmax(axis=1).astype(np.int64), probabilities.max(axis=1), predicted, model
@@ -145,11 +153,28 @@ _TEACHERS = {"spreading": _spreading, "fixmatch": _fixmatch}
 
 
 def train_fixmatch(
-    labelled: LabelledArrays, unlabeled: np.ndarray, *, steps: int = FIXMATCH_STEPS, flip: bool = False, seed: int = 0
+    labelled: LabelledArrays,
+    unlabeled: np.ndarray,
+    *,
+    steps: int = FIXMATCH_STEPS,
+    flip: bool = False,
+    precision: str = "float32",
+    seed: int = 0,
 ):
     """A :class:`models.fixmatch.FixMatch` trained ``steps`` steps on the labelled examples and the
-    ``unlabeled`` uint8 images; batches of LABELLED_BATCH labelled and UNLABELED_RATIO times as many
-    unlabelled images, drawn in an order that follows from ``seed``."""
+    ``unlabeled`` uint8 images in the dtype policy ``precision``; batches of LABELLED_BATCH labelled and
+    UNLABELED_RATIO times as many unlabelled images, drawn in an order that follows from ``seed``."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)  # the layers take it as they are built
+    try:
+        return _train_fixmatch(labelled, unlabeled, steps, flip, seed)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _train_fixmatch(labelled: LabelledArrays, unlabeled: np.ndarray, steps: int, flip: bool, seed: int):
     import keras
     import tensorflow as tf
 

@@ -17,18 +17,22 @@ STRONG = ("color", "translation", "cutout")
 MIRRORED = ("flip",)  # added to both for data whose classes look the same mirrored
 
 
-def build_teacher_network(image_shape: tuple[int, int, int], num_classes: int, width: int = 32) -> keras.Model:
-    """A small VGG-style CNN (two convolutions per scale, batch norm, global average pooling) from images
-    in [-1, 1] to logits."""
+def build_teacher_network(
+    image_shape: tuple[int, int, int], num_classes: int, width: int = 32, dtype=None
+) -> keras.Model:
+    """A small VGG-style CNN (two convolutions per scale, global average pooling) from images in [-1, 1] to
+    float32 logits, computing in ``dtype`` (a Keras dtype policy; ``None``: the global one)."""
     image = keras.Input(image_shape, name="image")
     h = image
     for scale, filters in enumerate((width, 2 * width, 4 * width)):
         for _ in range(2 if scale < 2 else 1):
-            h = layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
+            h = layers.Conv2D(filters, 3, padding="same", activation="relu", dtype=dtype)(h)
         if scale < 2:
-            h = layers.MaxPooling2D()(h)
-    h = layers.GlobalAveragePooling2D()(h)
-    return keras.Model(image, layers.Dense(num_classes, name="logits")(h), name="teacher_network")
+            h = layers.MaxPooling2D(dtype=dtype)(h)
+    h = layers.GlobalAveragePooling2D(dtype=dtype)(h)
+    # Logits in float32 under any precision policy: the softmax, its threshold and the moving averages need it
+    logits = layers.Dense(num_classes, name="logits", dtype="float32")(h)
+    return keras.Model(image, logits, name="teacher_network")
 
 
 @keras.saving.register_keras_serializable(package="genaug")
@@ -80,8 +84,9 @@ class FixMatch(keras.Model):
             raise ValueError(f"threshold {threshold} must be in (0, 1] and ema_decay {ema_decay} in [0, 1)")
         self.image_shape, self.num_classes, self.width = tuple(image_shape), num_classes, width
         self.threshold, self.unlabeled_weight, self.ema_decay, self.seed = threshold, unlabeled_weight, ema_decay, seed
-        self.network = build_teacher_network(self.image_shape, num_classes, width)
-        self.ema_network = build_teacher_network(self.image_shape, num_classes, width)
+        # The model's own dtype policy (saved in its config), so that a loaded teacher computes as it trained
+        self.network = build_teacher_network(self.image_shape, num_classes, width, self.dtype_policy)
+        self.ema_network = build_teacher_network(self.image_shape, num_classes, width, self.dtype_policy)
         self.ema_network.set_weights(self.network.get_weights())
         self.distribution_alignment, self.flip = distribution_alignment, flip
         self.weak, self.strong = (WEAK + MIRRORED, STRONG + MIRRORED) if flip else (WEAK, STRONG)

@@ -21,16 +21,19 @@ def scarce_digits():
     return labelled, unlabeled_rest(full, labelled), full
 
 
-def test_fixmatch_trains_saves_loads_safely_and_labels(scarce_digits, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_fixmatch_trains_saves_loads_safely_and_labels(scarce_digits, tmp_path, precision):
     labelled, unlabeled, _ = scarce_digits
-    model = train_fixmatch(labelled, unlabeled.x[:256], steps=4, seed=0)
+    model = train_fixmatch(labelled, unlabeled.x[:256], steps=4, precision=precision, seed=0)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    assert model.network.layers[1].dtype_policy.name == precision and model.network.output.dtype == "float32"
     probabilities = teacher_probabilities(model, unlabeled.x[:50])
     assert probabilities.shape == (50, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
     model.save(tmp_path / "teacher.keras")
     loaded = models.load_model(tmp_path / "teacher.keras")  # safe_mode=True
     assert isinstance(loaded, models.FixMatch) and loaded.get_config() == model.get_config()
     np.testing.assert_allclose(teacher_probabilities(loaded, unlabeled.x[:50]), probabilities, atol=1e-6)
-    again = train_fixmatch(labelled, unlabeled.x[:256], steps=4, seed=0)
+    again = train_fixmatch(labelled, unlabeled.x[:256], steps=4, precision=precision, seed=0)
     np.testing.assert_allclose(teacher_probabilities(again, unlabeled.x[:50]), probabilities, atol=1e-5)
 
 
@@ -65,6 +68,9 @@ def test_a_run_records_its_teacher_and_resumes_without_teaching_again(tmp_path, 
     data = {"unlabeled": "auto", "teacher": "fixmatch", "teacher_steps": 3, "teacher_flip": True}
     run = train(smoke_config(tmp_path / "run", data=data, optim={"epochs": 1}))
     assert run.record.unlabeled["teacher"]["name"] == "fixmatch"
+    from trainers.runtime import resolve_teacher_precision
+
+    assert run.record.unlabeled["teacher"]["precision"] == resolve_teacher_precision("auto")
     teacher = keras.models.load_model(run.directory / "teacher.keras", safe_mode=True)
     assert isinstance(teacher, models.FixMatch) and teacher.flip and "flip" in teacher.strong
     with np.load(run.directory / "pseudo_labels.npz") as pseudo:
@@ -80,6 +86,19 @@ def test_a_run_records_its_teacher_and_resumes_without_teaching_again(tmp_path, 
     with np.load(run.directory / "pseudo_labels.npz") as pseudo:
         np.testing.assert_array_equal(pseudo["labels"], labels)
     assert genaug.teacher.TEACHERS == ("auto", "fixmatch", "spreading")
+
+
+def test_the_teacher_trains_in_bfloat16_where_the_cpu_has_it(monkeypatch):
+    from trainers import runtime
+
+    assert isinstance(runtime.cpu_has_bfloat16(), bool)  # this machine's answer, whichever it is
+    monkeypatch.setattr(runtime, "_gpus", lambda: [])
+    monkeypatch.setattr(runtime, "cpu_has_bfloat16", lambda: True)
+    assert runtime.resolve_teacher_precision("auto") == "mixed_bfloat16"
+    assert runtime.resolve_teacher_precision("float32") == "float32"  # asked for: kept
+    assert runtime.resolve_precision("auto") == "float32"  # the generators: not measured in it
+    monkeypatch.setattr(runtime, "cpu_has_bfloat16", lambda: False)
+    assert runtime.resolve_teacher_precision("auto") == "float32"
 
 
 @pytest.mark.slow
