@@ -165,17 +165,6 @@ def train_fixmatch(
     ``unlabeled`` uint8 images in the dtype policy ``precision``; batches of LABELLED_BATCH labelled and
     UNLABELED_RATIO times as many unlabelled images, drawn in an order that follows from ``seed``."""
     import keras
-
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)  # the layers take it as they are built
-    try:
-        return _train_fixmatch(labelled, unlabeled, steps, flip, seed)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
-def _train_fixmatch(labelled: LabelledArrays, unlabeled: np.ndarray, steps: int, flip: bool, seed: int):
-    import keras
     import tensorflow as tf
 
     from models.fixmatch import FixMatch
@@ -193,7 +182,7 @@ def _train_fixmatch(labelled: LabelledArrays, unlabeled: np.ndarray, steps: int,
         endless(labelled.x, labelled.y),
         endless(unlabeled, batch=UNLABELED_RATIO * LABELLED_BATCH, stream=1).map(lambda x: x),
     ).prefetch(tf.data.AUTOTUNE)
-    model = FixMatch(info.image_shape, info.num_classes, flip=flip, seed=seed)
+    model = FixMatch(info.image_shape, info.num_classes, flip=flip, seed=seed, dtype=precision)
     model.compile(steps_per_execution=min(steps, 50))
     log.info("teacher fixmatch: %d steps", steps)
     model.fit(

@@ -25,7 +25,7 @@ def scarce_digits():
 def test_fixmatch_trains_saves_loads_safely_and_labels(scarce_digits, tmp_path, precision):
     labelled, unlabeled, _ = scarce_digits
     model = train_fixmatch(labelled, unlabeled.x[:256], steps=4, precision=precision, seed=0)
-    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    assert keras.mixed_precision.global_policy().name == "float32"  # the global policy is left alone
     assert model.network.layers[1].dtype_policy.name == precision and model.network.output.dtype == "float32"
     probabilities = teacher_probabilities(model, unlabeled.x[:50])
     assert probabilities.shape == (50, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
