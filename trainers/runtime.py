@@ -87,12 +87,11 @@ def resolve_precision(name: str) -> str:
 def resolve_teacher_precision(name: str) -> str:
     """The FixMatch teacher's policy: as :func:`resolve_precision`, except that ``auto`` on a CPU with native
     bfloat16 arithmetic (AVX512-BF16 or AMX) is mixed_bfloat16. There its step ran 2.2x faster (2-core AMD
-    EPYC: 92 against 205 ms) and labelled Fashion-MNIST as right (docs/performance.md, 2026-12-07); the
-    generators are not measured in it, so they keep float32."""
-    resolved = resolve_precision(name)
-    if name == "auto" and resolved == "float32" and not _gpus() and cpu_has_bfloat16():
+    EPYC: 92 against 205 ms) and its labels were as right within one seed's noise (docs/experiments.md,
+    2026-12-07); the generators are not measured in it, so they keep float32."""
+    if name == "auto" and not _gpus() and cpu_has_bfloat16():  # without GPUs, resolve_precision's auto is float32
         return "mixed_bfloat16"
-    return resolved
+    return resolve_precision(name)
 
 
 def cpu_has_bfloat16() -> bool:
