@@ -6,7 +6,8 @@ images) scored on the balanced official test split: train the default conditiona
 balanced accuracy on the labelled data, and train the CNN recipe (600 steps) as each route says:
 
   real only | class-weighted loss (n / (K n_c)) | random oversampling | classic augmentation + oversampling |
-  genaug (real + the filled synthetic set, the tuned policy) | synthetic fill, half and half (no tuning)
+  genaug (real + the filled synthetic set, the tuned policy; it may weigh classes too, as tune searches
+  class_balanced on imbalanced labels) | synthetic fill, half and half (no tuning)
 
 Scores: balanced accuracy (mean recall), macro F1, and the mean recall of the three rarest classes; mean
 over seeds with 95 % t-intervals, and genaug's gains paired by seed.
@@ -34,13 +35,12 @@ from genaug.startup import start_tensorflow  # noqa: E402
 start_tensorflow(show_native_log=False)
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from seed_rows import SeedRows  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
 import genaug  # noqa: E402
-from genaug.classifier import ClassifierTrainer, arrays_dataset, predict_proba  # noqa: E402
 from genaug.metrics import mean_interval, recall_per_class, score  # noqa: E402
+from genaug.policy import CLASS_WEIGHTED  # noqa: E402
 from genaug.scoring import Fit, test_predictions  # noqa: E402
 from genaug.synthetic import SyntheticDataset  # noqa: E402
 from genaug.workers import Workers, in_order  # noqa: E402
@@ -56,15 +56,6 @@ def oversampled(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np
     largest = np.bincount(y).max()
     picks = np.concatenate([rng.choice(np.flatnonzero(y == c), largest) for c in np.unique(y)])
     return x[picks], y[picks]
-
-
-def class_weighted(x, y, test, seed: int) -> np.ndarray:
-    """The CNN recipe with each example's loss weighted by n / (K n_c)."""
-    counts = np.bincount(y)
-    weights = tf.constant(len(y) / (len(counts) * np.maximum(counts, 1)), tf.float32)
-    batches = arrays_dataset(x, y, seed=seed).map(lambda images, labels: (images, labels, tf.gather(weights, labels)))
-    model = ClassifierTrainer(x.shape[1:], len(counts), steps=STEPS).fit(batches, seed=seed)
-    return predict_proba(model, test.x).argmax(axis=1)
 
 
 def scores(predicted: np.ndarray, test, rarest: np.ndarray) -> dict:
@@ -101,10 +92,9 @@ def one_seed(args, seed: int, work: Path, workers: Workers | None) -> dict:
         "classic_oversampled": cnn(over, augment=True),
         "genaug": cnn((real.x, real.y), fraction=None, route_policy=policy),
         "fill_half": cnn((real.x, real.y), fraction=0.5),
+        "class_weighted": cnn((real.x, real.y), fraction=None, route_policy=CLASS_WEIGHTED),
     }
-    running = in_order(test_predictions, fits.values(), workers)
-    weighted = class_weighted(real.x, real.y, test, seed)  # here, while the workers (if any) train the rest
-    predicted = dict(zip(fits, running, strict=True)) | {"class_weighted": weighted}
+    predicted = dict(zip(fits, in_order(test_predictions, fits.values(), workers), strict=True))
     row = {route: scores(p, test, rarest) for route, p in predicted.items()}
     row["policy"] = tuned.policy
     row["seconds"] = round(time.time() - started)

@@ -1,7 +1,7 @@
 """Mixing real and synthetic ``tf.data`` pipelines for downstream classifiers.
 
 Every mixed element is ``{"image": uint8[H,W,C], "label": int64[], "is_synthetic": bool[]}`` (plus
-``"sample_weight": float32[]`` when a synthetic weight is given); the mark is never dropped.
+``"sample_weight": float32[]`` when a synthetic weight or class balancing is asked for); the mark is never dropped.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from genaug.augment import augment_batches
 from genaug.errors import GenaugError
-from genaug.policy import Policy
+from genaug.policy import Policy, class_balancing_weights
 
 
 def _tagged(dataset: tf.data.Dataset, synthetic: bool, weight: float | None) -> tf.data.Dataset:
@@ -62,7 +62,8 @@ def mix(
             (fraction mode), e.g. to top up rare classes; classes not named get weight 0.
         policy: a :class:`genaug.policy.Policy` instead of ``synthetic_fraction`` and ``synthetic_weight``
             (its fraction is ``ratio / (1 + ratio)``; its ``min_confidence`` filters the synthetic stream by
-            each element's ``confidence``; pass it to :func:`as_supervised` too).
+            each element's ``confidence``; its ``class_balanced`` weighs each element by its class's share of
+            the stream; pass it to :func:`as_supervised` too).
 
     Returns:
         A finite dataset of tagged elements (shuffle and batch it with :func:`as_supervised`).
@@ -90,13 +91,39 @@ def mix(
     else:
         syn_t = syn_t.shuffle(n_syn, seed=seed).repeat()
     if f == 1.0:
-        return syn_t.take(n_syn)
-    if f == 0.0:
-        return real_t
-    total = round(n_real / (1.0 - f))
-    return tf.data.Dataset.sample_from_datasets(
-        [real_t.shuffle(n_real, seed=seed).repeat(), syn_t], weights=[1.0 - f, f], seed=seed
-    ).take(total)
+        mixed = syn_t.take(n_syn)
+    elif f == 0.0:
+        mixed = real_t
+    else:
+        mixed = tf.data.Dataset.sample_from_datasets(
+            [real_t.shuffle(n_real, seed=seed).repeat(), syn_t], weights=[1.0 - f, f], seed=seed
+        ).take(round(n_real / (1.0 - f)))
+    if policy is None or not policy.class_balanced:
+        return mixed
+    if class_weights is not None:
+        raise GenaugError("give class_weights or a class-balanced policy, not both")
+    shares = [_label_shares(real) * (1.0 - f), _label_shares(synthetic) * f]
+    size = max(len(s) for s in shares)
+    stream_shares = sum(np.pad(s, (0, size - len(s))) for s in shares)
+    return _weighted_by_class(mixed, class_balancing_weights(stream_shares))
+
+
+def _label_shares(dataset: tf.data.Dataset) -> np.ndarray:
+    """Each label's share of ``dataset``'s elements (index = label; zeros when it is empty)."""
+    labels = [batch for batch in dataset.map(lambda e: e["label"]).batch(8192).as_numpy_iterator()]
+    counts = np.bincount(np.concatenate(labels)) if labels else np.zeros(1)
+    return counts / max(counts.sum(), 1)
+
+
+def _weighted_by_class(dataset: tf.data.Dataset, weights: np.ndarray) -> tf.data.Dataset:
+    """Every element's ``sample_weight`` (1 when it has none) times its class's weight."""
+    table = tf.constant(weights, tf.float32)
+
+    def weigh(element):
+        base = element.get("sample_weight", tf.constant(1.0, tf.float32))
+        return {**element, "sample_weight": base * tf.gather(table, element["label"])}
+
+    return dataset.map(weigh, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _as_policy_says(synthetic: tf.data.Dataset, policy: Policy) -> tuple[tf.data.Dataset, float, float | None]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import numpy as np
+
 from genaug import atomic, storage
 from genaug.errors import GenaugError
 
-# 2 added mixup_alpha, cutmix_alpha and noise, 3 pseudo_labels; older files load with them off
-POLICY_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# 2 added mixup_alpha, cutmix_alpha and noise, 3 pseudo_labels, 4 class_balanced; older files load with them off
+POLICY_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 MAX_RATIO = 3.0  # beyond ~3 synthetic per real image, generated data hurt in the literature (issue 19)
 MAX_AUGMENTATION = 2.0
 MAX_ALPHA = 2.0  # Beta(a, a) beyond 2 mixes nearly half-and-half every time
@@ -39,6 +41,8 @@ class Policy:
             of the pixel range (0 is off).
         pseudo_labels: the real stream also holds the unlabelled images the generator's teacher labelled
             confidently enough to train the generator on, with those labels (scarce-label runs only).
+        class_balanced: weigh each example's loss by the inverse of its class's share of the stream, real and
+            synthetic together, so that every class weighs the same (the class-weighted loss of imbalanced data).
 
     Example:
         >>> policy = Policy.load("tuned/policy.json")
@@ -54,6 +58,7 @@ class Policy:
     cutmix_alpha: float = 0.0
     noise: float = 0.0
     pseudo_labels: bool = False
+    class_balanced: bool = False
 
     def __post_init__(self):
         ranges = {
@@ -76,8 +81,9 @@ class Policy:
             if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
                 raise GenaugError(f"policy min_confidence must be null or a number in [0, 1], got {confidence!r}")
             object.__setattr__(self, "min_confidence", float(confidence))
-        if not isinstance(self.pseudo_labels, bool):
-            raise GenaugError(f"policy pseudo_labels must be true or false, got {self.pseudo_labels!r}")
+        for name in ("pseudo_labels", "class_balanced"):
+            if not isinstance(getattr(self, name), bool):
+                raise GenaugError(f"policy {name} must be true or false, got {getattr(self, name)!r}")
         if self.mixup_alpha and self.cutmix_alpha:
             raise GenaugError("policy: give mixup_alpha or cutmix_alpha, not both")
 
@@ -99,6 +105,7 @@ class Policy:
             f"cutmix {self.cutmix_alpha:g}" if self.cutmix_alpha else "",
             f"noise {self.noise:g}" if self.noise else "",
             "pseudo-labels" if self.pseudo_labels else "",
+            "class-balanced" if self.class_balanced else "",
         ]
         return " ".join(
             [
@@ -151,6 +158,17 @@ class Policy:
         atomic.write_json(path, self.to_dict())
 
 
+def class_balancing_weights(shares: np.ndarray) -> np.ndarray:
+    """A loss weight per class from each class's share (or count) of a training stream: ``1 / (K p_c)`` over
+    the ``K`` classes present, so that every present class weighs the same and the mean example weighs 1."""
+    shares = np.asarray(shares, np.float64)
+    shares = shares / shares.sum()
+    present = shares > 0
+    weights = np.zeros_like(shares)
+    weights[present] = 1.0 / (present.sum() * shares[present])
+    return weights
+
+
 #: What genaug did before tuning: half synthetic, weighted like real data, no classic augmentation.
 DEFAULT_POLICY = Policy()
 REAL_ONLY = Policy(synthetic_ratio=0.0)
@@ -158,3 +176,5 @@ REAL_ONLY = Policy(synthetic_ratio=0.0)
 CLASSIC_AUGMENTATION = Policy(synthetic_ratio=0.0, augmentation=1.0)
 #: Self-training without a generator: the labelled examples and the teacher's confident labels, nothing synthetic.
 TEACHER_LABELS = Policy(synthetic_ratio=0.0, pseudo_labels=True)
+#: The usual remedy for imbalanced data, without a generator: real data, each class's loss weighted alike.
+CLASS_WEIGHTED = Policy(synthetic_ratio=0.0, class_balanced=True)

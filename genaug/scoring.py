@@ -17,7 +17,7 @@ from genaug import storage
 from genaug.data import LabelledArrays, labelled_subset
 from genaug.errors import ArgumentError, GenaugError
 from genaug.manifest import MANIFEST
-from genaug.policy import Policy
+from genaug.policy import Policy, class_balancing_weights
 from genaug.synthetic import SyntheticDataset
 
 SVC_MAX_PIXELS = 1024  # the SVC recipe runs on images of at most this many values
@@ -94,8 +94,8 @@ def _cnn_predictions(trainer, fit: Fit) -> np.ndarray:
 
 def _svc_predictions(fit: Fit) -> np.ndarray:
     """The SVC on the mix (up to four augmented copies of each real image when augmenting); a policy gives
-    its synthetic share, their weight and its augmentation strength (mixup, cutmix and pixel noise are for
-    networks trained by batches, so the SVC leaves them out)."""
+    its synthetic share, their weight, its augmentation strength and its class balancing (mixup, cutmix and
+    pixel noise are for networks trained by batches, so the SVC leaves them out)."""
     from sklearn.svm import SVC
 
     from genaug.augment import augmented_copies
@@ -118,6 +118,9 @@ def _svc_predictions(fit: Fit) -> np.ndarray:
         keep = rng.choice(len(syn[1]), extra, replace=False)
         x, y = np.concatenate([real[0], syn[0][keep]]), np.concatenate([real[1], syn[1][keep]])
     weights = None if weight == 1.0 else np.where(np.arange(len(y)) < len(y) - len(keep), 1.0, weight)
+    if fit.policy is not None and fit.policy.class_balanced:
+        by_class = class_balancing_weights(np.bincount(y))[y]
+        weights = by_class if weights is None else weights * by_class
     flat = x.reshape(len(x), -1) / 255.0
     classifier = SVC(C=10, gamma="scale").fit(flat, y, sample_weight=weights)
     return classifier.predict(fit.test.x.reshape(len(fit.test.x), -1) / 255.0)

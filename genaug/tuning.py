@@ -36,7 +36,7 @@ from genaug import atomic, metrics, storage
 from genaug.data import LabelledArrays, derived_seed, load_arrays
 from genaug.errors import ArgumentError
 from genaug.outputs import LOCKS, STATE_DIR, Layout, check_output, claim_directory, differing_keys
-from genaug.policy import CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, TEACHER_LABELS, Policy
+from genaug.policy import CLASS_WEIGHTED, CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, TEACHER_LABELS, Policy
 from genaug.scoring import (
     Fit,
     pseudo_labelled,
@@ -77,6 +77,7 @@ BASELINES = {
 }
 # Also enqueued when the generators' runs kept a FixMatch teacher: its labels, nothing synthetic (self-training).
 TEACHER_BASELINE = {"teacher's labels": TEACHER_LABELS}
+IMBALANCED_BASELINE = {"class-weighted loss": CLASS_WEIGHTED}  # and class_balanced searched
 
 
 def check_tune(
@@ -206,7 +207,8 @@ class _Search:
     """A search's fixed inputs and its scores: the labelled examples (``seen`` by the generators, and the
     ``holdout`` they were kept from), the synthetic sets and their arrays (``syn``: read once per set and
     confidence threshold), per set the unlabelled images its generator's FixMatch teacher labelled
-    (``pseudo``; searched as ``pseudo_labels`` when every set has them), the folds (``fresh_splits``: the
+    (``pseudo``; searched as ``pseudo_labels`` when every set has them), whether the labelled examples are
+    ``imbalanced`` (then ``class_balanced`` is searched), the folds (``fresh_splits``: the
     check's, without a holdout), ``record``, what the search depends on (``.genaug/search.json``; a rerun
     with another is refused), and the worker processes that train the classifiers, if any."""
 
@@ -219,6 +221,7 @@ class _Search:
     syn: dict[tuple[int, float | None], tuple[np.ndarray, np.ndarray]]
     confidences: tuple[float | None, ...]
     pseudo: dict[int, tuple[np.ndarray, np.ndarray]]
+    imbalanced: bool
     splits: list
     fresh_splits: list | None
     seed: int
@@ -242,6 +245,7 @@ class _Search:
         pseudo = {}
         if all(teacher_file(s) is not None for s in sets):
             pseudo = {i: pseudo_labelled(s) for i, s in enumerate(sets)}
+        imbalanced = metrics.is_imbalanced(real.y)
         splits = _stratified_folds(seen.y, folds, seed)
         fresh_splits = None
         if holdout is None:  # the check's folds, drawn apart from the search's
@@ -261,10 +265,11 @@ class _Search:
             "label_mixing_choices": LABEL_MIXING,
             "noise_choices": list(NOISE),
             **({"pseudo_labels_choices": [False, True]} if pseudo else {}),  # searches before it: none
+            **({"class_balanced_choices": [False, True]} if imbalanced else {}),  # searches before it: none
             **({"metric": metric} if metric != "accuracy" else {}),  # searches from before the option: accuracy
         }
-        return cls(data, sets, full_train, real, seen, holdout, syn, confidences, pseudo, splits, fresh_splits, seed,
-                   folds, steps, image_size, metric, record, workers)  # fmt: skip
+        return cls(data, sets, full_train, real, seen, holdout, syn, confidences, pseudo, imbalanced, splits,
+                   fresh_splits, seed, folds, steps, image_size, metric, record, workers)  # fmt: skip
 
     def predictions(self, policy: Policy, fits: Sequence[tuple[LabelledArrays, LabelledArrays, int]]) -> list:
         """The CNN trained on each ``(train, held_out, classifier_seed)`` plus synthetic data as ``policy``
@@ -320,13 +325,17 @@ class _Search:
             params["min_confidence"] = trial.suggest_categorical("min_confidence", self.confidences)
         if self.pseudo:
             params["pseudo_labels"] = trial.suggest_categorical("pseudo_labels", (False, True))
+        if self.imbalanced:
+            params["class_balanced"] = trial.suggest_categorical("class_balanced", (False, True))
         return self.validation(_policy(params))
 
     @property
     def baselines(self) -> dict[str, dict]:
         """The baselines as trial parameters, by name."""
-        baselines = BASELINES | (TEACHER_BASELINE if self.pseudo else {})
-        searched = len(self.confidences) > 1, bool(self.pseudo)
+        baselines = (
+            BASELINES | (TEACHER_BASELINE if self.pseudo else {}) | (IMBALANCED_BASELINE if self.imbalanced else {})
+        )
+        searched = len(self.confidences) > 1, bool(self.pseudo), self.imbalanced
         return {name: _params(policy, *searched) for name, policy in baselines.items()}
 
 
@@ -448,15 +457,17 @@ def _quiet(optuna):
         optuna.logging.set_verbosity(verbosity)
 
 
-def _params(policy: Policy, confidence_searched: bool, pseudo_searched: bool) -> dict:
-    """The policy as a trial's parameters (``min_confidence`` and ``pseudo_labels`` only where the search has
-    that dimension; mixup and cutmix as one ``label_mixing`` choice)."""
+def _params(policy: Policy, confidence_searched: bool, pseudo_searched: bool, balance_searched: bool) -> dict:
+    """The policy as a trial's parameters (``min_confidence``, ``pseudo_labels`` and ``class_balanced`` only where
+    the search has that dimension; mixup and cutmix as one ``label_mixing`` choice)."""
     params = policy.to_dict()
     del params["version"]
     if not confidence_searched:
         del params["min_confidence"]
     if not pseudo_searched:
         del params["pseudo_labels"]
+    if not balance_searched:
+        del params["class_balanced"]
     mixing = {k: v for k in ("mixup_alpha", "cutmix_alpha") if (v := params.pop(k))}
     params["label_mixing"] = next(name for name, choice in LABEL_MIXING.items() if choice == mixing)
     return params

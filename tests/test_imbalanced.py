@@ -61,6 +61,44 @@ def test_an_imbalanced_run_is_filled_and_scored_by_balanced_accuracy(tmp_path, r
     report = Report.read(tmp_path / "report")
     assert report.settings.metric == "balanced_accuracy" and report.settings.real_train_imbalanced
     assert "balanced accuracy on the real test split" in (tmp_path / "report" / "report.md").read_text()
+    # tune on imbalanced labels: the class-weighted loss is a baseline and class balancing a searched dimension.
+    args = ("--data", "digits?imbalance=10", "--synthetic", tmp_path / "syn", "--out", tmp_path / "tuned")
+    tiny = ("--trials", "5", "--folds", "2", "--steps", "5", "--seeds", "0", "--quiet")
+    code, _, err = run_cli("tune", *args, *tiny, "--metric", "balanced_accuracy")
+    assert code == 0, err
+    import csv
+
+    with open(tmp_path / "tuned" / "trials.csv") as f:
+        trials = list(csv.DictReader(f))
+    baseline = trials[3]  # after real only, classic augmentation and the default mix
+    assert (baseline["class_balanced"], baseline["synthetic_ratio"], baseline["augmentation"]) == ("True", "0.0", "0.0")
+    assert json.loads((tmp_path / "tuned" / ".genaug" / "search.json").read_text())["class_balanced_choices"]
+    # At 5 steps the class-weighted loss is far ahead on balanced accuracy, so tune keeps it.
+    assert json.loads((tmp_path / "tuned" / "policy.json").read_text())["class_balanced"] is True
+
+
+def test_a_class_balanced_policy_weighs_the_svc_by_class(monkeypatch):
+    from sklearn.svm import SVC
+
+    from genaug.data import load_arrays
+    from genaug.policy import Policy
+    from genaug.scoring import Fit, test_predictions
+
+    seen = {}
+    fit_svc = SVC.fit
+
+    def recording_fit(self, x, y, sample_weight=None):
+        seen["totals"] = np.bincount(y, weights=np.ones(len(y)) if sample_weight is None else sample_weight)
+        return fit_svc(self, x, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(SVC, "fit", recording_fit)
+    real, test = load_arrays("digits?imbalance=10", "train"), load_arrays("digits", "test")
+    synthetic = (real.x[:0], real.y[:0])
+    for balanced in (False, True):
+        policy = Policy(synthetic_ratio=0.0, class_balanced=balanced)
+        test_predictions(Fit("svc", (real.x, real.y), synthetic, None, 0, test, 0, policy=policy))
+        totals = seen["totals"]
+        assert np.allclose(totals, totals.mean()) == balanced  # every class weighs the same, or as it counts
 
 
 def test_class_balance_gives_the_generator_rare_classes_more_often_and_is_keyed_by_seed_and_epoch():

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from genaug.errors import GenaugError
 from genaug.mixing import as_supervised, mix
+from genaug.policy import Policy, class_balancing_weights
 
 
 def _source(n, label_offset=0, value=0):
@@ -62,6 +63,39 @@ def test_synthetic_weight_and_supervised_batches():
     assert x.dtype == tf.float32 and x.shape == (8, 4, 4, 1) and y.dtype == tf.int64
     synthetic = x[:, 0, 0, 0].numpy() == 255
     assert np.allclose(w.numpy(), np.where(synthetic, 0.25, 1.0))
+
+
+def _labelled(labels, value):
+    labels = np.asarray(labels, np.int64)
+    images = np.full((len(labels), 4, 4, 1), value, np.uint8)
+    return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0, 3.0])
+def test_a_class_balanced_policy_makes_every_class_weigh_the_same(ratio):
+    # Real: 300 / 60 / 0 of classes 0-2; synthetic: 0 / 100 / 200 (a fill up to the largest, and one class more).
+    real = _labelled([0] * 300 + [1] * 60, 0)
+    synthetic = _labelled([1] * 100 + [2] * 200, 255)
+    policy = Policy(synthetic_ratio=ratio, synthetic_weight=0.5, class_balanced=True)
+    weight, labels, synthetic_flags = [], [], []
+    for _ in range(3):  # three passes, so that the sampled shares sit near the expected ones
+        for element in mix(real, synthetic, policy=policy, seed=_).as_numpy_iterator():
+            weight.append(element["sample_weight"] / (0.5 if element["is_synthetic"] else 1.0))
+            labels.append(element["label"])
+            synthetic_flags.append(element["is_synthetic"])
+    weight, labels = np.array(weight), np.array(labels)
+    totals = np.bincount(labels, weights=weight) / len(labels)  # each class's weight per example of the stream
+    present = np.unique(labels)
+    assert len(present) == (2 if ratio == 0 else 3)
+    assert np.allclose(totals[present], 1 / len(present), atol=0.03)
+    # Without class_balanced the same policy weighs only by source.
+    plain = mix(real, synthetic, policy=Policy(synthetic_ratio=ratio, synthetic_weight=0.5), seed=0)
+    assert {float(e["sample_weight"]) for e in plain.as_numpy_iterator()} <= {0.5, 1.0}
+
+
+def test_class_balancing_weights():
+    assert np.allclose(class_balancing_weights([300, 100, 0]), [2 / 3, 2.0, 0.0])
+    assert np.allclose(class_balancing_weights([0.25, 0.25, 0.5]), [4 / 3, 4 / 3, 2 / 3])
 
 
 def test_class_weights_top_up_chosen_classes():

@@ -39,8 +39,9 @@ def test_policy_round_trip_and_bad_files(tmp_path):
     assert Policy.load(tmp_path / "old.json") == Policy(synthetic_ratio=2.0, augmentation=1.0)  # genaug 0.2 files
     cases = [
         ({"version": 1, "ratio": 1}, "unknown policy key 'ratio'"),
-        ({"version": 4}, "policy version 4"),
+        ({"version": 5}, "policy version 5"),
         ({"version": 3, "pseudo_labels": "yes"}, "pseudo_labels must be true or false, got 'yes'"),
+        ({"version": 4, "class_balanced": 1}, "class_balanced must be true or false, got 1"),
         ({"version": 2, "mixup_alpha": 0.2, "cutmix_alpha": 1}, "mixup_alpha or cutmix_alpha, not both"),
         ({"version": 2, "noise": 0.5}, "noise must be a number in [0, 0.2], got 0.5"),
         ({"version": 2, "mixup_alpha": -1}, "mixup_alpha must be a number in [0, 2]"),
@@ -230,6 +231,7 @@ def test_a_confidence_threshold_is_searched_and_applied_when_the_set_stores_conf
     report = tune_module.tune("digits", [scored], tmp_path / "tuned", **TINY)
     header = (tmp_path / "tuned" / "trials.csv").read_text().splitlines()[0]
     assert "min_confidence" in header and "min_confidence" in report.policy
+    assert "class_balanced" not in header  # searched on imbalanced labels only
     # The Python API filters by each element's confidence as it reads.
     policy = Policy(synthetic_ratio=1.0, min_confidence=0.7)
     zeros = {"image": np.zeros((50, 8, 8, 1), np.uint8), "label": np.zeros(50, np.int64)}
