@@ -24,7 +24,7 @@ import numpy as np
 from genaug import metrics, storage
 from genaug.data import LabelledArrays, load_arrays
 from genaug.errors import ArgumentError, GenaugError
-from genaug.policy import TEACHER_LABELS, Policy
+from genaug.policy import CLASS_WEIGHTED, CLASSIC_AUGMENTATION, REAL_ONLY, TEACHER_LABELS, Policy
 from genaug.report import (
     REPORT_VERSION,
     Condition,
@@ -137,7 +137,9 @@ def evaluate(
     progress: bool = True,
 ) -> Report:
     """Measures a synthetic dataset against the real one and writes ``report.json``, ``report.md``
-    and plots into ``out``.
+    and plots into ``out``. Beside real only, real + synthetic and synthetic only, the routes without a generator:
+    classic augmentation; on imbalanced labels the class-weighted loss; with unlabelled images label spreading;
+    with a FixMatch teacher its labels and the teacher alone.
 
     Args:
         data: the real data spec the generator was trained on.
@@ -199,8 +201,8 @@ def evaluate(
 class _Inputs:
     """What an evaluation reads: the real splits, the labelled examples, the synthetic set and its arrays
     (``policy_syn``: as the policy's confidence threshold reads them), the classifiers that apply and the
-    baselines' training sets (name -> ((images, labels), classic augmentation)); ``policy_real``: the real
-    examples the policy trains on (with the teacher's labels, if it asks for them)."""
+    baselines' training sets and how they train (name -> ((images, labels), policy), nothing synthetic);
+    ``policy_real``: the real examples the policy trains on (with the teacher's labels, if it asks for them)."""
 
     full_train: LabelledArrays
     test: LabelledArrays
@@ -210,7 +212,7 @@ class _Inputs:
     policy_syn: tuple[np.ndarray, np.ndarray]
     policy_real: tuple[np.ndarray, np.ndarray]
     kinds: tuple[str, ...]
-    baselines: dict[str, tuple[tuple[np.ndarray, np.ndarray], bool]]
+    baselines: dict[str, tuple[tuple[np.ndarray, np.ndarray], Policy]]
 
     @classmethod
     def load(cls, data, synthetic, labels_per_class, label_fraction, image_size, policy, unlabeled) -> _Inputs:
@@ -225,15 +227,18 @@ class _Inputs:
         kinds = ("cnn",) + (("svc",) if int(np.prod(real.x.shape[1:])) <= SVC_MAX_PIXELS else ())
         # The route without genaug where there are unlabelled images: the same teacher pseudo-labels them and
         # the same classifiers train on them with the labelled ones.
-        baselines = {"classic_augmentation": ((real.x, real.y), True)}
+        baselines = {"classic_augmentation": ((real.x, real.y), CLASSIC_AUGMENTATION)}
+        if metrics.is_imbalanced(real.y):  # the usual remedy for imbalanced labels, without a generator
+            baselines["class_weighted"] = ((real.x, real.y), CLASS_WEIGHTED)
         unlabeled_images = _unlabeled_images(unlabeled, syn_set, full_train, real, image_size)
         if unlabeled_images is not None:
-            baselines["label_spreading"] = (_label_spreading_set(real, unlabeled_images), False)
+            baselines["label_spreading"] = (_label_spreading_set(real, unlabeled_images), REAL_ONLY)
         # The FixMatch teacher's labels without a generator: self-training, the route synthetic data must beat.
         taught = teacher_file(syn_set) is not None
         pseudo = pseudo_labelled(syn_set) if taught or (policy is not None and policy.pseudo_labels) else None
         if taught:
-            baselines["teacher_labels"] = (with_pseudo_labels((real.x, real.y), pseudo, TEACHER_LABELS), False)
+            teacher_labels = with_pseudo_labels((real.x, real.y), pseudo, TEACHER_LABELS)
+            baselines["teacher_labels"] = (teacher_labels, TEACHER_LABELS)
         policy_real = with_pseudo_labels((real.x, real.y), pseudo, policy)
         return cls(full_train, test, real, syn_set, syn, policy_syn, policy_real, kinds, baselines)
 
@@ -246,8 +251,8 @@ def _plan(inputs: _Inputs, conditions: dict[str, float], seeds: int, steps: int,
     for kind, seed in itertools.product(inputs.kinds, range(seeds)):
         for name, fraction in conditions.items():
             plan[kind, name, seed] = Fit(kind, real, syn, fraction, seed, test, steps)
-        for name, (train_set, augment) in inputs.baselines.items():
-            plan[kind, name, seed] = Fit(kind, train_set, syn, 0.0, seed, test, steps, augment)
+        for name, (train_set, route) in inputs.baselines.items():
+            plan[kind, name, seed] = Fit(kind, train_set, syn, None, seed, test, steps, policy=route)
         if policy is not None:
             policy_real, policy_syn = inputs.policy_real, inputs.policy_syn
             plan[kind, "policy", seed] = Fit(kind, policy_real, policy_syn, None, seed, test, steps, False, policy)

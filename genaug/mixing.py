@@ -86,9 +86,11 @@ def mix(
     f = float(synthetic_fraction)
     if not 0.0 <= f <= 1.0:
         raise GenaugError(f"synthetic_fraction must be in [0, 1], got {f}")
+    if f > 0.0 and not n_syn:
+        raise GenaugError(f"synthetic_fraction {f} needs synthetic examples, and the synthetic dataset is empty")
     if class_weights is not None:
         syn_t = _class_weighted(syn_t, class_weights, seed)
-    else:
+    elif n_syn:
         syn_t = syn_t.shuffle(n_syn, seed=seed).repeat()
     if f == 1.0:
         mixed = syn_t.take(n_syn)

@@ -61,6 +61,7 @@ def test_an_imbalanced_run_is_filled_and_scored_by_balanced_accuracy(tmp_path, r
     report = Report.read(tmp_path / "report")
     assert report.settings.metric == "balanced_accuracy" and report.settings.real_train_imbalanced
     assert "balanced accuracy on the real test split" in (tmp_path / "report" / "report.md").read_text()
+    assert report.utility["cnn"].baselines["class_weighted"].mean > 0  # the usual remedy, beside genaug
     # tune on imbalanced labels: the class-weighted loss is a baseline and class balancing a searched dimension.
     args = ("--data", "digits?imbalance=10", "--synthetic", tmp_path / "syn", "--out", tmp_path / "tuned")
     tiny = ("--trials", "5", "--folds", "2", "--steps", "5", "--seeds", "0", "--quiet")

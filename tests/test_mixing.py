@@ -169,6 +169,9 @@ def test_bad_arguments():
         mix(_source(4), _source(4), synthetic_count=9, seed=0)
     with pytest.raises(GenaugError, match="finite"):
         mix(_source(4).repeat(), _source(4), synthetic_count=1, seed=0)
+    with pytest.raises(GenaugError, match="synthetic_fraction 0.5 needs synthetic examples"):
+        mix(_source(4), _source(0), synthetic_fraction=0.5, seed=0)
+    assert len(list(mix(_source(4), _source(0), synthetic_fraction=0.0, seed=0))) == 4  # real only needs none
 
 
 def test_arrays_dataset_order_depends_on_its_seed_alone():
