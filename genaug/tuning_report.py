@@ -88,17 +88,17 @@ class TuningReport:
         """Writes ``policy.json``, ``trials.csv`` and ``objective.png`` from the ``completed`` trials, then
         ``report.json`` and ``report.md``."""
         tuned.save(out / "policy.json")
-        _write_trials(out / "trials.csv", completed)
+        _write_trials(out / "trials.csv", completed, self.search.get("metric", "accuracy"))
         _plot_objective(out / "objective.png", completed)
         atomic.write_json(out / REPORT, self.to_json())
         atomic.write_bytes(out / "report.md", _markdown(self).encode())
 
 
-def _write_trials(path: Path, completed) -> None:
+def _write_trials(path: Path, completed, metric: str) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     names = sorted(completed[0].params)
-    writer.writerow(["trial", "validation_accuracy", *names])
+    writer.writerow(["trial", f"validation_{metric}", *names])  # the score the search maximised
     for trial in completed:
         writer.writerow([trial.number, f"{trial.value:.6f}", *(trial.params[n] for n in names)])
     atomic.write_bytes(path, buffer.getvalue().encode())

@@ -71,6 +71,7 @@ def test_an_imbalanced_run_is_filled_and_scored_by_balanced_accuracy(tmp_path, r
 
     with open(tmp_path / "tuned" / "trials.csv") as f:
         trials = list(csv.DictReader(f))
+    assert "validation_balanced_accuracy" in trials[0]  # the score the search maximised
     baseline = trials[3]  # after real only, classic augmentation and the default mix
     assert (baseline["class_balanced"], baseline["synthetic_ratio"], baseline["augmentation"]) == ("True", "0.0", "0.0")
     assert json.loads((tmp_path / "tuned" / ".genaug" / "search.json").read_text())["class_balanced_choices"]
