@@ -75,6 +75,8 @@ def mix(
     if policy is not None:
         if synthetic_fraction is not None or synthetic_count is not None or synthetic_weight is not None:
             raise GenaugError("give a policy or synthetic_fraction/synthetic_count/synthetic_weight, not both")
+        if policy.class_balanced and class_weights is not None:
+            raise GenaugError("give class_weights or a class-balanced policy, not both")
         synthetic, synthetic_fraction, synthetic_weight = _as_policy_says(synthetic, policy)
     if (synthetic_fraction is None) == (synthetic_count is None):
         raise GenaugError("give exactly one of synthetic_fraction and synthetic_count")
@@ -102,8 +104,6 @@ def mix(
         ).take(round(n_real / (1.0 - f)))
     if policy is None or not policy.class_balanced:
         return mixed
-    if class_weights is not None:
-        raise GenaugError("give class_weights or a class-balanced policy, not both")
     shares = [_label_shares(real) * (1.0 - f), _label_shares(synthetic) * f]
     size = max(len(s) for s in shares)
     stream_shares = sum(np.pad(s, (0, size - len(s))) for s in shares)

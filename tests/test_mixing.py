@@ -172,6 +172,8 @@ def test_bad_arguments():
     with pytest.raises(GenaugError, match="synthetic_fraction 0.5 needs synthetic examples"):
         mix(_source(4), _source(0), synthetic_fraction=0.5, seed=0)
     assert len(list(mix(_source(4), _source(0), synthetic_fraction=0.0, seed=0))) == 4  # real only needs none
+    with pytest.raises(GenaugError, match="class_weights or a class-balanced policy"):
+        mix(_source(4), _source(4), policy=Policy(class_balanced=True), class_weights={1: 1.0}, seed=0)
 
 
 def test_arrays_dataset_order_depends_on_its_seed_alone():
