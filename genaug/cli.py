@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import inspect
 import json
 import logging
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from genaug import storage
 from genaug.errors import ArgumentError, GenaugError
 from genaug.policy import Policy
-from genaug.startup import start_tensorflow
+from genaug.startup import single_threaded_tensorflow, start_tensorflow
 from genaug.version import __version__
 
 
@@ -305,8 +306,8 @@ def _add_jobs(command) -> None:
         "--jobs",
         type=int,
         metavar="N",
-        help="train the classifiers side by side in N single-threaded worker processes (one per core is "
-        "fastest; default: one after another in this process)",
+        help="train the classifiers side by side in N single-threaded worker processes (default: one per core, "
+        "up to 4); the figures do not depend on N",
     )
 
 
@@ -355,12 +356,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _with_jobs(jobs: int | None, function, **arguments):
-    """``function(**arguments)``, with ``workers=`` a pool of ``jobs`` processes when ``jobs`` is given."""
-    if jobs is None:
-        return function(**arguments)
-    from genaug.workers import Workers
+    """``function(**arguments)`` with ``workers=`` a pool of ``jobs`` single-threaded processes (``None``: one per
+    core, up to 4). This process is single-threaded too (:func:`_run`): a classifier fit gives the same figures
+    here and in any worker, where TensorFlow on more threads sums in another order and, with few labels, can
+    land a point or two away on 28x28 images."""
+    from genaug.workers import Workers, worker_count
 
-    with Workers(jobs) as workers:
+    with Workers(worker_count(jobs)) as workers:
         return function(**arguments, workers=workers)
 
 
@@ -644,11 +646,15 @@ def _names_a_uri(args: argparse.Namespace) -> bool:
 def _run(args: argparse.Namespace) -> int:
     """The command ``args`` names, its errors as one line and an exit code."""
     try:
+        if args.handler in (_evaluate, _tune):  # fits single-threaded, here as in its workers (see _with_jobs)
+            start = single_threaded_tensorflow
+        else:
+            start = functools.partial(start_tensorflow, show_native_log=args.debug)
         if _names_a_uri(args):  # checking a URI's directory reads it through tf.io.gfile: start TensorFlow quietly
-            start_tensorflow(show_native_log=args.debug)
+            start()
         _check_inputs(args)
         if _needs_tensorflow(args):
-            start_tensorflow(show_native_log=args.debug)
+            start()
         return args.handler(args)
     except GenaugError as err:
         if args.debug:

@@ -17,7 +17,7 @@ from genaug.errors import ArgumentError
 from genaug.policy import Policy
 from genaug.report import Estimate, Report, condition_name, gain_key
 from genaug.startup import single_threaded_tensorflow
-from genaug.workers import Workers
+from genaug.workers import Workers, worker_count
 
 # Per setting: labels per class (None = all) and the synthetic share of the classifiers' training data.
 # With 10 labels per class more synthetic data kept helping up to 90 % (docs/experiments.md, scarce labels);
@@ -151,12 +151,6 @@ def check_demo(out: str | os.PathLike, seeds: int | None = None) -> None:
                 f"{out} holds {str(foreign.relative_to(out))!r}, which genaug demo did not write; choose another {{}}",
                 "out",
             )
-
-
-def worker_count(jobs: int | None) -> int:
-    """The processes :func:`demo` uses for ``jobs`` (``None``: one per CPU core, at most 4; Workers checks
-    the rest)."""
-    return min(4, os.cpu_count() or 1) if jobs is None else jobs
 
 
 def _say(started: float, name: str, message: str) -> None:

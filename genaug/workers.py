@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.pool import AsyncResult
 
@@ -52,3 +53,8 @@ def in_order(function: Callable, items: Iterable, workers: Workers | None = None
     """``function`` over ``items``, side by side in ``workers`` when given, else here one after another; the
     results in ``items``' order either way."""
     return workers.imap(function, items) if workers else map(function, items)
+
+
+def worker_count(jobs: int | None) -> int:
+    """The processes to use for ``jobs`` (``None``: one per CPU core, at most 4; :class:`Workers` checks the rest)."""
+    return min(4, os.cpu_count() or 1) if jobs is None else jobs

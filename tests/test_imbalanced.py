@@ -44,6 +44,7 @@ def test_balanced_accuracy_weighs_every_class_the_same():
         score("f1", always_zero, truth)
 
 
+@pytest.mark.slow
 def test_an_imbalanced_run_is_filled_and_scored_by_balanced_accuracy(tmp_path, run_cli):
     import json
 
@@ -56,7 +57,8 @@ def test_an_imbalanced_run_is_filled_and_scored_by_balanced_accuracy(tmp_path, r
     manifest = json.loads((tmp_path / "syn" / "manifest.json").read_text())
     assert [p + c for p, c in zip(prior, manifest["counts_per_class"], strict=True)] == [max(prior)] * 10
     args = ("--data", "digits?imbalance=10", "--synthetic", tmp_path / "syn", "--out", tmp_path / "report")
-    code, _, err = run_cli("evaluate", *args, "--num-seeds", "1", "--steps", "5", "--metric", "balanced_accuracy")
+    code, _, err = run_cli("evaluate", *args, "--num-seeds", "1", "--steps", "5", "--metric", "balanced_accuracy",
+                           "--jobs", "1")  # fmt: skip
     assert code == 0, err
     report = Report.read(tmp_path / "report")
     assert report.settings.metric == "balanced_accuracy" and report.settings.real_train_imbalanced
@@ -64,7 +66,7 @@ def test_an_imbalanced_run_is_filled_and_scored_by_balanced_accuracy(tmp_path, r
     assert report.utility["cnn"].baselines["class_weighted"].mean > 0  # the usual remedy, beside genaug
     # tune on imbalanced labels: the class-weighted loss is a baseline and class balancing a searched dimension.
     args = ("--data", "digits?imbalance=10", "--synthetic", tmp_path / "syn", "--out", tmp_path / "tuned")
-    tiny = ("--trials", "5", "--folds", "2", "--steps", "5", "--seeds", "0", "--quiet")
+    tiny = ("--trials", "5", "--folds", "2", "--steps", "5", "--seeds", "0", "--jobs", "1", "--quiet")
     code, _, err = run_cli("tune", *args, *tiny, "--metric", "balanced_accuracy")
     assert code == 0, err
     import csv

@@ -208,10 +208,21 @@ def test_evaluate_applies_a_policy(synthetic, tmp_path):
 
 def test_the_cli_tunes_without_test_seeds_and_evaluate_reads_a_policy_file(synthetic, tmp_path, run_cli):
     code, out, err = run_cli("tune", "--synthetic", synthetic, "--out", tmp_path / "t", "--trials", "1", "--folds", "2",
-                             "--num-seeds", "0", "--steps", "5", "--quiet")  # fmt: skip
+                             "--num-seeds", "0", "--steps", "5", "--jobs", "1", "--quiet")  # fmt: skip
     assert code == 0 and "(tuned: validation " in out, err
     Policy(synthetic_ratio=0.5).save(tmp_path / "policy.json")
-    args = ["--synthetic", synthetic, "--out", tmp_path / "report", "--num-seeds", "1", "--fractions", "0.5"]
+    args = [
+        "--synthetic",
+        synthetic,
+        "--out",
+        tmp_path / "report",
+        "--num-seeds",
+        "1",
+        "--fractions",
+        "0.5",
+        "--jobs",
+        "1",
+    ]
     code, _, err = run_cli("evaluate", *args, "--steps", "20", "--policy", tmp_path / "policy.json", "--quiet")
     assert code == 0, err
     report = Report.read(tmp_path / "report")
