@@ -160,8 +160,10 @@ def evaluate(
             rest of the split, else none.
         metric: what every row scores: ``accuracy`` or ``balanced_accuracy`` (mean recall over the classes;
             for imbalanced data). On an imbalanced training split an accuracy report adds balanced accuracy.
-        workers: train the classifiers side by side in these processes (:class:`genaug.workers.Workers`);
-            by default one after another in this process. The figures do not depend on how many there are.
+        workers: train the classifiers side by side in these single-threaded processes
+            (:class:`genaug.workers.Workers`); the figures do not depend on how many there are. By default one
+            after another in this process, on its TensorFlow threads: on real-size images a fit on more than
+            one thread can land a seed's noise away from the single-threaded one (the CLI is single-threaded).
         progress: log a line per stage (logger ``genaug.evaluation``, INFO; the CLI shows it).
 
     Returns:
