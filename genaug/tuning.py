@@ -149,8 +149,7 @@ def tune(
         image_size: resize real images (as at training).
         metric: what validation and the test report score: ``accuracy`` or ``balanced_accuracy``.
         overwrite: replace a different search in ``out``.
-        workers: train the classifiers side by side in these processes (:class:`~genaug.workers.Workers`); by
-            default here, one after another (see :func:`genaug.evaluate` on threads).
+        workers: fit the classifiers side by side in these processes (see :func:`genaug.evaluate`'s).
         progress: log a line per trial (logger ``genaug.tuning``, INFO; the CLI shows it).
 
     Returns:
