@@ -306,8 +306,8 @@ def _add_jobs(command) -> None:
         "--jobs",
         type=int,
         metavar="N",
-        help="train the classifiers side by side in N single-threaded worker processes (one per core is "
-        "fastest; default: one after another in this single-threaded process); the figures do not depend on N",
+        help="train the classifiers side by side in N single-threaded worker processes (default: one per core, "
+        "up to 4); the figures do not depend on N",
     )
 
 
@@ -356,15 +356,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _with_jobs(jobs: int | None, function, **arguments):
-    """``function(**arguments)``, with ``workers=`` a pool of ``jobs`` single-threaded processes when ``jobs`` is
-    given. This process is single-threaded too (:func:`_run`): a classifier fit gives the same figures here and in
-    any worker, where TensorFlow on more threads sums in another order and, with few labels, can land a point or
-    two away on 28x28 images."""
-    if jobs is None:
-        return function(**arguments)
-    from genaug.workers import Workers
+    """``function(**arguments)`` with ``workers=`` a pool of ``jobs`` single-threaded processes (``None``: one per
+    core, up to 4). This process is single-threaded too (:func:`_run`): a classifier fit gives the same figures
+    here and in any worker, where TensorFlow on more threads sums in another order and, with few labels, can
+    land a point or two away on 28x28 images."""
+    from genaug.workers import Workers, worker_count
 
-    with Workers(jobs) as workers:
+    with Workers(worker_count(jobs)) as workers:
         return function(**arguments, workers=workers)
 
 

@@ -191,7 +191,7 @@ def test_train_flags_reach_their_config_keys():
     assert (default.teacher_steps, default.teacher_flip) == (2500, False)
 
 
-def test_evaluate_and_tune_fit_single_threaded_here_and_in_their_workers(monkeypatch, run_cli):
+def test_evaluate_and_tune_fit_single_threaded_here_and_in_one_worker_per_core(monkeypatch, run_cli):
     """A fit's figures must not depend on --jobs: on 28x28 images TensorFlow on two threads lands a CNN fit with
     100 labels up to two points away from one thread, so this process and every worker run on one thread."""
     from genaug import cli, workers
@@ -211,10 +211,10 @@ def test_evaluate_and_tune_fit_single_threaded_here_and_in_their_workers(monkeyp
             pass
 
     monkeypatch.setattr(workers, "Workers", Pool)
-    monkeypatch.setattr(cli, "_evaluate", lambda args: cli._with_jobs(args.jobs, lambda workers=None: 0))
-    monkeypatch.setattr(cli, "_tune", lambda args: cli._with_jobs(args.jobs, lambda workers=None: 0))
+    monkeypatch.setattr(cli, "_evaluate", lambda args: cli._with_jobs(args.jobs, lambda workers: 0))
+    monkeypatch.setattr(cli, "_tune", lambda args: cli._with_jobs(args.jobs, lambda workers: 0))
     code, _, err = run_cli("evaluate", "--synthetic", PREVIOUS_SYNTHETIC, "--out", "unused")
     assert code == 0, err
     code, _, err = run_cli("tune", "--synthetic", PREVIOUS_SYNTHETIC, "--out", "unused", "--jobs", "3")
     assert code == 0, err
-    assert started == ["single", "single"] and pools == [3]  # evaluate without --jobs: here, one after another
+    assert started == ["single", "single"] and pools == [workers.worker_count(None), 3]
