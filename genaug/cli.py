@@ -378,7 +378,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     report = _with_jobs(args.jobs, tune, **_arguments_for(tune, args, progress=not args.quiet))
     tuned = report.test.get("tuned")  # none with --num-seeds 0: the test split is not read
-    scored = f"test {tuned.mean:.4f}" if tuned else f"validation {report.validation_accuracy:.4f}"
+    scored = f"test {tuned.mean:.4f}" if tuned else f"validation {report.validation_score:.4f}"
     print(f"wrote {args.out}/policy.json and {args.out}/report.md (tuned: {scored})")
     return 0
 

@@ -179,7 +179,7 @@ def tune(
         report = TuningReport(
             search=search.record,
             policy=tuned.to_dict(),
-            validation_accuracy=best.value,
+            validation_score=best.value,
             confirmation=confirmation,
             trials=len(completed),
             test=_test_rows(search, tuned, seeds, say),  # the test split is read here, once, after the search

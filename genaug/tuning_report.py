@@ -2,7 +2,8 @@
 and ``objective.png``.
 
 Versions: 1 (genaug 0.2, no version field), 2 (``report_version``), 3 (the confirmation's ``choice`` and
-``intervals``). Every version still loads.
+``intervals``), 4 (``validation_score``, in the searched metric; ``validation_accuracy`` before). Every version
+still loads.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from genaug.json_records import from_json, read_json, to_json
 from genaug.policy import Policy
 from genaug.report import REPORT, Estimate, save_figure
 
-TUNING_REPORT_VERSION = 3
+TUNING_REPORT_VERSION = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,7 @@ class TuningReport:
 
     search: dict  # what the search depended on (also ``.genaug/search.json``)
     policy: dict  # the tuned policy (also ``policy.json``)
-    validation_accuracy: float
+    validation_score: float  # the tuned policy's, in ``search["metric"]`` (accuracy unless said)
     confirmation: Confirmation | None
     trials: int
     test: dict[str, TestRow]  # empty when no test seeds were asked for
@@ -79,7 +80,10 @@ class TuningReport:
     @classmethod
     def read(cls, directory: str | os.PathLike) -> TuningReport:
         path = storage.path(directory) / REPORT
-        return from_json(cls, read_json(path, "tuning report"), path)
+        raw = read_json(path, "tuning report")
+        if isinstance(raw, dict) and "validation_accuracy" in raw:  # versions 1-3
+            raw["validation_score"] = raw.pop("validation_accuracy")
+        return from_json(cls, raw, path)
 
     def to_json(self) -> dict:
         return to_json(self)
@@ -130,7 +134,7 @@ def _markdown(report: TuningReport) -> str:
         + (f"{held} of them held out from the generator; " if (held := search.get("holdout_examples")) else "")
         + f"{search['folds']} folds{' of the rest' if held else ''}); {report.trials} trials.",
         "",
-        f"Tuned policy: {policy.describe()} (validation {_metric(report)} {report.validation_accuracy:.4f}).",
+        f"Tuned policy: {policy.describe()} (validation {_metric(report)} {report.validation_score:.4f}).",
     ]
     if confirmation := report.confirmation:
         on = (

@@ -1,5 +1,6 @@
 """policy.json and genaug tune: the record, the search's use of labelled data only, resume."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -77,7 +78,7 @@ def test_the_search_never_reads_test_labels(synthetic, tmp_path, monkeypatch):
     monkeypatch.setattr(tune_module, "load_arrays", poisoned)
     blind = tune_module.tune("digits", [synthetic], tmp_path / "poisoned", **TINY)
     assert calls == ["train", "test"]  # the test split once, after the search
-    assert blind.policy == honest.policy and blind.validation_accuracy == honest.validation_accuracy
+    assert blind.policy == honest.policy and blind.validation_score == honest.validation_score
     assert (tmp_path / "poisoned" / "trials.csv").read_text() == (tmp_path / "honest" / "trials.csv").read_text()
     assert blind.test["tuned"].mean != honest.test["tuned"].mean  # the poison did reach the report
 
@@ -124,6 +125,10 @@ def test_the_search_winner_must_beat_the_baselines_on_fresh_folds(synthetic, tmp
     monkeypatch.setattr(tune_module, "test_predictions", lucky)
     report = tune_module.tune("digits", [synthetic], tmp_path / "tuned", **{**TINY, "trials": 4, "seeds": 0})
     assert TuningReport.read(tmp_path / "tuned") == report
+    raw = json.loads((tmp_path / "tuned" / "report.json").read_text())  # as version 3 wrote it
+    raw["validation_accuracy"], raw["report_version"] = raw.pop("validation_score"), 3
+    (tmp_path / "tuned" / "report.json").write_text(json.dumps(raw))
+    assert TuningReport.read(tmp_path / "tuned") == dataclasses.replace(report, report_version=3)
     confirmation = report.confirmation
     assert confirmation.on == "fresh folds" and list(confirmation.scores) == [*tune_module.BASELINES, "search"]
     assert confirmation.scores["search"] == (1.0 if holds_up else 0.0)
