@@ -6,8 +6,9 @@ images) scored on the balanced official test split: train the default conditiona
 balanced accuracy on the labelled data, and train the CNN recipe (600 steps) as each route says:
 
   real only | class-weighted loss (n / (K n_c)) | random oversampling | classic augmentation + oversampling |
-  genaug (real + the filled synthetic set, the tuned policy; it may weigh classes too, as tune searches
-  class_balanced on imbalanced labels) | synthetic fill, half and half (no tuning)
+  genaug (real + the filled synthetic set, the tuned policy; it may weigh classes or oversample the real images, as
+  tune searches both on imbalanced labels) | synthetic fill, half and half (no tuning) | the same with the real half
+  oversampled (no tuning)
 
 Scores: balanced accuracy (mean recall), macro F1, and the mean recall of the three rarest classes; mean
 over seeds with 95 % t-intervals, and genaug's gains paired by seed.
@@ -22,6 +23,7 @@ side in one-thread worker processes; ``--rows FILE`` keeps each seed's row, so t
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
@@ -40,14 +42,17 @@ from sklearn.metrics import f1_score  # noqa: E402
 
 import genaug  # noqa: E402
 from genaug.metrics import mean_interval, recall_per_class, score  # noqa: E402
-from genaug.policy import CLASS_WEIGHTED  # noqa: E402
+from genaug.policy import CLASS_WEIGHTED, DEFAULT_POLICY  # noqa: E402
 from genaug.scoring import Fit, test_predictions  # noqa: E402
 from genaug.synthetic import SyntheticDataset  # noqa: E402
 from genaug.workers import Workers, in_order  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
 STEPS = 600
-ROUTES = ("real", "class_weighted", "oversampled", "classic_oversampled", "genaug", "fill_half")
+FILL_OVERSAMPLED = dataclasses.replace(DEFAULT_POLICY, real_balanced=True)  # half and half, the real half balanced
+ROUTES = (
+    "real", "class_weighted", "oversampled", "classic_oversampled", "genaug", "fill_half", "fill_half_oversampled",
+)  # fmt: skip
 
 
 def oversampled(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +97,7 @@ def one_seed(args, seed: int, work: Path, workers: Workers | None) -> dict:
         "classic_oversampled": cnn(over, augment=True),
         "genaug": cnn((real.x, real.y), fraction=None, route_policy=policy),
         "fill_half": cnn((real.x, real.y), fraction=0.5),
+        "fill_half_oversampled": cnn((real.x, real.y), fraction=None, route_policy=FILL_OVERSAMPLED),
         "class_weighted": cnn((real.x, real.y), fraction=None, route_policy=CLASS_WEIGHTED),
     }
     predicted = dict(zip(fits, in_order(test_predictions, fits.values(), workers), strict=True))

@@ -63,7 +63,8 @@ def mix(
         policy: a :class:`genaug.policy.Policy` instead of ``synthetic_fraction`` and ``synthetic_weight``
             (its fraction is ``ratio / (1 + ratio)``; its ``min_confidence`` filters the synthetic stream by
             each element's ``confidence``; its ``class_balanced`` weighs each element by its class's share of
-            the stream; pass it to :func:`as_supervised` too).
+            the stream; its ``real_balanced`` draws the real elements class by class, equally often; pass it to
+            :func:`as_supervised` too).
 
     Returns:
         A finite dataset of tagged elements (shuffle and batch it with :func:`as_supervised`).
@@ -94,20 +95,49 @@ def mix(
         syn_t = _class_weighted(syn_t, class_weights, seed)
     elif n_syn:
         syn_t = syn_t.shuffle(n_syn, seed=seed).repeat()
+    real_t, real_shares = _balanced_real(real, real_t, n_real, policy, seed)
     if f == 1.0:
         mixed = syn_t.take(n_syn)
     elif f == 0.0:
-        mixed = real_t
+        mixed = real_t.take(n_real)
     else:
         mixed = tf.data.Dataset.sample_from_datasets(
             [real_t.shuffle(n_real, seed=seed).repeat(), syn_t], weights=[1.0 - f, f], seed=seed
         ).take(round(n_real / (1.0 - f)))
     if policy is None or not policy.class_balanced:
         return mixed
-    shares = [_label_shares(real) * (1.0 - f), _label_shares(synthetic) * f]
-    size = max(len(s) for s in shares)
-    stream_shares = sum(np.pad(s, (0, size - len(s))) for s in shares)
-    return _weighted_by_class(mixed, class_balancing_weights(stream_shares))
+    return _weighted_by_class(mixed, class_balancing_weights(_stream_shares(real_shares, _label_shares(synthetic), f)))
+
+
+def _stream_shares(real_shares: np.ndarray, synthetic_shares: np.ndarray, fraction: float) -> np.ndarray:
+    """Each class's share of a stream drawing synthetic elements with probability ``fraction``."""
+    size = max(len(real_shares), len(synthetic_shares))
+    padded = [np.pad(shares, (0, size - len(shares))) for shares in (real_shares, synthetic_shares)]
+    return padded[0] * (1.0 - fraction) + padded[1] * fraction
+
+
+def _balanced_real(real, real_t, n_real: int, policy: Policy | None, seed: int):
+    """The real stream as the policy's ``real_balanced`` draws it, and its class shares (``None`` unless a class
+    balancing needs them)."""
+    if policy is None or not (policy.class_balanced or policy.real_balanced):
+        return real_t, None
+    shares = _label_shares(real)
+    if not policy.real_balanced:
+        return real_t, shares
+    return _oversampled(real_t, shares, n_real, seed), (shares > 0) / (shares > 0).sum()
+
+
+def _oversampled(real_t: tf.data.Dataset, shares: np.ndarray, n_real: int, seed: int) -> tf.data.Dataset:
+    """An endless stream of ``real_t``'s elements with every class present equally often (each class's elements
+    reshuffled and repeated: random oversampling)."""
+    classes = np.flatnonzero(shares)
+    streams = [
+        real_t.filter(lambda e, k=k: tf.equal(e["label"], tf.cast(k, e["label"].dtype)))
+        .shuffle(max(1, round(shares[k] * n_real)), seed=seed + int(k))
+        .repeat()
+        for k in classes
+    ]
+    return tf.data.Dataset.sample_from_datasets(streams, weights=[1.0 / len(classes)] * len(classes), seed=seed)
 
 
 def _label_shares(dataset: tf.data.Dataset) -> np.ndarray:

@@ -11,9 +11,10 @@ import numpy as np
 from genaug import atomic, storage
 from genaug.errors import GenaugError
 
-# 2 added mixup_alpha, cutmix_alpha and noise, 3 pseudo_labels, 4 class_balanced; older files load with them off
-POLICY_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+# 2 added mixup_alpha, cutmix_alpha and noise, 3 pseudo_labels, 4 class_balanced, 5 real_balanced; older files load
+# with them off
+POLICY_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 MAX_RATIO = 3.0  # beyond ~3 synthetic per real image, generated data hurt in the literature (issue 19)
 MAX_AUGMENTATION = 2.0
 MAX_ALPHA = 2.0  # Beta(a, a) beyond 2 mixes nearly half-and-half every time
@@ -43,6 +44,8 @@ class Policy:
             confidently enough to train the generator on, with those labels (scarce-label runs only).
         class_balanced: weigh each example's loss by the inverse of its class's share of the stream, real and
             synthetic together, so that every class weighs the same (the class-weighted loss of imbalanced data).
+        real_balanced: draw the real examples with every class equally often (random oversampling of the real
+            stream; the synthetic stream is as it is, e.g. ``sample --class-balance fill``).
 
     Example:
         >>> policy = Policy.load("tuned/policy.json")
@@ -59,6 +62,7 @@ class Policy:
     noise: float = 0.0
     pseudo_labels: bool = False
     class_balanced: bool = False
+    real_balanced: bool = False
 
     def __post_init__(self):
         ranges = {
@@ -81,7 +85,7 @@ class Policy:
             if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
                 raise GenaugError(f"policy min_confidence must be null or a number in [0, 1], got {confidence!r}")
             object.__setattr__(self, "min_confidence", float(confidence))
-        for name in ("pseudo_labels", "class_balanced"):
+        for name in ("pseudo_labels", "class_balanced", "real_balanced"):
             if not isinstance(getattr(self, name), bool):
                 raise GenaugError(f"policy {name} must be true or false, got {getattr(self, name)!r}")
         if self.mixup_alpha and self.cutmix_alpha:
@@ -106,6 +110,7 @@ class Policy:
             f"noise {self.noise:g}" if self.noise else "",
             "pseudo-labels" if self.pseudo_labels else "",
             "class-balanced" if self.class_balanced else "",
+            "real oversampled" if self.real_balanced else "",
         ]
         return " ".join(
             [
@@ -178,3 +183,5 @@ CLASSIC_AUGMENTATION = Policy(synthetic_ratio=0.0, augmentation=1.0)
 TEACHER_LABELS = Policy(synthetic_ratio=0.0, pseudo_labels=True)
 #: The usual remedy for imbalanced data, without a generator: real data, each class's loss weighted alike.
 CLASS_WEIGHTED = Policy(synthetic_ratio=0.0, class_balanced=True)
+#: The other usual remedy: real data, every class drawn equally often (random oversampling).
+OVERSAMPLED = Policy(synthetic_ratio=0.0, real_balanced=True)

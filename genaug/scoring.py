@@ -94,7 +94,8 @@ def _cnn_predictions(trainer, fit: Fit) -> np.ndarray:
 
 def _svc_predictions(fit: Fit) -> np.ndarray:
     """The SVC on the mix (up to four augmented copies of each real image when augmenting); a policy gives
-    its synthetic share, their weight, its augmentation strength and its class balancing (mixup, cutmix and
+    its synthetic share, their weight, its augmentation strength and its class balancing, of the loss and of the
+    real images (mixup, cutmix and
     pixel noise are for networks trained by batches, so the SVC leaves them out)."""
     from sklearn.svm import SVC
 
@@ -106,6 +107,10 @@ def _svc_predictions(fit: Fit) -> np.ndarray:
         fraction, augment = fit.policy.synthetic_fraction, fit.policy.augmentation > 0
         strength, weight = fit.policy.augmentation, fit.policy.synthetic_weight
     rng = np.random.default_rng(fit.seed)
+    if fit.policy is not None and fit.policy.real_balanced:  # random oversampling, as mix draws the real stream
+        largest = np.bincount(real[1]).max()
+        picks = np.concatenate([rng.choice(np.flatnonzero(real[1] == k), largest) for k in np.unique(real[1])])
+        real = (real[0][picks], real[1][picks])
     if augment:
         copies = max(1, min(4, SVC_MAX_TRAIN // len(real[1]) - 1))
         more = augmented_copies(real[0], copies, fit.seed, strength=strength)

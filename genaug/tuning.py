@@ -36,7 +36,15 @@ from genaug import atomic, metrics, storage
 from genaug.data import LabelledArrays, derived_seed, load_arrays
 from genaug.errors import ArgumentError
 from genaug.outputs import LOCKS, STATE_DIR, Layout, check_output, claim_directory, differing_keys
-from genaug.policy import CLASS_WEIGHTED, CLASSIC_AUGMENTATION, DEFAULT_POLICY, REAL_ONLY, TEACHER_LABELS, Policy
+from genaug.policy import (
+    CLASS_WEIGHTED,
+    CLASSIC_AUGMENTATION,
+    DEFAULT_POLICY,
+    OVERSAMPLED,
+    REAL_ONLY,
+    TEACHER_LABELS,
+    Policy,
+)
 from genaug.scoring import (
     Fit,
     pseudo_labelled,
@@ -77,7 +85,14 @@ BASELINES = {
 }
 # Also enqueued when the generators' runs kept a FixMatch teacher: its labels, nothing synthetic (self-training).
 TEACHER_BASELINE = {"teacher's labels": TEACHER_LABELS}
-IMBALANCED_BASELINE = {"class-weighted loss": CLASS_WEIGHTED}  # and class_balanced searched
+# On imbalanced labels: the two usual remedies, and the default mix with the real images oversampled (the real half
+# drawn class-balanced beside a `--class-balance fill` set: docs/experiments.md, 2026-12-07); both kinds of balancing
+# are searched too.
+IMBALANCED_BASELINE = {
+    "class-weighted loss": CLASS_WEIGHTED,
+    "random oversampling": OVERSAMPLED,
+    "default, real oversampled": dataclasses.replace(DEFAULT_POLICY, real_balanced=True),
+}
 
 
 def check_tune(
@@ -208,7 +223,7 @@ class _Search:
     ``holdout`` they were kept from), the synthetic sets and their arrays (``syn``: read once per set and
     confidence threshold), per set the unlabelled images its generator's FixMatch teacher labelled
     (``pseudo``; searched as ``pseudo_labels`` when every set has them), whether the labelled examples are
-    ``imbalanced`` (then ``class_balanced`` is searched), the folds (``fresh_splits``: the
+    ``imbalanced`` (then ``class_balanced`` and ``real_balanced`` are searched), the folds (``fresh_splits``: the
     check's, without a holdout), ``record``, what the search depends on (``.genaug/search.json``; a rerun
     with another is refused), and the worker processes that train the classifiers, if any."""
 
@@ -266,6 +281,7 @@ class _Search:
             "noise_choices": list(NOISE),
             **({"pseudo_labels_choices": [False, True]} if pseudo else {}),  # searches before it: none
             **({"class_balanced_choices": [False, True]} if imbalanced else {}),  # searches before it: none
+            **({"real_balanced_choices": [False, True]} if imbalanced else {}),  # searches before it: none
             **({"metric": metric} if metric != "accuracy" else {}),  # searches from before the option: accuracy
         }
         return cls(data, sets, full_train, real, seen, holdout, syn, confidences, pseudo, imbalanced, splits,
@@ -327,6 +343,7 @@ class _Search:
             params["pseudo_labels"] = trial.suggest_categorical("pseudo_labels", (False, True))
         if self.imbalanced:
             params["class_balanced"] = trial.suggest_categorical("class_balanced", (False, True))
+            params["real_balanced"] = trial.suggest_categorical("real_balanced", (False, True))
         return self.validation(_policy(params))
 
     @property
@@ -458,8 +475,8 @@ def _quiet(optuna):
 
 
 def _params(policy: Policy, confidence_searched: bool, pseudo_searched: bool, balance_searched: bool) -> dict:
-    """The policy as a trial's parameters (``min_confidence``, ``pseudo_labels`` and ``class_balanced`` only where
-    the search has that dimension; mixup and cutmix as one ``label_mixing`` choice)."""
+    """The policy as a trial's parameters (``min_confidence``, ``pseudo_labels``, ``class_balanced`` and
+    ``real_balanced`` only where the search has that dimension; mixup and cutmix as one ``label_mixing`` choice)."""
     params = policy.to_dict()
     del params["version"]
     if not confidence_searched:
@@ -467,7 +484,7 @@ def _params(policy: Policy, confidence_searched: bool, pseudo_searched: bool, ba
     if not pseudo_searched:
         del params["pseudo_labels"]
     if not balance_searched:
-        del params["class_balanced"]
+        del params["class_balanced"], params["real_balanced"]
     mixing = {k: v for k in ("mixup_alpha", "cutmix_alpha") if (v := params.pop(k))}
     params["label_mixing"] = next(name for name, choice in LABEL_MIXING.items() if choice == mixing)
     return params

@@ -64,9 +64,10 @@ def test_an_imbalanced_run_is_filled_and_scored_by_balanced_accuracy(tmp_path, r
     assert report.settings.metric == "balanced_accuracy" and report.settings.real_train_imbalanced
     assert "balanced accuracy on the real test split" in (tmp_path / "report" / "report.md").read_text()
     assert report.utility["cnn"].baselines["class_weighted"].mean > 0  # the usual remedy, beside genaug
-    # tune on imbalanced labels: the class-weighted loss is a baseline and class balancing a searched dimension.
+    # tune on imbalanced labels: the class-weighted loss, random oversampling and the default mix with the real
+    # images oversampled are baselines, and both kinds of class balancing searched dimensions.
     args = ("--data", "digits?imbalance=10", "--synthetic", tmp_path / "syn", "--out", tmp_path / "tuned")
-    tiny = ("--trials", "5", "--folds", "2", "--steps", "5", "--seeds", "0", "--jobs", "1", "--quiet")
+    tiny = ("--trials", "6", "--folds", "2", "--steps", "5", "--seeds", "0", "--jobs", "1", "--quiet")
     code, _, err = run_cli("tune", *args, *tiny, "--metric", "balanced_accuracy")
     assert code == 0, err
     import csv
@@ -74,14 +75,16 @@ def test_an_imbalanced_run_is_filled_and_scored_by_balanced_accuracy(tmp_path, r
     with open(tmp_path / "tuned" / "trials.csv") as f:
         trials = list(csv.DictReader(f))
     assert "validation_balanced_accuracy" in trials[0]  # the score the search maximised
-    baseline = trials[3]  # after real only, classic augmentation and the default mix
-    assert (baseline["class_balanced"], baseline["synthetic_ratio"], baseline["augmentation"]) == ("True", "0.0", "0.0")
-    assert json.loads((tmp_path / "tuned" / ".genaug" / "search.json").read_text())["class_balanced_choices"]
-    # At 5 steps the class-weighted loss is far ahead on balanced accuracy, so tune keeps it.
-    assert json.loads((tmp_path / "tuned" / "policy.json").read_text())["class_balanced"] is True
+    remedies = [(t["class_balanced"], t["real_balanced"], t["synthetic_ratio"]) for t in trials[3:6]]
+    assert remedies == [("True", "False", "0.0"), ("False", "True", "0.0"), ("False", "True", "1.0")]
+    search = json.loads((tmp_path / "tuned" / ".genaug" / "search.json").read_text())
+    assert search["class_balanced_choices"] and search["real_balanced_choices"]
+    # At 5 steps a balancing remedy is far ahead on balanced accuracy, so tune keeps one.
+    kept = json.loads((tmp_path / "tuned" / "policy.json").read_text())
+    assert kept["class_balanced"] or kept["real_balanced"]
 
 
-def test_a_class_balanced_policy_weighs_the_svc_by_class(monkeypatch):
+def test_class_balancing_policies_weigh_or_oversample_the_svc_by_class(monkeypatch):
     from sklearn.svm import SVC
 
     from genaug.data import load_arrays
@@ -103,6 +106,8 @@ def test_a_class_balanced_policy_weighs_the_svc_by_class(monkeypatch):
         test_predictions(Fit("svc", (real.x, real.y), synthetic, None, 0, test, 0, policy=policy))
         totals = seen["totals"]
         assert np.allclose(totals, totals.mean()) == balanced  # every class weighs the same, or as it counts
+    test_predictions(Fit("svc", (real.x, real.y), synthetic, None, 0, test, 0, policy=Policy(0.0, real_balanced=True)))
+    assert (seen["totals"] == np.bincount(real.y).max()).all()  # oversampled: every class as many as the largest
 
 
 def test_class_balance_gives_the_generator_rare_classes_more_often_and_is_keyed_by_seed_and_epoch():

@@ -93,6 +93,30 @@ def test_a_class_balanced_policy_makes_every_class_weigh_the_same(ratio):
     assert {float(e["sample_weight"]) for e in plain.as_numpy_iterator()} <= {0.5, 1.0}
 
 
+@pytest.mark.parametrize("ratio", [0.0, 1.0])
+def test_a_real_balanced_policy_oversamples_the_real_images(ratio):
+    """Random oversampling inside the stream: the real elements come class by class, equally often, every real
+    image among them; the synthetic ones are drawn as they are; with class_balanced too, every class weighs the
+    same over the whole stream."""
+    real = _labelled([0] * 300 + [1] * 60 + [2] * 6, 0)
+    synthetic = _labelled([1] * 240 + [2] * 294, 255)
+    policy = Policy(synthetic_ratio=ratio, real_balanced=True)
+    elements = list(mix(real, synthetic, policy=policy, seed=0).as_numpy_iterator())
+    assert len(elements) == round(366 * (1 + ratio))  # as long as without balancing
+    real_labels = np.array([e["label"] for e in elements if not e["is_synthetic"]])
+    assert np.allclose(np.bincount(real_labels) / len(real_labels), 1 / 3, atol=0.05)
+    syn_labels = np.array([e["label"] for e in elements if e["is_synthetic"]])
+    if ratio:
+        assert abs(np.mean(syn_labels == 2) - 294 / 534) < 0.06
+    again = [e["label"] for e in mix(real, synthetic, policy=policy, seed=0).as_numpy_iterator()]
+    assert again == [e["label"] for e in elements]  # seeded
+    both = Policy(synthetic_ratio=1.0, real_balanced=True, class_balanced=True)
+    weighed = [e for seed in range(3) for e in mix(real, synthetic, policy=both, seed=seed).as_numpy_iterator()]
+    labels = np.array([e["label"] for e in weighed])
+    totals = np.bincount(labels, weights=[e["sample_weight"] for e in weighed]) / len(labels)
+    assert np.allclose(totals, 1 / 3, atol=0.05)
+
+
 def test_class_balancing_weights():
     assert np.allclose(class_balancing_weights([300, 100, 0]), [2 / 3, 2.0, 0.0])
     assert np.allclose(class_balancing_weights([0.25, 0.25, 0.5]), [4 / 3, 4 / 3, 2 / 3])

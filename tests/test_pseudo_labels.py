@@ -47,7 +47,7 @@ def sizes_of_fits(monkeypatch, module) -> list:
 def test_the_policy_field_is_versioned_checked_and_described():
     assert not Policy().pseudo_labels and TEACHER_LABELS.pseudo_labels and TEACHER_LABELS.synthetic_ratio == 0
     assert Policy.from_dict({"version": 2, "synthetic_ratio": 1.0}).pseudo_labels is False  # older files load
-    assert TEACHER_LABELS.to_dict()["version"] == 4 and Policy.from_dict(TEACHER_LABELS.to_dict()) == TEACHER_LABELS
+    assert TEACHER_LABELS.to_dict()["version"] == 5 and Policy.from_dict(TEACHER_LABELS.to_dict()) == TEACHER_LABELS
     assert TEACHER_LABELS.describe().endswith("pseudo-labels")
     with pytest.raises(GenaugError, match="^policy pseudo_labels must be true or false, got 1$"):
         Policy(pseudo_labels=1)

@@ -40,7 +40,8 @@ def test_policy_round_trip_and_bad_files(tmp_path):
     assert Policy.load(tmp_path / "old.json") == Policy(synthetic_ratio=2.0, augmentation=1.0)  # genaug 0.2 files
     cases = [
         ({"version": 1, "ratio": 1}, "unknown policy key 'ratio'"),
-        ({"version": 5}, "policy version 5"),
+        ({"version": 6}, "policy version 6"),
+        ({"version": 5, "real_balanced": "no"}, "real_balanced must be true or false, got 'no'"),
         ({"version": 3, "pseudo_labels": "yes"}, "pseudo_labels must be true or false, got 'yes'"),
         ({"version": 4, "class_balanced": 1}, "class_balanced must be true or false, got 1"),
         ({"version": 2, "mixup_alpha": 0.2, "cutmix_alpha": 1}, "mixup_alpha or cutmix_alpha, not both"),
