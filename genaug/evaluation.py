@@ -24,7 +24,7 @@ import numpy as np
 from genaug import metrics, storage
 from genaug.data import LabelledArrays, load_arrays
 from genaug.errors import ArgumentError, GenaugError
-from genaug.policy import CLASS_WEIGHTED, CLASSIC_AUGMENTATION, REAL_ONLY, TEACHER_LABELS, Policy
+from genaug.policy import CLASS_WEIGHTED, CLASSIC_AUGMENTATION, OVERSAMPLED, REAL_ONLY, TEACHER_LABELS, Policy
 from genaug.report import (
     REPORT_VERSION,
     Condition,
@@ -230,8 +230,9 @@ class _Inputs:
         # The route without genaug where there are unlabelled images: the same teacher pseudo-labels them and
         # the same classifiers train on them with the labelled ones.
         baselines = {"classic_augmentation": ((real.x, real.y), CLASSIC_AUGMENTATION)}
-        if metrics.is_imbalanced(real.y):  # the usual remedy for imbalanced labels, without a generator
+        if metrics.is_imbalanced(real.y):  # the usual remedies for imbalanced labels, without a generator
             baselines["class_weighted"] = ((real.x, real.y), CLASS_WEIGHTED)
+            baselines["oversampled"] = ((real.x, real.y), OVERSAMPLED)
         unlabeled_images = _unlabeled_images(unlabeled, syn_set, full_train, real, image_size)
         if unlabeled_images is not None:
             baselines["label_spreading"] = (_label_spreading_set(real, unlabeled_images), REAL_ONLY)

@@ -27,6 +27,7 @@ ROUTES = {  # the report's other routes: legend label and colour, the same in ev
     "teacher": ("teacher alone", "tab:green"),
     "teacher_labels": ("teacher's labels", "tab:olive"),
     "class_weighted": ("class-weighted loss", "tab:purple"),
+    "oversampled": ("random oversampling", "tab:brown"),
     "policy": ("tuned policy", "tab:red"),
 }
 PLOTS = ("accuracy_vs_fraction.png", "per_class_accuracy.png", "samples_real_vs_synthetic.png")
