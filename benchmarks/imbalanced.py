@@ -23,7 +23,6 @@ side in one-thread worker processes; ``--rows FILE`` keeps each seed's row, so t
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import tempfile
@@ -42,25 +41,16 @@ from sklearn.metrics import f1_score  # noqa: E402
 
 import genaug  # noqa: E402
 from genaug.metrics import mean_interval, recall_per_class, score  # noqa: E402
-from genaug.policy import CLASS_WEIGHTED, DEFAULT_POLICY  # noqa: E402
-from genaug.scoring import Fit, test_predictions  # noqa: E402
+from genaug.policy import CLASS_WEIGHTED, DEFAULT_OVERSAMPLED  # noqa: E402
+from genaug.scoring import Fit, oversampled, test_predictions  # noqa: E402
 from genaug.synthetic import SyntheticDataset  # noqa: E402
 from genaug.workers import Workers, in_order  # noqa: E402
 from trainers import config as cfg  # noqa: E402
 
 STEPS = 600
-FILL_OVERSAMPLED = dataclasses.replace(DEFAULT_POLICY, real_balanced=True)  # half and half, the real half balanced
 ROUTES = (
     "real", "class_weighted", "oversampled", "classic_oversampled", "genaug", "fill_half", "fill_half_oversampled",
 )  # fmt: skip
-
-
-def oversampled(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every class drawn with replacement up to the largest (random oversampling)."""
-    rng = np.random.default_rng(seed)
-    largest = np.bincount(y).max()
-    picks = np.concatenate([rng.choice(np.flatnonzero(y == c), largest) for c in np.unique(y)])
-    return x[picks], y[picks]
 
 
 def scores(predicted: np.ndarray, test, rarest: np.ndarray) -> dict:
@@ -86,7 +76,7 @@ def one_seed(args, seed: int, work: Path, workers: Workers | None) -> dict:
     real, test = genaug.load_arrays(args.data, "train"), genaug.load_arrays(args.data, "test")
     syn_x, syn_y = SyntheticDataset.open(syn).arrays()
     rarest = np.argsort(np.bincount(real.y), kind="stable")[:3]
-    over = oversampled(real.x, real.y, seed)
+    over = oversampled(real.x, real.y, np.random.default_rng(seed))
 
     def cnn(train, fraction=0.0, augment=False, route_policy=None):
         return Fit("cnn", train, (syn_x, syn_y), fraction, seed, test, STEPS, augment, route_policy)
@@ -97,7 +87,7 @@ def one_seed(args, seed: int, work: Path, workers: Workers | None) -> dict:
         "classic_oversampled": cnn(over, augment=True),
         "genaug": cnn((real.x, real.y), fraction=None, route_policy=policy),
         "fill_half": cnn((real.x, real.y), fraction=0.5),
-        "fill_half_oversampled": cnn((real.x, real.y), fraction=None, route_policy=FILL_OVERSAMPLED),
+        "fill_half_oversampled": cnn((real.x, real.y), fraction=None, route_policy=DEFAULT_OVERSAMPLED),
         "class_weighted": cnn((real.x, real.y), fraction=None, route_policy=CLASS_WEIGHTED),
     }
     predicted = dict(zip(fits, in_order(test_predictions, fits.values(), workers), strict=True))

@@ -185,3 +185,5 @@ TEACHER_LABELS = Policy(synthetic_ratio=0.0, pseudo_labels=True)
 CLASS_WEIGHTED = Policy(synthetic_ratio=0.0, class_balanced=True)
 #: The other usual remedy: real data, every class drawn equally often (random oversampling).
 OVERSAMPLED = Policy(synthetic_ratio=0.0, real_balanced=True)
+#: The default mix with the real half drawn class-balanced, beside a ``--class-balance fill`` set.
+DEFAULT_OVERSAMPLED = Policy(real_balanced=True)

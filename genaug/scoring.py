@@ -95,8 +95,7 @@ def _cnn_predictions(trainer, fit: Fit) -> np.ndarray:
 def _svc_predictions(fit: Fit) -> np.ndarray:
     """The SVC on the mix (up to four augmented copies of each real image when augmenting); a policy gives
     its synthetic share, their weight, its augmentation strength and its class balancing, of the loss and of the
-    real images (mixup, cutmix and
-    pixel noise are for networks trained by batches, so the SVC leaves them out)."""
+    real images (mixup, cutmix and pixel noise are for networks trained by batches, so the SVC leaves them out)."""
     from sklearn.svm import SVC
 
     from genaug.augment import augmented_copies
@@ -108,9 +107,7 @@ def _svc_predictions(fit: Fit) -> np.ndarray:
         strength, weight = fit.policy.augmentation, fit.policy.synthetic_weight
     rng = np.random.default_rng(fit.seed)
     if fit.policy is not None and fit.policy.real_balanced:  # random oversampling, as mix draws the real stream
-        largest = np.bincount(real[1]).max()
-        picks = np.concatenate([rng.choice(np.flatnonzero(real[1] == k), largest) for k in np.unique(real[1])])
-        real = (real[0][picks], real[1][picks])
+        real = oversampled(*real, rng)
     if augment:
         copies = max(1, min(4, SVC_MAX_TRAIN // len(real[1]) - 1))
         more = augmented_copies(real[0], copies, fit.seed, strength=strength)
@@ -129,6 +126,13 @@ def _svc_predictions(fit: Fit) -> np.ndarray:
     flat = x.reshape(len(x), -1) / 255.0
     classifier = SVC(C=10, gamma="scale").fit(flat, y, sample_weight=weights)
     return classifier.predict(fit.test.x.reshape(len(fit.test.x), -1) / 255.0)
+
+
+def oversampled(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Every class drawn with replacement up to the largest (random oversampling of arrays)."""
+    largest = np.bincount(y).max()
+    picks = np.concatenate([rng.choice(np.flatnonzero(y == c), largest) for c in np.unique(y)])
+    return x[picks], y[picks]
 
 
 def real_train(full: LabelledArrays, synthetic: SyntheticDataset, labels_per_class, label_fraction) -> LabelledArrays:

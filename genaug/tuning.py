@@ -39,6 +39,7 @@ from genaug.outputs import LOCKS, STATE_DIR, Layout, check_output, claim_directo
 from genaug.policy import (
     CLASS_WEIGHTED,
     CLASSIC_AUGMENTATION,
+    DEFAULT_OVERSAMPLED,
     DEFAULT_POLICY,
     OVERSAMPLED,
     REAL_ONLY,
@@ -91,7 +92,7 @@ TEACHER_BASELINE = {"teacher's labels": TEACHER_LABELS}
 IMBALANCED_BASELINE = {
     "class-weighted loss": CLASS_WEIGHTED,
     "random oversampling": OVERSAMPLED,
-    "default, real oversampled": dataclasses.replace(DEFAULT_POLICY, real_balanced=True),
+    "default, real oversampled": DEFAULT_OVERSAMPLED,
 }
 
 
