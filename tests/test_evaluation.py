@@ -39,6 +39,8 @@ def test_report_has_every_section(synthetic, tmp_path, run_cli):
         "0.5",
         "--steps",
         "20",
+        "--jobs",
+        "1",  # one worker process: the test below checks that several give the same figures
     )
     assert code == 0 and "cnn  mixed_0.5" in out
     # Progress while the classifiers train: each classifier's seeds as they finish.

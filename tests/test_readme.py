@@ -59,7 +59,7 @@ def test_readme_walkthrough_and_python_snippets_run_as_written(tmp_path, monkeyp
 
     import genaug
     import models
-    from genaug import classifier, evaluation
+    from genaug import classifier, cli, evaluation
     from genaug.cli import main
 
     digits = genaug.load_arrays("digits", "train").subset(range(200))
@@ -78,6 +78,8 @@ def test_readme_walkthrough_and_python_snippets_run_as_written(tmp_path, monkeyp
     )
     monkeypatch.setitem(models.ConditionalVAE.TRAINING_DEFAULTS, "epochs", 30)  # the generator's (150)
     monkeypatch.setattr(evaluation, "FEATURE_STEPS", (60, 60))  # fidelity's feature CNN (200-1000)
+    # evaluate's fits here, not in worker processes (which would start TensorFlow twice more and not see the patches)
+    monkeypatch.setattr(cli, "_with_jobs", lambda jobs, function, **arguments: function(**arguments, workers=None))
     monkeypatch.chdir(tmp_path)
     for line in _cli_lines():
         assert main(line.split()[1:]) == 0, f"{line}\n{capsys.readouterr().err[-2000:]}"

@@ -283,7 +283,7 @@ def _train_arguments(out, epochs):
 @pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, run_cli):
     """Only the run that is killed runs in a process of its own; the uninterrupted one and the resume run here."""
-    epochs = 12
+    epochs = 8
     code, _, err = run_cli(*_train_arguments(tmp_path / "whole", epochs))
     assert code == 0, err
     state = tmp_path / "cut" / "checkpoints" / "state.json"
