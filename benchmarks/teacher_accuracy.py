@@ -5,6 +5,7 @@ unlabelled); the unlabelled images' true labels are used here only to score.
 
 Run:
   python benchmarks/teacher_accuracy.py --data idx:/usr/share/datasets/fashion-mnist --train-size 10000 [--flip]
+  [--members M]  (M FixMatch teachers from seeds S, S+1000, ...; their mean probabilities label)
 (last line: one JSON object)
 """
 
@@ -22,7 +23,7 @@ start_tensorflow(show_native_log=False)
 import numpy as np  # noqa: E402
 
 from genaug.data import holdout_subset, labelled_subset, load_arrays, unlabeled_rest  # noqa: E402
-from genaug.teacher import teach, teacher_probabilities  # noqa: E402
+from genaug.teacher import teach, teacher_probabilities, train_fixmatch  # noqa: E402
 from trainers.config import PRECISIONS  # noqa: E402
 from trainers.runtime import resolve_teacher_precision  # noqa: E402
 
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2500, help="FixMatch's steps")
     parser.add_argument("--flip", action="store_true", help="FixMatch mirrors images too")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="FixMatch's dtype policy")
+    parser.add_argument("--members", type=int, default=1, help="FixMatch teachers averaged (an ensemble)")
     args = parser.parse_args()
     spec = f"{args.data}?train_size={args.train_size}" if args.train_size else args.data
     full, test = load_arrays(spec, "train"), load_arrays(spec, "test")
@@ -56,20 +58,44 @@ def main() -> None:
         precision=resolve_teacher_precision(args.precision),
         seed=args.seed,
     )
-    confident = teaching.confidence >= 0.9
-    result = {
-        "args": vars(args),
-        "unlabeled_accuracy": float((teaching.labels == truth).mean()),
-        "confident_share": float(confident.mean()),
-        "confident_accuracy": float((teaching.labels[confident] == truth[confident]).mean()),
-        "heldout_accuracy": teaching.heldout_accuracy,
-        "precision": teaching.precision,
-        "seconds": round(time.time() - started),
-    }
+    result = {"args": vars(args), **_scores(teaching.labels, teaching.confidence, truth)}
+    result.update(heldout_accuracy=teaching.heldout_accuracy, precision=teaching.precision)
     if teaching.model is not None:
-        predicted = teacher_probabilities(teaching.model, test.x).argmax(axis=1)
-        result["test_accuracy"] = float((predicted == test.y).mean())
+        models = [teaching.model]
+        for member in range(1, args.members):  # the same split and schedule, another initialisation
+            models.append(_member(args, labelled, unlabeled.x, teaching.precision, args.seed + 1000 * member))
+        unlabeled_p = [teacher_probabilities(model, unlabeled.x) for model in models]
+        test_p = [teacher_probabilities(model, test.x) for model in models]
+        result["test_accuracy"] = _right(test_p[0], test.y)
+        if args.members > 1:
+            mean = np.mean(unlabeled_p, axis=0)
+            result["members"] = [
+                {"unlabeled_accuracy": _right(u, truth), "test_accuracy": _right(t, test.y)}
+                for u, t in zip(unlabeled_p, test_p, strict=True)
+            ]
+            result["ensemble"] = {
+                **_scores(mean.argmax(axis=1), mean.max(axis=1), truth),
+                "test_accuracy": _right(np.mean(test_p, axis=0), test.y),
+            }
+    result["seconds"] = round(time.time() - started)
     print(json.dumps(result))
+
+
+def _member(args, labelled, images, precision, seed):
+    return train_fixmatch(labelled, images, steps=args.steps, flip=args.flip, precision=precision, seed=seed)
+
+
+def _right(probabilities: np.ndarray, truth: np.ndarray) -> float:
+    return float((probabilities.argmax(axis=1) == truth).mean())
+
+
+def _scores(labels: np.ndarray, confidence: np.ndarray, truth: np.ndarray) -> dict:
+    confident = confidence >= 0.9
+    return {
+        "unlabeled_accuracy": float((labels == truth).mean()),
+        "confident_share": float(confident.mean()),
+        "confident_accuracy": float((labels[confident] == truth[confident]).mean()) if confident.any() else None,
+    }
 
 
 if __name__ == "__main__":
