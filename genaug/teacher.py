@@ -6,7 +6,9 @@ Two teachers, chosen by their accuracy on the labelled examples held out from th
   neighbour graph of the raw pixels. Seconds, and right where pixel distance is meaningful (8x8 digits:
   95 %), wrong where it is not (Fashion-MNIST: 63-65 %).
 * ``fixmatch``: :class:`models.fixmatch.FixMatch`, a small CNN trained for consistency under strong
-  augmentation on the labelled and unlabelled images together; its weights' moving average labels.
+  augmentation on the labelled and unlabelled images together; its weights' moving average labels. With
+  ``members`` above 1, that many from other initialisations, their probabilities averaged
+  (:class:`models.fixmatch.TeacherEnsemble`).
 
 Only the labels of the labelled images enter; the result is a label and a confidence per unlabelled image.
 """
@@ -41,9 +43,10 @@ class Teaching:
         confidence: float32[N], the teacher's probability of that label.
         heldout_accuracy: each teacher tried -> its accuracy on the held-out labelled examples (``None``
             without held-out examples).
-        model: the trained FixMatch model when it labelled, else ``None``.
+        model: the trained FixMatch model (a TeacherEnsemble of several) when it labelled, else ``None``.
         seconds: how long teaching took.
         precision: the dtype policy the teacher trained in.
+        members: FixMatch teachers averaged.
     """
 
     teacher: str
@@ -53,6 +56,7 @@ class Teaching:
     model: object | None
     seconds: float
     precision: str = "float32"
+    members: int = 1
 
     @classmethod
     def from_record(cls, labels: np.ndarray, confidence: np.ndarray, record: dict) -> Teaching:
@@ -65,6 +69,7 @@ class Teaching:
             None,
             record.get("seconds", 0.0),
             record.get("precision", "float32"),
+            record.get("members", 1),
         )
 
     def record(self) -> dict:
@@ -73,7 +78,11 @@ class Teaching:
             "name": self.teacher,
             "heldout_accuracy": self.heldout_accuracy,
             "seconds": round(self.seconds, 1),
-            **({"neighbours": NEIGHBOURS} if self.teacher == "spreading" else {"precision": self.precision}),
+            **(
+                {"neighbours": NEIGHBOURS}
+                if self.teacher == "spreading"
+                else {"precision": self.precision, "members": self.members}
+            ),
         }
 
 
@@ -87,6 +96,7 @@ def teach(
     flip: bool = False,
     precision: str = "float32",
     seed: int = 0,
+    members: int = 1,
 ) -> Teaching:
     """Pseudo-labels ``unlabeled`` with the teacher asked for.
 
@@ -100,9 +110,10 @@ def teach(
         flip: FixMatch also mirrors images left-right (for data whose classes look the same mirrored).
         precision: the Keras dtype policy FixMatch trains in (``float32``, ``mixed_bfloat16``, ...).
         seed: seeds FixMatch's initialisation, augmentations and batches.
+        members: FixMatch teachers to train (seeds ``seed``, ``seed + 1000``, ...) and average.
 
     Raises:
-        ValueError: an unknown ``teacher``.
+        ValueError: an unknown ``teacher`` or fewer than one member.
 
     Example:
         >>> teaching = teach(labelled, unlabeled, heldout=heldout)
@@ -110,13 +121,14 @@ def teach(
     """
     if teacher not in TEACHERS:
         raise ValueError(f"unknown teacher {teacher!r}: expected one of {', '.join(TEACHERS)}")
+    if members < 1:
+        raise ValueError(f"a teacher needs at least one member, got {members}")
     started = time.time()
     tried = {}
     for name in ("spreading", "fixmatch") if teacher == "auto" else (teacher,):
         log.info("teacher %s: labelling %d images from %d labels", name, len(unlabeled.x), len(labelled.y))
-        tried[name] = _TEACHERS[name](
-            labelled, unlabeled, heldout, steps=steps, flip=flip, precision=precision, seed=seed
-        )
+        options = {"steps": steps, "flip": flip, "precision": precision, "seed": seed, "members": members}
+        tried[name] = _TEACHERS[name](labelled, unlabeled, heldout, **options)
     scores = {name: _accuracy(result[2], heldout) for name, result in tried.items()}
     chosen = max(tried, key=lambda name: (scores[name] or 0.0, name == "fixmatch"))
     labels, confidence, _, model = tried[chosen]
@@ -126,15 +138,17 @@ def teach(
             chosen,
             ", ".join(f"{name} {score:.3f}" for name, score in scores.items()),
         )
-    precision = precision if chosen == "fixmatch" else "float32"
-    return Teaching(chosen, labels, confidence, scores, model, time.time() - started, precision)
+    fixmatch = chosen == "fixmatch"
+    precision = precision if fixmatch else "float32"
+    seconds = time.time() - started
+    return Teaching(chosen, labels, confidence, scores, model, seconds, precision, members if fixmatch else 1)
 
 
 def _accuracy(predicted: np.ndarray | None, heldout: LabelledArrays | None) -> float | None:
     return None if heldout is None or not len(heldout.y) else float(np.mean(predicted == heldout.y))
 
 
-def _spreading(labelled, unlabeled, heldout, *, steps, flip, precision, seed):
+def _spreading(labelled, unlabeled, heldout, **_):
     """Label spreading over the labelled, unlabelled and held-out images (the held-out ones unlabelled)."""
     extra = heldout.x if heldout is not None else unlabeled.x[:0]
     labels, confidence = pseudo_labels(labelled, UnlabeledImages(np.concatenate([unlabeled.x, extra]), "", None))
@@ -142,8 +156,16 @@ def _spreading(labelled, unlabeled, heldout, *, steps, flip, precision, seed):
     return labels[:n], confidence[:n], labels[n:], None
 
 
-def _fixmatch(labelled, unlabeled, heldout, *, steps, flip, precision, seed):
-    model = train_fixmatch(labelled, unlabeled.x, steps=steps, flip=flip, precision=precision, seed=seed)
+def _fixmatch(labelled, unlabeled, heldout, *, steps, flip, precision, seed, members):
+    from models.fixmatch import TeacherEnsemble
+
+    trained = []
+    for member in range(members):  # the same labels and schedule, another initialisation each
+        if members > 1:
+            log.info("teacher fixmatch: member %d of %d", member + 1, members)
+        options = {"steps": steps, "flip": flip, "precision": precision, "seed": seed + 1000 * member}
+        trained.append(train_fixmatch(labelled, unlabeled.x, **options))
+    model = trained[0] if members == 1 else TeacherEnsemble([teacher.ema_network for teacher in trained])
     probabilities = teacher_probabilities(model, unlabeled.x)
     predicted = None if heldout is None else teacher_probabilities(model, heldout.x).argmax(axis=1)
     return probabilities.argmax(axis=1).astype(np.int64), probabilities.max(axis=1), predicted, model

@@ -23,6 +23,7 @@ _EXPORTS = {
     "DCGAN": "models.dcgan",
     "ConditionalDCGAN": "models.dcgan",
     "FixMatch": "models.fixmatch",
+    "TeacherEnsemble": "models.fixmatch",
     "SyntheticGenerator": "models.generator",
     "ProjectionHead": "models.layers",
     "to_model_range": "models.scaling",

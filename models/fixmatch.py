@@ -172,3 +172,40 @@ class FixMatch(keras.Model):
             "flip": self.flip,
             "seed": self.seed,
         }
+
+
+@keras.saving.register_keras_serializable(package="genaug")
+class TeacherEnsemble(keras.Model):
+    """Several trained teacher networks as one: :meth:`call` gives the logarithm of their mean class
+    probabilities, so that a softmax of it is that mean (what labels, as one teacher's softmax does).
+
+    Three FixMatch teachers from other initialisations on the same labels, averaged, labelled Fashion-MNIST's
+    test split 1.1 points better than the mean member and varied less across label draws (docs/experiments.md).
+
+    Args:
+        members: models from images to float32 logits (:func:`build_teacher_network`'s, e.g. FixMatch's
+            ``ema_network``), all of the same input shape and classes.
+
+    Example:
+        >>> ensemble = TeacherEnsemble([teacher.ema_network for teacher in teachers])
+        >>> probabilities = keras.ops.softmax(ensemble(x))
+    """
+
+    def __init__(self, members: list[keras.Model], **kwargs):
+        super().__init__(**kwargs)
+        if not members:
+            raise ValueError("a teacher ensemble needs at least one member")
+        self.members = list(members)
+
+    def call(self, images, training=False):
+        probabilities = ops.stack([ops.softmax(member(images, training=False)) for member in self.members])
+        return ops.log(ops.mean(probabilities, axis=0))
+
+    def get_config(self):
+        members = [keras.saving.serialize_keras_object(member) for member in self.members]
+        return {**super().get_config(), "members": members}
+
+    @classmethod
+    def from_config(cls, config):
+        members = [keras.saving.deserialize_keras_object(member) for member in config.pop("members")]
+        return cls(members, **config)

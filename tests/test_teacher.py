@@ -9,7 +9,7 @@ import pytest
 from conftest import smoke_config
 
 import models
-from genaug.data import load_arrays, unlabeled_rest
+from genaug.data import UnlabeledImages, load_arrays, unlabeled_rest
 from genaug.teacher import teach, teacher_probabilities, train_fixmatch
 from trainers import train
 
@@ -46,6 +46,29 @@ def test_fixmatch_step_learns_the_labelled_images(scarce_digits, caplog):
     assert np.mean(teacher_probabilities(model, labelled.x).argmax(axis=1) == labelled.y) > 0.6
     logs = {k: float(v) for k, v in model.get_metrics_result().items()}
     assert set(logs) == {"labelled_loss", "unlabeled_loss", "confident_share"} and 0 <= logs["confident_share"] <= 1
+
+
+def test_several_members_label_by_their_mean_probabilities_and_save_as_one(scarce_digits, tmp_path):
+    labelled, unlabeled, full = scarce_digits
+    some = UnlabeledImages(unlabeled.x[:200], unlabeled.source, unlabeled.indices[:200])
+    heldout = full.subset(np.arange(1, 1347, 27))
+    teaching = teach(labelled, some, teacher="fixmatch", heldout=heldout, steps=4, seed=3, members=2)
+    assert isinstance(teaching.model, models.TeacherEnsemble) and teaching.record()["members"] == 2
+    # The members are the teachers of seeds 3 and 1003, as one of each would train them.
+    members = [train_fixmatch(labelled, some.x, steps=4, seed=seed) for seed in (3, 1003)]
+    mean = np.mean([teacher_probabilities(member, some.x) for member in members], axis=0)
+    assert not np.allclose(teacher_probabilities(members[0], some.x), teacher_probabilities(members[1], some.x))
+    np.testing.assert_allclose(teacher_probabilities(teaching.model, some.x), mean, atol=1e-5)
+    np.testing.assert_array_equal(teaching.labels, mean.argmax(axis=1))
+    np.testing.assert_allclose(teaching.confidence, mean.max(axis=1), atol=1e-5)
+    teaching.model.save(tmp_path / "teacher.keras")
+    loaded = models.load_model(tmp_path / "teacher.keras")  # safe_mode=True
+    assert isinstance(loaded, models.TeacherEnsemble) and len(loaded.members) == 2
+    np.testing.assert_allclose(teacher_probabilities(loaded, some.x), mean, atol=1e-5)
+    one = teach(labelled, some, teacher="fixmatch", steps=4, seed=3)
+    assert isinstance(one.model, models.FixMatch) and one.record()["members"] == 1
+    with pytest.raises(ValueError, match="at least one member, got 0"):
+        teach(labelled, some, teacher="fixmatch", members=0)
 
 
 def test_auto_chooses_by_heldout_accuracy(scarce_digits):
@@ -106,8 +129,10 @@ def test_evaluate_reports_the_teacher_alone_and_fidelity_learns_from_the_labelle
     import genaug
     from genaug import evaluation
 
-    data = {"unlabeled": "auto", "teacher": "fixmatch", "teacher_steps": 3}
+    data = {"unlabeled": "auto", "teacher": "fixmatch", "teacher_steps": 3, "teacher_members": 2}  # an ensemble
     run = train(smoke_config(tmp_path / "run", data=data, optim={"epochs": 1}))
+    assert run.record.unlabeled["teacher"]["members"] == 2
+    assert isinstance(models.load_model(run.directory / "teacher.keras"), models.TeacherEnsemble)
     genaug.sample(run.directory, tmp_path / "syn", per_class=5, seed=0, progress=False)
     trained_on = []
     original = evaluation._feature_model

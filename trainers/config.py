@@ -54,6 +54,9 @@ class DataConfig:
     # FixMatch also mirrors images left-right in both views: right where a mirrored image keeps its class
     # (clothes: Fashion-MNIST's teacher 77.2 % against 75.2 % right, one seed), wrong for digits.
     teacher_flip: bool = False
+    # FixMatch teachers from other initialisations, averaged: +1.1 points of Fashion-MNIST test accuracy over
+    # the mean member at 2,500 steps, steadier across label draws, for members x the time.
+    teacher_members: int = 1
     # A seeded, stratified fraction of the labelled examples the generator, its teacher and its oracle
     # never see: labelled images on which ``tune`` can check synthetic data honestly.
     holdout: float = 0.0
@@ -71,6 +74,8 @@ class DataConfig:
             raise GenaugError(f"config key 'data.teacher' {self.teacher!r}: expected one of {', '.join(TEACHERS)}")
         if self.teacher_steps < 1:
             raise GenaugError(f"config key 'data.teacher_steps' must be at least 1, got {self.teacher_steps}")
+        if self.teacher_members < 1:
+            raise GenaugError(f"config key 'data.teacher_members' must be at least 1, got {self.teacher_members}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -210,6 +210,7 @@ def _taught(config: TrainConfig, run: RunDirectory, data: TrainingData, start_ep
             flip=d.teacher_flip,
             precision=resolve_teacher_precision(config.run.precision),
             seed=config.run.seed,
+            members=d.teacher_members,
         )
         run.write_pseudo_labels(teaching.labels, teaching.confidence, teaching.record())
         if teaching.model is not None:
