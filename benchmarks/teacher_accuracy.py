@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from genaug.data import holdout_subset, labelled_subset, load_arrays, unlabeled_rest  # noqa: E402
 from genaug.teacher import teach, teacher_probabilities, train_fixmatch  # noqa: E402
 from trainers.config import PRECISIONS  # noqa: E402
-from trainers.runtime import resolve_teacher_precision  # noqa: E402
+from trainers.runtime import resolve_precision  # noqa: E402
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
         heldout=heldout,
         steps=args.steps,
         flip=args.flip,
-        precision=resolve_teacher_precision(args.precision),
+        precision=resolve_precision(args.precision),
         seed=args.seed,
     )
     result = {"args": vars(args), **_scores(teaching.labels, teaching.confidence, truth)}

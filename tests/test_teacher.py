@@ -91,9 +91,11 @@ def test_a_run_records_its_teacher_and_resumes_without_teaching_again(tmp_path, 
     data = {"unlabeled": "auto", "teacher": "fixmatch", "teacher_steps": 3, "teacher_flip": True}
     run = train(smoke_config(tmp_path / "run", data=data, optim={"epochs": 1}))
     assert run.record.unlabeled["teacher"]["name"] == "fixmatch"
-    from trainers.runtime import resolve_teacher_precision
+    from trainers.runtime import resolve_precision
 
-    assert run.record.unlabeled["teacher"]["precision"] == resolve_teacher_precision("auto")
+    # The run's precision (auto: float32 on a CPU). bfloat16 ran the step 2.2x faster on this CPU but, over 6,000
+    # steps, labelled Fashion-MNIST 0.8 and 5.6 points worse on two label draws (docs/experiments.md).
+    assert run.record.unlabeled["teacher"]["precision"] == resolve_precision("auto")
     teacher = keras.models.load_model(run.directory / "teacher.keras", safe_mode=True)
     assert isinstance(teacher, models.FixMatch) and teacher.flip and "flip" in teacher.strong
     with np.load(run.directory / "pseudo_labels.npz") as pseudo:
@@ -109,19 +111,6 @@ def test_a_run_records_its_teacher_and_resumes_without_teaching_again(tmp_path, 
     with np.load(run.directory / "pseudo_labels.npz") as pseudo:
         np.testing.assert_array_equal(pseudo["labels"], labels)
     assert genaug.teacher.TEACHERS == ("auto", "fixmatch", "spreading")
-
-
-def test_the_teacher_trains_in_bfloat16_where_the_cpu_has_it(monkeypatch):
-    from trainers import runtime
-
-    assert isinstance(runtime.cpu_has_bfloat16(), bool)  # this machine's answer, whichever it is
-    monkeypatch.setattr(runtime, "_gpus", lambda: [])
-    monkeypatch.setattr(runtime, "cpu_has_bfloat16", lambda: True)
-    assert runtime.resolve_teacher_precision("auto") == "mixed_bfloat16"
-    assert runtime.resolve_teacher_precision("float32") == "float32"  # asked for: kept
-    assert runtime.resolve_precision("auto") == "float32"  # the generators: not measured in it
-    monkeypatch.setattr(runtime, "cpu_has_bfloat16", lambda: False)
-    assert runtime.resolve_teacher_precision("auto") == "float32"
 
 
 @pytest.mark.slow

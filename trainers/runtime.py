@@ -84,26 +84,6 @@ def resolve_precision(name: str) -> str:
     return "float32"
 
 
-def resolve_teacher_precision(name: str) -> str:
-    """The FixMatch teacher's policy: as :func:`resolve_precision`, except that ``auto`` on a CPU with native
-    bfloat16 arithmetic (AVX512-BF16 or AMX) is mixed_bfloat16. There its step ran 2.2x faster (2-core AMD
-    EPYC: 92 against 205 ms) and its labels were as right within one seed's noise (docs/experiments.md,
-    2026-12-07); the generators are not measured in it, so they keep float32."""
-    if name == "auto" and not _gpus() and cpu_has_bfloat16():  # without GPUs, resolve_precision's auto is float32
-        return "mixed_bfloat16"
-    return resolve_precision(name)
-
-
-def cpu_has_bfloat16() -> bool:
-    """Whether this (Linux) CPU does bfloat16 arithmetic natively; ``False`` where that cannot be read."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def resolve_jit(name: str) -> bool:
     """``auto`` compiles the train step with XLA on GPUs only: on a 2-core CPU it made every default
     model 2-25 % slower (``benchmarks/bench_train.py``; README, performance)."""

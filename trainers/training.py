@@ -54,7 +54,6 @@ from trainers.runtime import (
     make_strategy,
     resolve_jit,
     resolve_precision,
-    resolve_teacher_precision,
 )
 
 log = logging.getLogger("genaug.training")  # under "genaug", which the CLI shows
@@ -208,7 +207,7 @@ def _taught(config: TrainConfig, run: RunDirectory, data: TrainingData, start_ep
             heldout=data.heldout,
             steps=d.teacher_steps,
             flip=d.teacher_flip,
-            precision=resolve_teacher_precision(config.run.precision),
+            precision=resolve_precision(config.run.precision),
             seed=config.run.seed,
             members=d.teacher_members,
         )
