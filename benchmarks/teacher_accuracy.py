@@ -5,7 +5,7 @@ unlabelled); the unlabelled images' true labels are used here only to score.
 
 Run:
   python benchmarks/teacher_accuracy.py --data idx:/usr/share/datasets/fashion-mnist --train-size 10000 [--flip]
-  [--members M]  (M FixMatch teachers from seeds S, S+1000, ...; their mean probabilities label)
+  [--members M]  (genaug train --teacher-members: the ensemble's scores, and each member's under "members")
 (last line: one JSON object)
 """
 
@@ -23,7 +23,7 @@ start_tensorflow(show_native_log=False)
 import numpy as np  # noqa: E402
 
 from genaug.data import holdout_subset, labelled_subset, load_arrays, unlabeled_rest  # noqa: E402
-from genaug.teacher import teach, teacher_probabilities, train_fixmatch  # noqa: E402
+from genaug.teacher import teach, teacher_probabilities  # noqa: E402
 from trainers.config import PRECISIONS  # noqa: E402
 from trainers.runtime import resolve_precision  # noqa: E402
 
@@ -57,32 +57,22 @@ def main() -> None:
         flip=args.flip,
         precision=resolve_precision(args.precision),
         seed=args.seed,
+        members=args.members,
     )
     result = {"args": vars(args), **_scores(teaching.labels, teaching.confidence, truth)}
     result.update(heldout_accuracy=teaching.heldout_accuracy, precision=teaching.precision)
     if teaching.model is not None:
-        models = [teaching.model]
-        for member in range(1, args.members):  # the same split and schedule, another initialisation
-            models.append(_member(args, labelled, unlabeled.x, teaching.precision, args.seed + 1000 * member))
-        unlabeled_p = [teacher_probabilities(model, unlabeled.x) for model in models]
-        test_p = [teacher_probabilities(model, test.x) for model in models]
-        result["test_accuracy"] = _right(test_p[0], test.y)
-        if args.members > 1:
-            mean = np.mean(unlabeled_p, axis=0)
+        result["test_accuracy"] = _right(teacher_probabilities(teaching.model, test.x), test.y)
+        if args.members > 1:  # the scores above are the ensemble's; each member (its EMA network) alone:
             result["members"] = [
-                {"unlabeled_accuracy": _right(u, truth), "test_accuracy": _right(t, test.y)}
-                for u, t in zip(unlabeled_p, test_p, strict=True)
+                {
+                    "unlabeled_accuracy": _right(teacher_probabilities(member, unlabeled.x), truth),
+                    "test_accuracy": _right(teacher_probabilities(member, test.x), test.y),
+                }
+                for member in teaching.model.members
             ]
-            result["ensemble"] = {
-                **_scores(mean.argmax(axis=1), mean.max(axis=1), truth),
-                "test_accuracy": _right(np.mean(test_p, axis=0), test.y),
-            }
     result["seconds"] = round(time.time() - started)
     print(json.dumps(result))
-
-
-def _member(args, labelled, images, precision, seed):
-    return train_fixmatch(labelled, images, steps=args.steps, flip=args.flip, precision=precision, seed=seed)
 
 
 def _right(probabilities: np.ndarray, truth: np.ndarray) -> float:
