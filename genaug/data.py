@@ -499,7 +499,8 @@ def _load_idx(arg, split, _image_size):
     from genaug.idx import label_count, load_idx
 
     x, y, names = load_idx(Path(arg), split)
-    return x, y, names, {s: len(y) if s == split else label_count(Path(arg), s) for s in SPLITS}
+    sizes = {s: len(y) if s == split else label_count(Path(arg), s) for s in SPLITS}
+    return x, y, names, {s: size for s, size in sizes.items() if size is not None}
 
 
 def _load_npz(arg, split, _image_size):

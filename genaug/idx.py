@@ -38,6 +38,10 @@ KNOWN_DIRECTORY_NAMES = {"fashionmnist": FASHION_MNIST}
 CLASS_NAMES_FILE = "class_names.txt"  # one name per line, overriding the above
 
 
+class _Missing(GenaugError):
+    """A split's file is not in the directory."""
+
+
 def load_idx(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(x uint8 NxHxWx1, y int64 N, class names)`` of ``split`` in an IDX ``directory``.
 
@@ -57,9 +61,13 @@ def load_idx(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[
     return x[..., None], y, _class_names(directory, y)
 
 
-def label_count(directory: Path, split: str) -> int:
-    """The number of examples of ``split``, from its labels file."""
-    path = _find(directory, split, "labels-idx1-ubyte")
+def label_count(directory: Path, split: str) -> int | None:
+    """The number of examples of ``split``, from its labels file; ``None`` when the directory has no such file
+    (a directory of the train split alone trains; what needs the test split then names the missing file)."""
+    try:
+        path = _find(directory, split, "labels-idx1-ubyte")
+    except _Missing:
+        return None
     return len(_read(path, ndim=1))
 
 
@@ -68,7 +76,7 @@ def _find(directory: Path, split: str, kind: str) -> Path:
     endings = tuple(stems + [f"{stem}.gz" for stem in stems])
     found = sorted(p for p in directory.iterdir() if p.name.endswith(endings) and p.is_file())
     if not found:
-        raise GenaugError(f"{directory}: no {stems[0]}[.gz] file (the {split} split of an idx: directory)")
+        raise _Missing(f"{directory}: no {stems[0]}[.gz] file (the {split} split of an idx: directory)")
     if len(found) > 1:
         raise GenaugError(f"{directory}: several {kind} files ({', '.join(p.name for p in found)}); keep one")
     return found[0]

@@ -142,3 +142,18 @@ def test_cli_info_on_idx(run_cli, idx_dir, tmp_path):
     (idx_dir / "t10k-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03\0\0\0\x09")
     code, _, err = run_cli("info", f"idx:{idx_dir}")
     assert code == 1 and err.count("\n") == 1 and "t10k-images-idx3-ubyte" in err
+
+
+def test_a_directory_of_the_train_split_alone_trains_and_names_the_missing_test_files(run_cli, tmp_path):
+    root = tmp_path / "train-only"
+    root.mkdir()
+    write_idx(root / "train-images-idx3-ubyte", np.random.default_rng(0).integers(0, 256, (60, 8, 8)))
+    write_idx(root / "train-labels-idx1-ubyte", np.arange(60) % 3)
+    assert load_arrays(f"idx:{root}", "train").info.split_sizes == {"train": 60}
+    code, _, err = run_cli(
+        "train", "--data", f"idx:{root}", "--out", tmp_path / "run", "--preset", "smoke", "--max-steps", "1"
+    )
+    assert code == 0, err
+    # What needs the test split (the memorisation guard's default distance) names the missing file.
+    code, _, err = run_cli("sample", tmp_path / "run", "--out", tmp_path / "syn", "--per-class", "2")
+    assert code == 1 and err.count("\n") == 1 and "no t10k-images-idx3-ubyte[.gz] file (the test split" in err
