@@ -1,9 +1,8 @@
 """``tune``: choose how to use synthetic data by validation on the labelled training data alone.
 
-The objective of a policy (:class:`genaug.policy.Policy`) is the score of the CNN recipe over stratified
-folds of the *labelled training examples*: each fold's model trains on the other folds plus synthetic data
-as the policy says and predicts the held-out real fold, and the metric scores those out-of-fold predictions
-together (so a balanced accuracy counts every rare-class example once, not two per fold, averaged). Optuna's TPE sampler
+The objective of a policy (:class:`genaug.policy.Policy`) is the mean accuracy of the CNN recipe over
+stratified folds of the *labelled training examples*: each fold's model trains on the other folds plus
+synthetic data as the policy says and is scored on the held-out real fold. Optuna's TPE sampler
 searches, seeded per trial; the trials are kept in a journal file, so a rerun continues where it
 stopped. The first three trials are the baselines: real only, real with classic augmentation and the
 default half-synthetic mix.
@@ -305,18 +304,14 @@ class _Search:
 
     def scores(self, policy: Policy, fits: Sequence[tuple[LabelledArrays, LabelledArrays, int]]) -> list[float]:
         """The score of each of :meth:`predictions`."""
-        predicted = self.predictions(policy, fits)
+        return self._scored(self.predictions(policy, fits), fits)
+
+    def _scored(self, predicted: list, fits: Sequence[tuple[LabelledArrays, LabelledArrays, int]]) -> list[float]:
         return [metrics.score(self.metric, p, held_out.y) for p, (_, held_out, _) in zip(predicted, fits, strict=True)]
 
     def validation(self, policy: Policy) -> float:
-        """The score of the out-of-fold predictions of the search's folds, pooled."""
-        fits = self._fold_fits(self.splits, self.seed)
-        return self._pooled(self.predictions(policy, fits), fits)
-
-    def _pooled(self, predicted: list, fits: Sequence[tuple[LabelledArrays, LabelledArrays, int]]) -> float:
-        """The metric of all ``predicted`` at once: on folds, each example counted once; on one held-out set
-        predicted by several seeds, the mean of the seeds' scores (each class as often in every seed)."""
-        return metrics.score(self.metric, np.concatenate(predicted), np.concatenate([h.y for _, h, _ in fits]))
+        """The mean score over the search's folds."""
+        return float(np.mean(self.scores(policy, self._fold_fits(self.splits, self.seed))))
 
     def _fold_fits(self, splits, first_seed: int) -> list:
         """``(train, held_out, classifier_seed)`` per fold of the seen examples, seeds from ``first_seed``."""
@@ -332,7 +327,7 @@ class _Search:
         predicted = self.predictions(policy, fits)
         held_out = [h for _, h, _ in fits]
         truth, examples = np.concatenate([h.y for h in held_out]), np.concatenate([h.indices for h in held_out])
-        return _Checked(self._pooled(predicted, fits), np.concatenate(predicted), truth, examples)
+        return _Checked(float(np.mean(self._scored(predicted, fits))), np.concatenate(predicted), truth, examples)
 
     def objective(self, trial) -> float:
         params = {

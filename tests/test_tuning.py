@@ -140,25 +140,6 @@ def test_the_search_winner_must_beat_the_baselines_on_fresh_folds(synthetic, tmp
     assert f"Kept: {confirmation.kept}." in markdown and "--holdout" in markdown
 
 
-def test_validation_scores_the_out_of_fold_predictions_together(synthetic, tmp_path, monkeypatch):
-    """Balanced accuracy over three folds of the run's twenty zeros (7 + 7 + 6): class 0's recall over all
-    twenty (0.985), not a mean of per-fold recalls that weighs a fold's six zeros like another's seven. The
-    search's trial is right everywhere on its folds, so that the check scores the finalists on fresh folds."""
-
-    def first_zero_wrong(fit):
-        y = fit.test.y
-        searched = fit.policy not in tune_module.BASELINES.values() and fit.seed < 3
-        return np.where((np.arange(len(y)) == np.flatnonzero(y == 0)[0]) & ~searched, y + 1, y)
-
-    monkeypatch.setattr(tune_module, "test_predictions", first_zero_wrong)
-    options = {**TINY, "trials": 4, "folds": 3, "seeds": 0, "metric": "balanced_accuracy"}
-    report = tune_module.tune("digits", [synthetic], tmp_path / "tuned", **options)
-    pooled = 1 - (3 / 20) / 10  # three zeros of twenty wrong, ten classes
-    assert _validation_scores(tmp_path / "tuned") == pytest.approx([pooled] * 3 + [1.0], abs=1e-6)
-    assert report.confirmation.on == "fresh folds"
-    assert list(report.confirmation.scores.values()) == pytest.approx([pooled] * 4, abs=1e-6)
-
-
 def test_a_holdout_decides_where_the_generator_leaks(synthetic, tmp_path, monkeypatch):
     """A generator that echoes its training images makes synthetic data look useful on folds of those
     images; the examples it was kept from tell the truth."""
