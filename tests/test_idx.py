@@ -157,3 +157,4 @@ def test_a_directory_of_the_train_split_alone_trains_and_names_the_missing_test_
     # What needs the test split (the memorisation guard's default distance) names the missing file.
     code, _, err = run_cli("sample", tmp_path / "run", "--out", tmp_path / "syn", "--per-class", "2")
     assert code == 1 and err.count("\n") == 1 and "no t10k-images-idx3-ubyte[.gz] file (the test split" in err
+    assert not (tmp_path / "syn").exists()  # nothing half-written
