@@ -203,7 +203,8 @@ def _add_sample(commands) -> None:
         "--min-distance",
         default="auto",
         metavar="D|auto|off",
-        help="drop images closer than D to a training image (auto: 1st percentile of test-to-train distances)",
+        help="drop images closer than D to a training image (auto: 1st percentile of test-to-train distances; "
+        "a held-out tenth of train against the rest when the data has no test split)",
     )
     sample.add_argument(
         "--truncation", type=float, metavar="T", help="resample latent values beyond +-T (the truncation trick)"

@@ -92,6 +92,14 @@ def default_min_distance(train_x: np.ndarray, test_x: np.ndarray) -> float:
     return float(np.percentile(nearest_distances(test_x, train_x), 1.0))
 
 
+def held_out_min_distance(train_x: np.ndarray, share: float = 0.1, seed: int = 0) -> float:
+    """:func:`default_min_distance` for a source without a test split: a seeded ``share`` of the training
+    images stands in for the new ones, measured against the rest (both are draws from the same data)."""
+    order = np.random.default_rng(seed).permutation(len(train_x))
+    held = max(1, round(share * len(train_x)))
+    return default_min_distance(train_x[order[held:]], train_x[order[:held]])
+
+
 def memorisation(
     synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, copy_threshold: float, seed: int = 0
 ) -> dict:

@@ -19,7 +19,7 @@ from genaug import atomic, storage
 from genaug.errors import ArgumentError, GenaugError
 from genaug.latents import AttentionSettings
 from genaug.manifest import Manifest
-from genaug.metrics import default_min_distance
+from genaug.metrics import default_min_distance, held_out_min_distance
 from genaug.outputs import check_output, claim_directory, differing_keys
 from genaug.runs import RunDirectory
 from genaug.shard_writer import SampleSettings, filters_for, finalize, label_plan, needs_oracle, oracle_for, write_shard
@@ -142,7 +142,8 @@ def sample(
         num_workers: independent processes (or machines) sharing the shards.
         min_confidence: keep an image only if the oracle gives its label at least this probability.
         min_distance: drop images closer than this to a training image (pixels in [0, 1]); ``"auto"``
-            uses the 1st percentile of real test-to-train distances; ``None`` turns the guard off.
+            uses the 1st percentile of real test-to-train distances (a held-out tenth of the training images
+            when the source has no test split); ``None`` turns the guard off.
         truncation, temperature: latent truncation threshold and scale (the prior only).
         latent: ``"prior"`` (the generator's latent prior) or ``"attention"``: attention-weighted
             interpolation of training images' codes (a conditional VAE's run; :mod:`genaug.latents`).
@@ -189,9 +190,14 @@ def sample(
 
 def _min_distance(run: RunDirectory, asked: float | str | None) -> float | None:
     """The memorisation guard's distance: ``"auto"`` is the 1st percentile of real test-to-train distances,
-    measured against every image the generator saw (a semi-supervised run's unlabelled ones too)."""
+    measured against every image the generator saw (a semi-supervised run's unlabelled ones too); a source
+    without a test split (a directory of ``train-*`` IDX files) holds out a tenth of those images instead."""
     if asked == "auto":
-        asked = default_min_distance(run.training_images()[0], run.load_split("test").x)
+        seen = run.training_images()[0]
+        if "test" in run.record.dataset.split_sizes:
+            asked = default_min_distance(seen, run.load_split("test").x)
+        else:
+            asked = held_out_min_distance(seen)
     return None if asked is None else round(float(asked), 6)
 
 

@@ -10,6 +10,9 @@ import pytest
 from genaug.data import check_spec, load_arrays, resolved_spec, train_subset
 from genaug.errors import GenaugError
 from genaug.idx import FASHION_MNIST
+from genaug.metrics import held_out_min_distance
+from genaug.runs import RunDirectory
+from genaug.synthetic import SyntheticDataset
 
 
 def write_idx(path, array: np.ndarray, *, gz: bool = False, magic: bytes | None = None) -> None:
@@ -144,17 +147,28 @@ def test_cli_info_on_idx(run_cli, idx_dir, tmp_path):
     assert code == 1 and err.count("\n") == 1 and "t10k-images-idx3-ubyte" in err
 
 
-def test_a_directory_of_the_train_split_alone_trains_and_names_the_missing_test_files(run_cli, tmp_path):
+def test_a_directory_of_the_train_split_alone_trains_and_samples(run_cli, tmp_path):
     root = tmp_path / "train-only"
     root.mkdir()
-    write_idx(root / "train-images-idx3-ubyte", np.random.default_rng(0).integers(0, 256, (60, 8, 8)))
-    write_idx(root / "train-labels-idx1-ubyte", np.arange(60) % 3)
+    rng, labels = np.random.default_rng(0), np.arange(60) % 3
+    # Three patterns with a little noise: near neighbours in train, as in real data, so that "auto" passes draws.
+    images = np.clip(rng.integers(40, 216, (3, 8, 8))[labels] + rng.integers(-4, 5, (60, 8, 8)), 0, 255)
+    write_idx(root / "train-images-idx3-ubyte", images)
+    write_idx(root / "train-labels-idx1-ubyte", labels)
     assert load_arrays(f"idx:{root}", "train").info.split_sizes == {"train": 60}
     code, _, err = run_cli(
         "train", "--data", f"idx:{root}", "--out", tmp_path / "run", "--preset", "smoke", "--max-steps", "1"
     )
     assert code == 0, err
-    # What needs the test split (the memorisation guard's default distance) names the missing file.
+    # The memorisation guard's default distance comes from a held-out tenth of train, not the missing test split.
     code, _, err = run_cli("sample", tmp_path / "run", "--out", tmp_path / "syn", "--per-class", "2")
+    assert code == 0, err
+    guard = SyntheticDataset.open(tmp_path / "syn").manifest.settings["min_distance"]
+    seen = RunDirectory.open(tmp_path / "run").training_images()[0]
+    assert len(seen) == 60 and guard == round(held_out_min_distance(seen), 6) > 0
+    # What cannot do without the test split names the missing file in one line, leaving nothing behind.
+    code, _, err = run_cli(
+        "evaluate", "--data", f"idx:{root}", "--synthetic", tmp_path / "syn", "--out", tmp_path / "r"
+    )
     assert code == 1 and err.count("\n") == 1 and "no t10k-images-idx3-ubyte[.gz] file (the test split" in err
-    assert not (tmp_path / "syn").exists()  # nothing half-written
+    assert not (tmp_path / "r").exists()
