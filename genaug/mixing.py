@@ -130,14 +130,18 @@ def _balanced_real(real, real_t, n_real: int, policy: Policy | None, seed: int):
 def _oversampled(real_t: tf.data.Dataset, shares: np.ndarray, n_real: int, seed: int) -> tf.data.Dataset:
     """An endless stream of ``real_t``'s elements with every class present equally often (each class's elements
     reshuffled and repeated: random oversampling)."""
-    classes = np.flatnonzero(shares)
+    # Read once and split by class in memory: a filter per class re-scans all of ``real_t`` on every pass over
+    # that class (a class of 10 among 2,478 images: 250 elements read per element kept), which made a
+    # long-tailed fit's input pipeline ~50x slower. Each class keeps its elements in ``real_t``'s order.
+    whole = real_t.batch(max(1, n_real)).get_single_element()
+    labels = whole["label"].numpy()
     streams = [
-        real_t.filter(lambda e, k=k: tf.equal(e["label"], tf.cast(k, e["label"].dtype)))
+        tf.data.Dataset.from_tensor_slices({key: tf.gather(v, np.flatnonzero(labels == k)) for key, v in whole.items()})
         .shuffle(max(1, round(shares[k] * n_real)), seed=seed + int(k))
         .repeat()
-        for k in classes
+        for k in np.flatnonzero(shares)
     ]
-    return tf.data.Dataset.sample_from_datasets(streams, weights=[1.0 / len(classes)] * len(classes), seed=seed)
+    return tf.data.Dataset.sample_from_datasets(streams, weights=[1.0 / len(streams)] * len(streams), seed=seed)
 
 
 def _label_shares(dataset: tf.data.Dataset) -> np.ndarray:
