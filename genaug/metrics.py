@@ -11,6 +11,8 @@ import warnings
 import numpy as np
 from scipy import linalg
 
+from genaug.errors import GenaugError
+
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to feature sets ``a`` and ``b`` (N x D each)."""
@@ -95,8 +97,10 @@ def default_min_distance(train_x: np.ndarray, test_x: np.ndarray) -> float:
 def held_out_min_distance(train_x: np.ndarray, share: float = 0.1, seed: int = 0) -> float:
     """:func:`default_min_distance` for a source without a test split: a seeded ``share`` of the training
     images stands in for the new ones, measured against the rest (both are draws from the same data)."""
+    if len(train_x) < 2:
+        raise GenaugError(f"the memorisation guard's auto distance needs two training images, got {len(train_x)}")
     order = np.random.default_rng(seed).permutation(len(train_x))
-    held = max(1, round(share * len(train_x)))
+    held = min(len(train_x) - 1, max(1, round(share * len(train_x))))
     return default_min_distance(train_x[order[held:]], train_x[order[:held]])
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from genaug import metrics
+from genaug.errors import GenaugError
 
 
 def _gauss(n, shift=0.0, seed=0, dim=8):
@@ -53,6 +54,17 @@ def test_memorisation_guard_default_threshold_and_copies():
     assert threshold > 0
     distances = metrics.nearest_distances(np.concatenate([train[:3], test[:3]]), train)
     assert np.allclose(distances[:3], 0) and (distances[3:] > 0).all()
+
+
+def test_the_held_out_guard_distance_measures_a_seeded_tenth_of_train_against_the_rest():
+    train = np.random.default_rng(0).integers(0, 256, (50, 4, 4, 1), dtype=np.uint8)
+    order = np.random.default_rng(3).permutation(50)
+    expected = metrics.default_min_distance(train[order[5:]], train[order[:5]])
+    assert metrics.held_out_min_distance(train, seed=3) == expected > 0
+    assert metrics.held_out_min_distance(train, seed=4) != expected  # the seed picks the tenth
+    assert metrics.held_out_min_distance(train[:2]) > 0  # one held out, one left: the smallest that works
+    with pytest.raises(GenaugError, match="needs two training images, got 1"):
+        metrics.held_out_min_distance(train[:1])
 
 
 def test_the_paired_interval_resamples_examples_together_and_scores_as_the_metric_does():
