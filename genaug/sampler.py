@@ -141,9 +141,8 @@ def sample(
         worker_index: which of ``num_workers`` workers this is; it writes shards ``k % W == I``.
         num_workers: independent processes (or machines) sharing the shards.
         min_confidence: keep an image only if the oracle gives its label at least this probability.
-        min_distance: drop images closer than this to a training image (pixels in [0, 1]); ``"auto"``
-            uses the 1st percentile of real test-to-train distances (a held-out tenth of the training images
-            when the source has no test split); ``None`` turns the guard off.
+        min_distance: drop images closer than this to a training image (pixels in [0, 1]); ``None``: no guard;
+            ``"auto"``: the 1st percentile of test-to-train distances (no test split: a tenth of train held out).
         truncation, temperature: latent truncation threshold and scale (the prior only).
         latent: ``"prior"`` (the generator's latent prior) or ``"attention"``: attention-weighted
             interpolation of training images' codes (a conditional VAE's run; :mod:`genaug.latents`).
