@@ -121,27 +121,28 @@ def _balanced_real(real, real_t, n_real: int, policy: Policy | None, seed: int):
     balancing needs them)."""
     if policy is None or not (policy.class_balanced or policy.real_balanced):
         return real_t, None
-    shares = _label_shares(real)
     if not policy.real_balanced:
-        return real_t, shares
-    return _oversampled(real_t, shares, n_real, seed), (shares > 0) / (shares > 0).sum()
+        return real_t, _label_shares(real)
+    oversampled, counts = _oversampled(real_t, n_real, seed)
+    return oversampled, (counts > 0) / (counts > 0).sum()
 
 
-def _oversampled(real_t: tf.data.Dataset, shares: np.ndarray, n_real: int, seed: int) -> tf.data.Dataset:
+def _oversampled(real_t: tf.data.Dataset, n_real: int, seed: int) -> tuple[tf.data.Dataset, np.ndarray]:
     """An endless stream of ``real_t``'s elements with every class present equally often (each class's elements
-    reshuffled and repeated: random oversampling)."""
+    reshuffled and repeated: random oversampling), and the number of elements of each label."""
     # Read once and split by class in memory: a filter per class re-scans all of ``real_t`` on every pass over
     # that class (a class of 10 among 2,478 images: 250 elements read per element kept), which made a
     # long-tailed fit's input pipeline ~50x slower. Each class keeps its elements in ``real_t``'s order.
     whole = real_t.batch(max(1, n_real)).get_single_element()
     labels = whole["label"].numpy()
-    streams = [
-        tf.data.Dataset.from_tensor_slices({key: tf.gather(v, np.flatnonzero(labels == k)) for key, v in whole.items()})
-        .shuffle(max(1, round(shares[k] * n_real)), seed=seed + int(k))
-        .repeat()
-        for k in np.flatnonzero(shares)
-    ]
-    return tf.data.Dataset.sample_from_datasets(streams, weights=[1.0 / len(streams)] * len(streams), seed=seed)
+    counts = np.bincount(labels)
+    streams = []
+    for k in np.flatnonzero(counts):
+        members = np.flatnonzero(labels == k)
+        part = tf.data.Dataset.from_tensor_slices({key: tf.gather(v, members) for key, v in whole.items()})
+        streams.append(part.shuffle(len(members), seed=seed + int(k)).repeat())
+    weights = [1.0 / len(streams)] * len(streams)
+    return tf.data.Dataset.sample_from_datasets(streams, weights=weights, seed=seed), counts
 
 
 def _label_shares(dataset: tf.data.Dataset) -> np.ndarray:
