@@ -99,12 +99,16 @@ def test_a_class_balanced_policy_makes_every_class_weigh_the_same(ratio):
     assert {float(e["sample_weight"]) for e in plain.as_numpy_iterator()} <= {0.5, 1.0}
 
 
+def _long_tailed():
+    """Real 300 / 60 / 6 of classes 0-2 (a long tail) and a synthetic fill of 240 / 294 for classes 1-2."""
+    return _labelled([0] * 300 + [1] * 60 + [2] * 6, 0), _labelled([1] * 240 + [2] * 294, 255)
+
+
 @pytest.mark.parametrize("ratio", [0.0, 1.0])
 def test_a_real_balanced_policy_oversamples_the_real_images(ratio):
     """Random oversampling inside the stream: the real elements come class by class, equally often, every real
     image among them; the synthetic ones are drawn as they are."""
-    real = _labelled([0] * 300 + [1] * 60 + [2] * 6, 0)
-    synthetic = _labelled([1] * 240 + [2] * 294, 255)
+    real, synthetic = _long_tailed()
     policy = Policy(synthetic_ratio=ratio, real_balanced=True)
     elements = _columns(mix(real, synthetic, policy=policy, seed=0))
     flags, labels = elements["is_synthetic"].astype(bool), elements["label"]
@@ -120,8 +124,7 @@ def test_a_real_balanced_policy_oversamples_the_real_images(ratio):
 def test_real_and_class_balanced_together_weigh_every_class_the_same():
     """Oversampled real images and class-balancing weights on the synthetic ones: over the whole stream every
     class weighs the same."""
-    real = _labelled([0] * 300 + [1] * 60 + [2] * 6, 0)
-    synthetic = _labelled([1] * 240 + [2] * 294, 255)
+    real, synthetic = _long_tailed()
     both = Policy(synthetic_ratio=1.0, real_balanced=True, class_balanced=True)
     weighed = [_columns(mix(real, synthetic, policy=both, seed=seed)) for seed in range(3)]
     labels = np.concatenate([w["label"] for w in weighed])
