@@ -89,7 +89,8 @@ class Run:
         return (
             f"trained {self.config.model.kind} on {self.config.data.data} ({r.num_train_examples} examples"
             f"{unlabeled}) "
-            f"for {r.epochs_completed} epochs in {r.timings['seconds']:.0f} s: {metrics or 'no new epochs'} "
+            f"for {r.epochs_completed} epoch{'' if r.epochs_completed == 1 else 's'} in {r.timings['seconds']:.0f} s: "
+            f"{metrics or 'no new epochs'} "
             f"-> {self.directory}"
         )
 
