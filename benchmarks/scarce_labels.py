@@ -57,7 +57,8 @@ def cell(result: dict, sign: str = "") -> str:
 
 def one_seed(args, seed: int, work: Path, workers: Workers | None) -> dict:
     teacher = {"teacher_steps": args.teacher_steps, "teacher_flip": args.teacher_flip}
-    data = {"data": args.data, "holdout": 0.2, **teacher, "teacher_members": args.teacher_members}
+    teacher.update(teacher_members=args.teacher_members, teacher_pretrain_steps=args.teacher_pretrain_steps)
+    data = {"data": args.data, "holdout": 0.2, **teacher}
     if args.labels:
         data["labels_per_class"] = args.labels
     out = (args.runs or work) / f"run{seed}"
@@ -117,6 +118,9 @@ def main() -> None:
     parser.add_argument("--teacher-flip", action="store_true", help="FixMatch mirrors images too (clothes)")
     parser.add_argument(
         "--teacher-members", type=int, default=1, help="FixMatch teachers averaged (data.teacher_members)"
+    )
+    parser.add_argument(
+        "--teacher-pretrain-steps", type=int, default=0, help="SimCLR steps first (data.teacher_pretrain_steps)"
     )
     parser.add_argument("--figures", type=Path, help="copy label seed 0's report pictures into this folder")
     parser.add_argument("--jobs", type=int, help="worker processes for the classifier fits (default: none)")

@@ -6,6 +6,7 @@ unlabelled); the unlabelled images' true labels are used here only to score.
 Run:
   python benchmarks/teacher_accuracy.py --data idx:/usr/share/datasets/fashion-mnist --train-size 10000 [--flip]
   [--members M]  (genaug train --teacher-members: the ensemble's scores, and each member's under "members")
+  [--pretrain-steps N]  (genaug train --teacher-pretrain-steps: FixMatch starts from a SimCLR encoder)
 (last line: one JSON object)
 """
 
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--flip", action="store_true", help="FixMatch mirrors images too")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="FixMatch's dtype policy")
     parser.add_argument("--members", type=int, default=1, help="FixMatch teachers averaged (an ensemble)")
+    parser.add_argument("--pretrain-steps", type=int, default=0, help="SimCLR steps FixMatch starts from")
     args = parser.parse_args()
     spec = f"{args.data}?train_size={args.train_size}" if args.train_size else args.data
     full, test = load_arrays(spec, "train"), load_arrays(spec, "test")
@@ -58,6 +60,7 @@ def main() -> None:
         precision=resolve_precision(args.precision),
         seed=args.seed,
         members=args.members,
+        pretrain_steps=args.pretrain_steps,
     )
     result = {"args": vars(args), **_scores(teaching.labels, teaching.confidence, truth)}
     result.update(heldout_accuracy=teaching.heldout_accuracy, precision=teaching.precision)

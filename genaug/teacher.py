@@ -8,7 +8,8 @@ Two teachers, chosen by their accuracy on the labelled examples held out from th
 * ``fixmatch``: :class:`models.fixmatch.FixMatch`, a small CNN trained for consistency under strong
   augmentation on the labelled and unlabelled images together; its weights' moving average labels. With
   ``members`` above 1, that many from other initialisations, their probabilities averaged
-  (:class:`models.fixmatch.TeacherEnsemble`).
+  (:class:`models.fixmatch.TeacherEnsemble`). With ``pretrain_steps``, its network starts from a
+  :class:`models.simclr.SimCLR` encoder trained that many steps on all the images, labels unused.
 
 Only the labels of the labelled images enter; the result is a label and a confidence per unlabelled image.
 """
@@ -26,6 +27,7 @@ from genaug.data import LabelledArrays, UnlabeledImages
 NEIGHBOURS = 7
 TEACHERS = ("auto", "fixmatch", "spreading")
 FIXMATCH_STEPS = 2500
+PRETRAIN_BATCH = 256  # SimCLR compares each view with the batch's others: it wants a large batch
 LABELLED_BATCH = 32
 UNLABELED_RATIO = 4  # unlabelled images per labelled one in a batch (FixMatch's mu)
 PREDICT_BATCH = 1024
@@ -47,6 +49,7 @@ class Teaching:
         seconds: how long teaching took.
         precision: the dtype policy the teacher trained in.
         members: FixMatch teachers averaged.
+        pretrain_steps: SimCLR steps the FixMatch network started from (0: none).
     """
 
     teacher: str
@@ -57,6 +60,7 @@ class Teaching:
     seconds: float
     precision: str = "float32"
     members: int = 1
+    pretrain_steps: int = 0
 
     @classmethod
     def from_record(cls, labels: np.ndarray, confidence: np.ndarray, record: dict) -> Teaching:
@@ -70,6 +74,7 @@ class Teaching:
             record.get("seconds", 0.0),
             record.get("precision", "float32"),
             record.get("members", 1),
+            record.get("pretrain_steps", 0),
         )
 
     def record(self) -> dict:
@@ -81,7 +86,7 @@ class Teaching:
             **(
                 {"neighbours": NEIGHBOURS}
                 if self.teacher == "spreading"
-                else {"precision": self.precision, "members": self.members}
+                else {"precision": self.precision, "members": self.members, "pretrain_steps": self.pretrain_steps}
             ),
         }
 
@@ -97,6 +102,7 @@ def teach(
     precision: str = "float32",
     seed: int = 0,
     members: int = 1,
+    pretrain_steps: int = 0,
 ) -> Teaching:
     """Pseudo-labels ``unlabeled`` with the teacher asked for.
 
@@ -111,9 +117,11 @@ def teach(
         precision: the Keras dtype policy FixMatch trains in (``float32``, ``mixed_bfloat16``, ...).
         seed: seeds FixMatch's initialisation, augmentations and batches.
         members: FixMatch teachers to train (seeds ``seed``, ``seed + 1000``, ...) and average.
+        pretrain_steps: SimCLR steps on the labelled and unlabelled images (labels unused) whose encoder
+            every FixMatch member starts from; 0 starts from random weights.
 
     Raises:
-        ValueError: an unknown ``teacher`` or fewer than one member.
+        ValueError: an unknown ``teacher``, fewer than one member or negative ``pretrain_steps``.
 
     Example:
         >>> teaching = teach(labelled, unlabeled, heldout=heldout)
@@ -123,11 +131,14 @@ def teach(
         raise ValueError(f"unknown teacher {teacher!r}: expected one of {', '.join(TEACHERS)}")
     if members < 1:
         raise ValueError(f"a teacher needs at least one member, got {members}")
+    if pretrain_steps < 0:
+        raise ValueError(f"pretrain_steps must be at least 0, got {pretrain_steps}")
     started = time.time()
     tried = {}
     for name in ("spreading", "fixmatch") if teacher == "auto" else (teacher,):
         log.info("teacher %s: labelling %d images from %d labels", name, len(unlabeled.x), len(labelled.y))
         options = {"steps": steps, "flip": flip, "precision": precision, "seed": seed, "members": members}
+        options["pretrain_steps"] = pretrain_steps
         tried[name] = _TEACHERS[name](labelled, unlabeled, heldout, **options)
     scores = {name: _accuracy(result[2], heldout) for name, result in tried.items()}
     chosen = max(tried, key=lambda name: (scores[name] or 0.0, name == "fixmatch"))
@@ -141,7 +152,10 @@ def teach(
     fixmatch = chosen == "fixmatch"
     precision = precision if fixmatch else "float32"
     seconds = time.time() - started
-    return Teaching(chosen, labels, confidence, scores, model, seconds, precision, members if fixmatch else 1)
+    pretrained = pretrain_steps if fixmatch else 0
+    return Teaching(
+        chosen, labels, confidence, scores, model, seconds, precision, members if fixmatch else 1, pretrained
+    )
 
 
 def _accuracy(predicted: np.ndarray | None, heldout: LabelledArrays | None) -> float | None:
@@ -156,14 +170,19 @@ def _spreading(labelled, unlabeled, heldout, **_):
     return labels[:n], confidence[:n], labels[n:], None
 
 
-def _fixmatch(labelled, unlabeled, heldout, *, steps, flip, precision, seed, members):
+def _fixmatch(labelled, unlabeled, heldout, *, steps, flip, precision, seed, members, pretrain_steps):
     from models.fixmatch import TeacherEnsemble
 
+    encoder = None
+    if pretrain_steps:
+        images = np.concatenate([labelled.x, unlabeled.x])
+        encoder = pretrain_encoder(images, steps=pretrain_steps, flip=flip, precision=precision, seed=seed)
     trained = []
     for member in range(members):  # the same labels and schedule, another initialisation each
         if members > 1:
             log.info("teacher fixmatch: member %d of %d", member + 1, members)
         options = {"steps": steps, "flip": flip, "precision": precision, "seed": seed + 1000 * member}
+        options["encoder"] = encoder
         trained.append(train_fixmatch(labelled, unlabeled.x, **options))
     model = trained[0] if members == 1 else TeacherEnsemble([teacher.ema_network for teacher in trained])
     probabilities = teacher_probabilities(model, unlabeled.x)
@@ -182,10 +201,12 @@ def train_fixmatch(
     flip: bool = False,
     precision: str = "float32",
     seed: int = 0,
+    encoder=None,
 ):
     """A :class:`models.fixmatch.FixMatch` trained ``steps`` steps on the labelled examples and the
     ``unlabeled`` uint8 images in the dtype policy ``precision``; batches of LABELLED_BATCH labelled and
-    UNLABELED_RATIO times as many unlabelled images, drawn in an order that follows from ``seed``."""
+    UNLABELED_RATIO times as many unlabelled images, drawn in an order that follows from ``seed``. With
+    ``encoder`` (:func:`pretrain_encoder`'s), the network starts from its weights."""
     import keras
     import tensorflow as tf
 
@@ -205,17 +226,40 @@ def train_fixmatch(
         endless(unlabeled, batch=UNLABELED_RATIO * LABELLED_BATCH, stream=1).map(lambda x: x),
     ).prefetch(tf.data.AUTOTUNE)
     model = FixMatch(info.image_shape, info.num_classes, flip=flip, seed=seed, dtype=precision)
+    if encoder is not None:
+        model.start_from(encoder)
     model.compile(steps_per_execution=min(steps, 50))
     log.info("teacher fixmatch: %d steps", steps)
-    model.fit(
-        batches.take(steps), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0, callbacks=[_progress(steps)]
-    )  # shuffled above
+    progress = _progress("fixmatch", steps, "confident_share", "confident share %.2f")
+    model.fit(batches.take(steps), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0, callbacks=[progress])
     return model
 
 
-def _progress(steps: int):
-    """A callback that logs FixMatch's step, confident share and time every tenth of the run (minutes on a
-    CPU that were silent otherwise). Keras is imported here, as everywhere in this module, only when used."""
+def pretrain_encoder(images: np.ndarray, *, steps: int, flip: bool = False, precision: str = "float32", seed: int = 0):
+    """The encoder of a :class:`models.simclr.SimCLR` trained ``steps`` steps on the uint8 ``images``
+    (batches of PRETRAIN_BATCH, or all of them when fewer, in an order that follows from ``seed``)."""
+    import keras
+    import tensorflow as tf
+
+    from models.scaling import to_model_range
+    from models.simclr import SimCLR
+
+    keras.utils.set_random_seed(seed)
+    batch = min(PRETRAIN_BATCH, len(images))
+    ds = tf.data.Dataset.from_tensor_slices(images).repeat().shuffle(len(images), seed=seed + 2)
+    ds = ds.batch(batch, drop_remainder=True).map(to_model_range).prefetch(tf.data.AUTOTUNE)
+    model = SimCLR(images.shape[1:], flip=flip, seed=seed, dtype=precision)
+    model.compile(steps_per_execution=min(steps, 50))
+    log.info("teacher fixmatch: pretraining its network, %d SimCLR steps on %d images", steps, len(images))
+    progress = _progress("simclr", steps, "contrastive_loss", "contrastive loss %.3f")
+    model.fit(ds.take(steps), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0, callbacks=[progress])
+    return model.encoder
+
+
+def _progress(name: str, steps: int, metric: str, shown: str):
+    """A callback that logs the step, one metric (``shown`` formats it) and the time every tenth of a run
+    (minutes on a CPU that were silent otherwise). Keras is imported here, as everywhere in this module,
+    only when used."""
     import keras
 
     class Progress(keras.callbacks.Callback):
@@ -227,11 +271,10 @@ def _progress(steps: int):
         def on_train_batch_end(self, batch, logs=None):
             if self.next <= batch + 1 < steps:  # with 50 steps per execution, called every 50th step
                 self.next += self.every
-                share = float((logs or {}).get("confident_share", float("nan")))
+                value = float((logs or {}).get(metric, float("nan")))
                 log.info(
-                    "teacher fixmatch: step %d/%d, confident share %.2f [%.0f s]",
-                    batch + 1, steps, share, time.time() - self.started,
-                )  # fmt: skip
+                    f"teacher {name}: step %d/%d, {shown} [%.0f s]", batch + 1, steps, value, time.time() - self.started
+                )
 
     return Progress()
 

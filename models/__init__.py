@@ -24,6 +24,7 @@ _EXPORTS = {
     "ConditionalDCGAN": "models.dcgan",
     "FixMatch": "models.fixmatch",
     "TeacherEnsemble": "models.fixmatch",
+    "SimCLR": "models.simclr",
     "SyntheticGenerator": "models.generator",
     "ProjectionHead": "models.layers",
     "to_model_range": "models.scaling",

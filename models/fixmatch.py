@@ -18,10 +18,12 @@ MIRRORED = ("flip",)  # added to both for data whose classes look the same mirro
 
 
 def build_teacher_network(
-    image_shape: tuple[int, int, int], num_classes: int, width: int = 32, dtype=None
+    image_shape: tuple[int, int, int], num_classes: int | None, width: int = 32, dtype=None
 ) -> keras.Model:
     """A small VGG-style CNN (two convolutions per scale, global average pooling) from images in [-1, 1] to
-    float32 logits, computing in ``dtype`` (a Keras dtype policy; ``None``: the global one)."""
+    float32 logits, computing in ``dtype`` (a Keras dtype policy; ``None``: the global one). Without
+    ``num_classes``: the same network up to its pooled features (an encoder, :mod:`models.simclr`'s), whose
+    weights are the first ones of the classifier's."""
     image = keras.Input(image_shape, name="image")
     h = image
     for scale, filters in enumerate((width, 2 * width, 4 * width)):
@@ -30,6 +32,8 @@ def build_teacher_network(
         if scale < 2:
             h = layers.MaxPooling2D(dtype=dtype)(h)
     h = layers.GlobalAveragePooling2D(dtype=dtype)(h)
+    if num_classes is None:
+        return keras.Model(image, h, name="teacher_encoder")
     # Logits in float32 under any precision policy: the softmax, its threshold and the moving averages need it
     logits = layers.Dense(num_classes, name="logits", dtype="float32")(h)
     return keras.Model(image, logits, name="teacher_network")
@@ -113,6 +117,13 @@ class FixMatch(keras.Model):
 
     def call(self, images, training=False):
         return self.network(images, training=True) if training else self.ema_network(images, training=False)
+
+    def start_from(self, encoder: keras.Model) -> None:
+        """Starts the network and its moving average from ``encoder``'s weights (a pretrained
+        ``build_teacher_network(..., num_classes=None)``); the logits layer keeps its initialisation."""
+        features = encoder.get_weights()
+        for network in (self.network, self.ema_network):
+            network.set_weights(features + network.get_weights()[len(features) :])
 
     def train_step(self, data):
         import tensorflow as tf

@@ -83,6 +83,7 @@ def test_bad_paths_and_configs_report_before_tensorflow_starts(tmp_path):
         (["train", "--image-size", "10x10", "--out", str(tmp_path / "r")], "image size 10 unsupported"),
         (["train", "--holdout", "1", "--out", str(tmp_path / "r")], "'data.holdout' must be in [0, 1), got 1.0"),
         (["train", "--teacher-members", "0", "--out", str(tmp_path / "r")], "'data.teacher_members' must be at"),
+        (["train", "--teacher-pretrain-steps", "-1", "--out", str(tmp_path / "r")], "'data.teacher_pretrain_steps'"),
         (["demo", "--jobs", "0", "--out", str(tmp_path / "d")], "--jobs must be at least 1"),
         (["evaluate", "--synthetic", str(PREVIOUS_SYNTHETIC), "--out", str(tmp_path / "e"), "--jobs", "0"], "--jobs"),
         (["tune", "--synthetic", "/nope", "--out", str(tmp_path / "t")], "not found: /nope"),
@@ -184,15 +185,18 @@ def test_train_flags_reach_their_config_keys():
             "--teacher-flip",
             "--teacher-members",
             "3",
+            "--teacher-pretrain-steps",
+            "3000",
             "--holdout",
             "0.2",
         ]
     )
     data = _train_config(args).data
     assert (data.teacher, data.teacher_steps, data.teacher_flip, data.holdout) == ("fixmatch", 6000, True, 0.2)
-    assert data.teacher_members == 3
+    assert (data.teacher_members, data.teacher_pretrain_steps) == (3, 3000)
     default = _train_config(build_parser().parse_args(["train", "--out", "r"])).data
     assert (default.teacher_steps, default.teacher_flip, default.teacher_members) == (2500, False, 1)
+    assert default.teacher_pretrain_steps == 0
 
 
 def test_evaluate_and_tune_fit_single_threaded_here_and_in_one_worker_per_core(monkeypatch, run_cli):

@@ -211,6 +211,7 @@ def _taught(config: TrainConfig, run: RunDirectory, data: TrainingData, start_ep
             precision=resolve_precision(config.run.precision),
             seed=config.run.seed,
             members=d.teacher_members,
+            pretrain_steps=d.teacher_pretrain_steps,
         )
         run.write_pseudo_labels(teaching.labels, teaching.confidence, teaching.record())
         if teaching.model is not None:
