@@ -98,7 +98,6 @@ def _add_info(commands) -> None:
 
 def _add_train(commands) -> None:
     """`genaug train`: its options map to config keys (`_train_config`)."""
-    from genaug.teacher import TEACHERS
     from models import MODEL_KINDS
     from trainers.config import JIT_MODES, PRECISIONS, PRESETS, STRATEGIES
 
@@ -128,6 +127,30 @@ def _add_train(commands) -> None:
         help="keep a fraction F of each class's labelled examples from the generator (seeded), so that "
         "tune can check synthetic data on labelled images the generator never saw (e.g. 0.2)",
     )
+    _add_teacher_options(train)
+    train.add_argument(
+        "--max-steps",
+        type=int,
+        metavar="N",
+        help="stop at N optimizer steps' worth of epochs unless --epochs is given (default: the model's, 3500 "
+        "for a VAE: 150 epochs of digits, 22 of 10,000 images)",
+    )
+    train.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (default auto)")
+    train.add_argument("--precision", choices=PRECISIONS, help="Keras dtype policy (default auto)")
+    train.add_argument("--jit", choices=JIT_MODES, help="XLA-compile the train step (default auto: on GPUs)")
+    train.add_argument("--resume", action="store_true", help="insist on continuing from the last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace a different genaug run in --out")
+    train.add_argument(
+        "--nan-rollback", action="store_true", help="on a non-finite loss, reload the last checkpoint at half the LR"
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _finish(train, _train)
+
+
+def _add_teacher_options(train) -> None:
+    """`genaug train`'s options for the teacher of the unlabelled images (`data.teacher*` config keys)."""
+    from genaug.teacher import TEACHERS
+
     train.add_argument(
         "--teacher",
         choices=TEACHERS,
@@ -162,23 +185,6 @@ def _add_train(commands) -> None:
         "10,000 Fashion-MNIST images 3000-5000 steps, 15-25 CPU-minutes, made FixMatch's labels 2.1-3.2 points "
         "more right on three label draws)",
     )
-    train.add_argument(
-        "--max-steps",
-        type=int,
-        metavar="N",
-        help="stop at N optimizer steps' worth of epochs unless --epochs is given (default: the model's, 3500 "
-        "for a VAE: 150 epochs of digits, 22 of 10,000 images)",
-    )
-    train.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (default auto)")
-    train.add_argument("--precision", choices=PRECISIONS, help="Keras dtype policy (default auto)")
-    train.add_argument("--jit", choices=JIT_MODES, help="XLA-compile the train step (default auto: on GPUs)")
-    train.add_argument("--resume", action="store_true", help="insist on continuing from the last checkpoint")
-    train.add_argument("--overwrite", action="store_true", help="replace a different genaug run in --out")
-    train.add_argument(
-        "--nan-rollback", action="store_true", help="on a non-finite loss, reload the last checkpoint at half the LR"
-    )
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    _finish(train, _train)
 
 
 def _add_sample(commands) -> None:
