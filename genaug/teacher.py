@@ -137,8 +137,10 @@ def teach(
     tried = {}
     for name in ("spreading", "fixmatch") if teacher == "auto" else (teacher,):
         log.info("teacher %s: labelling %d images from %d labels", name, len(unlabeled.x), len(labelled.y))
-        options = {"steps": steps, "flip": flip, "precision": precision, "seed": seed, "members": members}
-        options["pretrain_steps"] = pretrain_steps
+        options = {
+            "steps": steps, "flip": flip, "precision": precision, "seed": seed, "members": members,
+            "pretrain_steps": pretrain_steps,
+        }  # fmt: skip
         tried[name] = _TEACHERS[name](labelled, unlabeled, heldout, **options)
     scores = {name: _accuracy(result[2], heldout) for name, result in tried.items()}
     chosen = max(tried, key=lambda name: (scores[name] or 0.0, name == "fixmatch"))
@@ -181,8 +183,13 @@ def _fixmatch(labelled, unlabeled, heldout, *, steps, flip, precision, seed, mem
     for member in range(members):  # the same labels and schedule, another initialisation each
         if members > 1:
             log.info("teacher fixmatch: member %d of %d", member + 1, members)
-        options = {"steps": steps, "flip": flip, "precision": precision, "seed": seed + 1000 * member}
-        options["encoder"] = encoder
+        options = {
+            "steps": steps,
+            "flip": flip,
+            "precision": precision,
+            "seed": seed + 1000 * member,
+            "encoder": encoder,
+        }
         trained.append(train_fixmatch(labelled, unlabeled.x, **options))
     model = trained[0] if members == 1 else TeacherEnsemble([teacher.ema_network for teacher in trained])
     probabilities = teacher_probabilities(model, unlabeled.x)
@@ -211,49 +218,57 @@ def train_fixmatch(
     import tensorflow as tf
 
     from models.fixmatch import FixMatch
-    from models.scaling import to_model_range
 
     keras.utils.set_random_seed(seed)  # initial weights; tf.data's seeded shuffles also read it
     info = labelled.info
-
-    def endless(images, labels=None, batch=LABELLED_BATCH, stream=0):
-        parts = (images,) if labels is None else (images, labels)
-        ds = tf.data.Dataset.from_tensor_slices(parts).repeat().shuffle(len(images), seed=seed + stream)
-        return ds.batch(batch, drop_remainder=True).map(lambda x, *y: (to_model_range(x), *y))
-
     batches = tf.data.Dataset.zip(
-        endless(labelled.x, labelled.y),
-        endless(unlabeled, batch=UNLABELED_RATIO * LABELLED_BATCH, stream=1).map(lambda x: x),
-    ).prefetch(tf.data.AUTOTUNE)
+        _endless(labelled.x, labelled.y, batch=LABELLED_BATCH, seed=seed),
+        _endless(unlabeled, batch=UNLABELED_RATIO * LABELLED_BATCH, seed=seed + 1),
+    )
     model = FixMatch(info.image_shape, info.num_classes, flip=flip, seed=seed, dtype=precision)
     if encoder is not None:
         model.start_from(encoder)
-    model.compile(steps_per_execution=min(steps, 50))
     log.info("teacher fixmatch: %d steps", steps)
-    progress = _progress("fixmatch", steps, "confident_share", "confident share %.2f")
-    model.fit(batches.take(steps), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0, callbacks=[progress])
-    return model
+    return _fit_steps(model, batches, steps, "fixmatch", "confident_share", "confident share %.2f")
 
 
 def pretrain_encoder(images: np.ndarray, *, steps: int, flip: bool = False, precision: str = "float32", seed: int = 0):
     """The encoder of a :class:`models.simclr.SimCLR` trained ``steps`` steps on the uint8 ``images``
     (batches of PRETRAIN_BATCH, or all of them when fewer, in an order that follows from ``seed``)."""
     import keras
-    import tensorflow as tf
 
-    from models.scaling import to_model_range
     from models.simclr import SimCLR
 
     keras.utils.set_random_seed(seed)
-    batch = min(PRETRAIN_BATCH, len(images))
-    ds = tf.data.Dataset.from_tensor_slices(images).repeat().shuffle(len(images), seed=seed + 2)
-    ds = ds.batch(batch, drop_remainder=True).map(to_model_range).prefetch(tf.data.AUTOTUNE)
+    batches = _endless(images, batch=min(PRETRAIN_BATCH, len(images)), seed=seed + 2)
     model = SimCLR(images.shape[1:], flip=flip, seed=seed, dtype=precision)
-    model.compile(steps_per_execution=min(steps, 50))
     log.info("teacher fixmatch: pretraining its network, %d SimCLR steps on %d images", steps, len(images))
-    progress = _progress("simclr", steps, "contrastive_loss", "contrastive loss %.3f")
-    model.fit(ds.take(steps), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0, callbacks=[progress])
+    _fit_steps(model, batches, steps, "simclr", "contrastive_loss", "contrastive loss %.3f")
     return model.encoder
+
+
+def _endless(images: np.ndarray, labels: np.ndarray | None = None, *, batch: int, seed: int):
+    """Batches of the uint8 ``images`` in the model's range (with their ``labels``), reshuffled by ``seed``
+    on every pass, without end."""
+    import tensorflow as tf
+
+    from models.scaling import to_model_range
+
+    parts = images if labels is None else (images, labels)
+    ds = tf.data.Dataset.from_tensor_slices(parts).repeat().shuffle(len(images), seed=seed)
+    ds = ds.batch(batch, drop_remainder=True)
+    return ds.map(to_model_range) if labels is None else ds.map(lambda x, y: (to_model_range(x), y))
+
+
+def _fit_steps(model, batches, steps: int, name: str, metric: str, shown: str):
+    """``model`` compiled and trained ``steps`` steps on ``batches`` (shuffled already), its progress logged."""
+    import tensorflow as tf
+
+    model.compile(steps_per_execution=min(steps, 50))
+    progress = _progress(name, steps, metric, shown)
+    batches = batches.take(steps).prefetch(tf.data.AUTOTUNE)
+    model.fit(batches, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0, callbacks=[progress])
+    return model
 
 
 def _progress(name: str, steps: int, metric: str, shown: str):
